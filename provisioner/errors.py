@@ -1,0 +1,110 @@
+"""The provisioner's exceptions, one shallow tree; the CLI maps it to exit codes in one place.
+
+    ProvisionerError
+    ├── UsageError            bad flags or configuration                  (exit 2)
+    ├── ManifestError         invalid manifests, every problem at once     (exit 2)
+    ├── ApiError              a non-2xx answer from the Streamkap API
+    │   ├── AuthError         401/403 after one token refresh
+    │   └── RateLimited       429 (carries Retry-After)
+    ├── TransportError        the request never got a usable answer
+    ├── AmbiguousCreate       a create whose outcome is unknown
+    └── SinkError             a sink could not read, write or delete
+
+No exception ever carries a secret: messages are built from ids, keys and the API's `detail`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class ProvisionerError(Exception):
+    """Base of every error the provisioner raises on purpose."""
+
+
+class UsageError(ProvisionerError):
+    """Bad command-line usage or configuration."""
+
+
+class ManifestError(ProvisionerError):
+    """Manifests failed validation; `problems` holds every `file:line: field: message`."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ApiError(ProvisionerError):
+    """The Streamkap API answered with a non-2xx status."""
+
+    def __init__(self, method: str, path: str, status: int, detail: Any = None) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{method} {path}: HTTP {status}: {format_detail(detail)}")
+
+    @property
+    def field_errors(self) -> list[str]:
+        """A 422's validation errors as `field: message` lines."""
+        if not isinstance(self.detail, list):
+            return []
+        return [_format_validation_error(item) for item in self.detail if isinstance(item, dict)]
+
+
+class AuthError(ApiError):
+    """Authentication failed even after refreshing the token."""
+
+
+class RateLimited(ApiError):
+    """HTTP 429; `retry_after` is the server's hint in seconds, if any."""
+
+    def __init__(
+        self, method: str, path: str, status: int, detail: Any, retry_after: float | None
+    ) -> None:
+        super().__init__(method, path, status, detail)
+        self.retry_after = retry_after
+
+
+class TransportError(ProvisionerError):
+    """The request failed below HTTP (connect, read, timeout, protocol)."""
+
+    def __init__(self, method: str, path: str, cause: str, *, sent: bool) -> None:
+        self.method = method
+        self.path = path
+        self.sent = sent  # False only when the request surely never reached the server
+        super().__init__(f"{method} {path}: {cause}")
+
+
+class AmbiguousCreate(ProvisionerError):
+    """A create may or may not have happened (timeout, dropped connection, 5xx)."""
+
+    def __init__(self, key: str, cause: Exception) -> None:
+        self.key = key
+        super().__init__(f"create of {key} has an unknown outcome: {cause}")
+
+
+class SinkError(ProvisionerError):
+    """A sink failed to read, write or delete."""
+
+    def __init__(self, sink: str, message: str, *, retryable: bool = False) -> None:
+        self.sink = sink
+        self.retryable = retryable
+        super().__init__(f"sink {sink!r}: {message}")
+
+
+def format_detail(detail: Any) -> str:
+    """Render the API's `detail` (a string or a 422 list) on one line."""
+    if isinstance(detail, list):
+        items = [_format_validation_error(d) if isinstance(d, dict) else str(d) for d in detail]
+        return "; ".join(items)
+    if detail is None:
+        return "no detail"
+    return str(detail)
+
+
+def _format_validation_error(item: dict[str, Any]) -> str:
+    loc = item.get("loc") or []
+    field = ".".join(str(part) for part in loc if part != "body") or "body"
+    return f"{field}: {item.get('msg', 'invalid')}"

@@ -1,0 +1,44 @@
+"""Configuration, read once at the edge: flags over environment over defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRETS_DIR = Path("/run/secrets")
+
+
+class Settings(BaseSettings):
+    """Everything the provisioner reads from its environment (see the README's table)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
+    )
+
+    host: str = Field(
+        "https://api.streamkap.com",
+        validation_alias=AliasChoices("STREAMKAP_HOST", "STREAMKAP_API_URL"),
+    )
+    client_id: str | None = Field(None, validation_alias="STREAMKAP_CLIENT_ID")
+    secret: SecretStr | None = Field(None, validation_alias="STREAMKAP_SECRET")
+    access_token: SecretStr | None = Field(None, validation_alias="STREAMKAP_ACCESS_TOKEN")
+    concurrency: int = Field(16, ge=1, le=1024, validation_alias="PROVISIONER_CONCURRENCY")
+    max_attempts: int = Field(6, ge=1, le=100, validation_alias="PROVISIONER_MAX_ATTEMPTS")
+    timeout: float = Field(30.0, gt=0, le=3600, validation_alias="PROVISIONER_TIMEOUT")
+    log_format: Literal["json", "console", "auto"] = Field(
+        "auto", validation_alias="PROVISIONER_LOG_FORMAT"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias="PROVISIONER_LOG_LEVEL"
+    )
+    vault_addr: str | None = Field(None, validation_alias="VAULT_ADDR")
+    vault_token: SecretStr | None = Field(None, validation_alias="VAULT_TOKEN")
+    vault_namespace: str | None = Field(None, validation_alias="VAULT_NAMESPACE")
+    vault_cacert: str | None = Field(None, validation_alias="VAULT_CACERT")

@@ -1,0 +1,82 @@
+"""Sink types, found through the `provisioner.sinks` entry-point group (built-ins included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from typing import cast
+
+from pydantic import ValidationError
+
+from provisioner.errors import UsageError
+from provisioner.sinks.base import Sink, SinkContext, SinkOptions, SinkType
+
+__all__ = [
+    "Sink",
+    "SinkContext",
+    "SinkDefinition",
+    "SinkOptions",
+    "SinkType",
+    "open_sink",
+    "parse_sink_uri",
+    "sink_type",
+    "sink_types",
+]
+
+ENTRY_POINT_GROUP = "provisioner.sinks"
+
+
+@dataclass(frozen=True)
+class SinkDefinition:
+    """A named sink from a manifest or `--sink`: its type and validated options."""
+
+    name: str
+    type: str
+    options: SinkOptions
+
+
+@cache
+def sink_types() -> dict[str, SinkType]:
+    """Every installed sink type by name, loaded once."""
+    found: dict[str, SinkType] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, cast(SinkType, entry.load()))
+    return found
+
+
+def sink_type(type_name: str) -> SinkType:
+    """The sink type registered under `type_name`; KeyError names the known ones."""
+    types = sink_types()
+    if type_name not in types:
+        known = ", ".join(sorted(types)) or "none"
+        raise KeyError(f"unknown sink type {type_name!r} (installed: {known})")
+    return types[type_name]
+
+
+def parse_sink_uri(name: str, uri: str) -> SinkDefinition:
+    """`file:DIR`, `env:PATH`, `vault:https://HOST:PORT/MOUNT[/PREFIX]`, or a plugin's own."""
+    type_name, sep, target = uri.partition(":")
+    if not sep or not target:
+        raise UsageError(f"--sink {uri!r}: expected TYPE:TARGET, e.g. file:./secrets")
+    try:
+        kind = sink_type(type_name)
+        options = kind.options_model.model_validate(kind.options_from_uri(target))
+    except (KeyError, ValueError, ValidationError) as exc:
+        raise UsageError(f"--sink {uri!r}: {_first_line(exc)}") from None
+    return SinkDefinition(name=name, type=type_name, options=options)
+
+
+def open_sink(definition: SinkDefinition, context: SinkContext) -> Sink:
+    """Instantiate the sink a definition describes."""
+    kind = sink_type(definition.type)
+    return kind(definition.name, definition.options, context)
+
+
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+    text = exc.args[0] if exc.args else str(exc)
+    return str(text)

@@ -1,0 +1,68 @@
+"""The sink protocol: where new secrets are delivered, and read back from on later runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from provisioner.model import SinkRecord
+
+
+class SinkOptions(BaseModel):
+    """Base for a sink type's options (the manifest's `sinks.<name>` mapping minus `type`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What sinks may need from the outside, read once at the edge."""
+
+    cwd: Path
+    environ: Mapping[str, str] = field(default_factory=dict)
+    # Routes a sink's HTTP (e.g. Vault) to the in-process simulator under --simulate.
+    transport: httpx.AsyncBaseTransport | None = None
+    timeout: float = 30.0
+    max_attempts: int = 6
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """One place secrets go. `readable` is False for write-only sinks (env on stdout)."""
+
+    name: str
+    readable: bool
+
+    async def read(self, service: str, credential: str) -> str | None:
+        """The `client_id` this sink holds for the credential, or None."""
+        ...
+
+    async def write(self, record: SinkRecord) -> None:
+        """Store the record durably; raise SinkError on failure."""
+        ...
+
+    async def delete(self, service: str, credential: str, client_id: str) -> None:
+        """Remove the stored record if it still holds `client_id` (undo of a write)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources; flush anything buffered."""
+        ...
+
+
+class SinkType(Protocol):
+    """A sink class as registered in the `provisioner.sinks` entry-point group."""
+
+    options_model: ClassVar[type[SinkOptions]]
+
+    @classmethod
+    def options_from_uri(cls, target: str) -> dict[str, Any]:
+        """Options from the part of a `--sink TYPE:TARGET` URI after `TYPE:`."""
+        ...
+
+    def __call__(self, name: str, options: Any, context: SinkContext) -> Sink: ...
