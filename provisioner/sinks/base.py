@@ -24,7 +24,7 @@ class SinkContext:
     """What sinks may need from the outside, read once at the edge."""
 
     cwd: Path
-    environ: Mapping[str, str] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold tokens
     # Routes a sink's HTTP (e.g. Vault) to the in-process simulator under --simulate.
     transport: httpx.AsyncBaseTransport | None = None
     timeout: float = 30.0

@@ -1,0 +1,106 @@
+"""Bearer tokens for the Streamkap API: log in, refresh ahead of expiry, one refresh at a time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from pydantic import SecretStr
+
+from provisioner.errors import ApiError, AuthError, UsageError
+
+# Refresh when this share of a token's life is left, so long runs never send an expired token.
+REFRESH_MARGIN = 0.2
+
+TokenCall = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    value: SecretStr
+    refresh: SecretStr | None
+    expires_at: float  # monotonic seconds; inf for a token given ready-made
+    refresh_at: float
+
+
+class TokenSource:
+    """Hands out a valid access token; concurrent callers share one login or refresh."""
+
+    def __init__(
+        self,
+        call: TokenCall,
+        *,
+        client_id: str | None,
+        secret: SecretStr | None,
+        access_token: SecretStr | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if access_token is None and not (client_id and secret):
+            raise UsageError(
+                "no API credential: set STREAMKAP_CLIENT_ID and STREAMKAP_SECRET "
+                "(or STREAMKAP_ACCESS_TOKEN)"
+            )
+        self._call = call
+        self._client_id = client_id
+        self._secret = secret
+        self._clock = clock
+        self._lock = anyio.Lock()
+        self._token: Token | None = None
+        if access_token is not None:
+            self._token = Token(access_token, None, float("inf"), float("inf"))
+        self.refreshes = 0
+
+    async def get(self) -> SecretStr:
+        """A token that is not about to expire."""
+        token = self._token
+        if token is not None and self._clock() < token.refresh_at:
+            return token.value
+        async with self._lock:
+            token = self._token
+            if token is None or self._clock() >= token.refresh_at:
+                token = await self._renew(token)
+            return token.value
+
+    async def invalidate(self, rejected: SecretStr) -> None:
+        """The API refused `rejected` (401): renew it, unless another task already did."""
+        async with self._lock:
+            current = self._token
+            if current is not None and current.value != rejected:
+                return
+            await self._renew(current)
+
+    async def _renew(self, old: Token | None) -> Token:
+        answer = None
+        if old is not None and old.refresh is not None:
+            body = {"refresh_token": old.refresh.get_secret_value()}
+            try:
+                answer = await self._call("/auth/access-token/refresh", body)
+            except ApiError as exc:
+                if exc.status not in {400, 401, 403}:
+                    raise
+                # The refresh token itself expired: log in again below.
+        if answer is None:
+            answer = await self._login()
+        self._token = self._parse(answer)
+        self.refreshes += 1
+        return self._token
+
+    async def _login(self) -> dict[str, Any]:
+        if not (self._client_id and self._secret):
+            raise AuthError("POST", "/auth/access-token", 401, "the access token was refused")
+        body = {"client_id": self._client_id, "secret": self._secret.get_secret_value()}
+        return await self._call("/auth/access-token", body)
+
+    def _parse(self, answer: dict[str, Any]) -> Token:
+        lifetime = float(answer.get("expiresIn") or 3600)
+        now = self._clock()
+        refresh = answer.get("refreshToken")
+        return Token(
+            value=SecretStr(str(answer["accessToken"])),
+            refresh=SecretStr(str(refresh)) if refresh else None,
+            expires_at=now + lifetime,
+            refresh_at=now + lifetime * (1 - REFRESH_MARGIN),
+        )

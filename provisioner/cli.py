@@ -1,0 +1,232 @@
+"""The `provisioner` command: parse flags, run a job, map outcomes and errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from provisioner import jobs
+from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError
+from provisioner.logs import configure_logging
+from provisioner.manifest import DEFAULT_SINK, manifest_schema
+from provisioner.plan import Plan
+from provisioner.report import plan_json, render_plan, run_report, summarize
+from provisioner.settings import Settings
+from provisioner.sinks import parse_sink_uri
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CHANGES = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m provisioner`."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ManifestError as exc:
+        for problem in exc.problems:
+            _err(problem)
+        _err(f"error: {len(exc.problems)} problem(s) in the manifests; nothing was changed")
+        return EXIT_INVALID
+    except (UsageError, AuthError) as exc:
+        _err(f"error: {exc}")
+        return EXIT_INVALID
+    except ProvisionerError as exc:
+        _err(f"error: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provisioner",
+        description="Provision Streamkap API client credentials from YAML manifests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="load and validate manifests; no network")
+    _add_paths(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    plan = commands.add_parser("plan", help="show what apply would do; no writes")
+    _add_paths(plan)
+    _add_run_flags(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    plan.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 3 when changes are pending"
+    )
+    plan.set_defaults(handler=cmd_plan)
+
+    apply = commands.add_parser("apply", help="reconcile: create, replace and delete")
+    _add_paths(apply)
+    _add_run_flags(apply)
+    apply.add_argument("--report", type=Path, metavar="FILE", help="write a JSON run report")
+    apply.set_defaults(handler=cmd_apply)
+
+    simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
+    simulate.add_argument("--port", type=int, default=8080)
+    simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
+    simulate.add_argument("--error-rate", type=float, default=0.0, help="share of calls -> 503")
+    simulate.add_argument("--rate-limit", type=float, default=None, help="requests per second")
+    simulate.add_argument("--burst", type=int, default=10)
+    simulate.add_argument("--drop-after-create-rate", type=float, default=0.0)
+    simulate.add_argument("--error-after-create-rate", type=float, default=0.0)
+    simulate.add_argument("--token-ttl", type=float, default=3600.0)
+    simulate.set_defaults(handler=cmd_simulate)
+
+    schema = commands.add_parser("schema", help="print the manifest JSON Schema")
+    schema.set_defaults(handler=cmd_schema)
+    return parser
+
+
+def _add_paths(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or dirs")
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sink", metavar="URI", help="the `default` sink, e.g. file:./secrets")
+    parser.add_argument("--concurrency", type=int, metavar="N", help="most requests in flight")
+    parser.add_argument("--prune", action="store_true", help="delete orphaned credentials")
+    parser.add_argument(
+        "--simulate", action="store_true", help="run against the in-process simulator"
+    )
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    manifests = jobs.load(_job(args, settings))
+    services = {credential.service for credential in manifests.credentials}
+    _err(
+        f"OK: {len(manifests.credentials)} credentials for {len(services)} services "
+        f"in {len(manifests.files)} files"
+    )
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    job = _job(args, settings)
+    manifests = jobs.load(job)
+
+    async def run() -> Plan:
+        async with jobs.open_session(job, manifests) as session:
+            the_plan, _ = await jobs.make_plan(session, prune=job.prune)
+            return the_plan
+
+    the_plan = _run(run)
+    _err(render_plan(the_plan))
+    if args.json:
+        print(json.dumps(plan_json(the_plan), indent=2))
+    if args.detailed_exitcode and the_plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    job = _job(args, settings)
+    manifests = jobs.load(job)
+
+    async def run() -> jobs.RunResult:
+        async with jobs.open_session(job, manifests) as session:
+            return await jobs.apply(session, prune=job.prune)
+
+    result = _run(run)
+    summary = summarize(result.plan, result.outcomes)
+    for outcome in result.outcomes:
+        if outcome.error:
+            _err(f"failed: {outcome.action.key}: {outcome.error}")
+    _err(summary.line())
+    if args.report:
+        report = run_report(
+            result.run_id, result.started_at, result.finished_at, result.plan, result.outcomes
+        )
+        _write_report(args.report, report)
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from provisioner.simulator import FaultConfig, SimulatorState, create_app, serve_forever
+
+    faults = FaultConfig(
+        latency=args.latency,
+        error_rate=args.error_rate,
+        rate_limit=args.rate_limit,
+        burst=args.burst,
+        drop_after_create_rate=args.drop_after_create_rate,
+        error_after_create_rate=args.error_after_create_rate,
+        token_ttl=args.token_ttl,
+    )
+    state = SimulatorState(faults=faults)
+    _err(f"simulator: serving on http://127.0.0.1:{args.port} (login sim-admin/sim-admin-secret)")
+    anyio.run(serve_forever, create_app(state), "127.0.0.1", args.port)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(manifest_schema(), indent=2))
+    return EXIT_OK
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "concurrency", None) is not None:
+        overrides["concurrency"] = args.concurrency
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UsageError(f"invalid configuration: {problems}") from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _job(args: argparse.Namespace, settings: Settings) -> jobs.Job:
+    sink_uri = getattr(args, "sink", None)
+    cli_sinks = (parse_sink_uri(DEFAULT_SINK, sink_uri),) if sink_uri else ()
+    return jobs.Job(
+        paths=tuple(args.paths),
+        settings=settings,
+        cli_sinks=cli_sinks,
+        prune=getattr(args, "prune", False),
+        simulate=getattr(args, "simulate", False),
+    )
+
+
+def _run(func: Any) -> Any:
+    """Run an async job; a lone error inside a task group surfaces as itself."""
+    try:
+        return anyio.run(func)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+
+
+def _single(group: BaseExceptionGroup[Any]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

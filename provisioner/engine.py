@@ -1,0 +1,186 @@
+"""Carry out a plan: concurrent, bounded, every credential its own unit of work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import anyio
+import structlog
+
+from provisioner.errors import AmbiguousCreate, ProvisionerError, SinkError
+from provisioner.model import CreatedCredential, DesiredCredential, SinkRecord
+from provisioner.observe import FreshListing
+from provisioner.plan import Action, Kind
+from provisioner.retry import Sleep, retrying
+from provisioner.sinks import Sink
+from provisioner.streamkap import StreamkapClient
+
+log = structlog.get_logger("provisioner.engine")
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not started: the run was asked to stop
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one action; `client_id` is the new credential for create/replace."""
+
+    action: Action
+    status: Status
+    client_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Engine:
+    """Runs write actions with at most `concurrency` credentials in progress."""
+
+    client: StreamkapClient
+    sinks: Mapping[str, Sink]
+    concurrency: int
+    max_attempts: int = 6
+    sleep: Sleep = anyio.sleep
+    on_outcome: Callable[[Outcome], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._listing = FreshListing(self.client)
+        self.stopping = anyio.Event()
+
+    async def execute(self, actions: Sequence[Action]) -> list[Outcome]:
+        """Carry out every write action; one failure never stops the others."""
+        todo = [action for action in actions if action.writes]
+        outcomes: list[Outcome] = []
+        send, receive = anyio.create_memory_object_stream[Action](len(todo) or 1)
+        for action in todo:
+            send.send_nowait(action)
+        send.close()
+
+        async def worker() -> None:
+            async for action in receive:
+                outcome = await self._run(action)
+                outcomes.append(outcome)
+                if self.on_outcome is not None:
+                    self.on_outcome(outcome)
+
+        async with receive, anyio.create_task_group() as group:
+            for _ in range(max(1, min(self.concurrency, len(todo)))):
+                group.start_soon(worker)
+        return outcomes
+
+    async def _run(self, action: Action) -> Outcome:
+        if self.stopping.is_set():
+            return Outcome(action, Status.SKIPPED, error="run stopped before this action started")
+        started = time.perf_counter()
+        bound = log.bind(key=action.key, action=str(action.kind), reason=str(action.reason))
+        try:
+            client_id = await self._perform(action)
+        except ProvisionerError as exc:
+            bound.error("credential.failed", error=str(exc), duration=_since(started))
+            return Outcome(action, Status.FAILED, error=str(exc))
+        bound.info(
+            f"credential.{_past(action.kind)}", client_id=client_id, duration=_since(started)
+        )
+        return Outcome(action, Status.OK, client_id=client_id)
+
+    async def _perform(self, action: Action) -> str | None:
+        if action.kind is Kind.DELETE:
+            assert action.client_id is not None
+            await self.client.delete_credential(action.client_id)
+            return action.client_id
+        assert action.desired is not None
+        known = {cid for cid in (action.client_id, *action.retire) if cid}
+        created = await self._create(action.desired, known)
+        await self._deliver_or_undo(action.desired, created)
+        for old in action.retire:
+            await self.client.delete_credential(old)
+        return created.remote.client_id
+
+    async def _create(self, desired: DesiredCredential, known: set[str]) -> CreatedCredential:
+        """Create; after an unknown outcome, delete what the lost attempt made, then try again."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await self.client.create_credential(desired)
+            except AmbiguousCreate as exc:
+                ticket = self._listing.ticket()
+                log.warning("create.ambiguous", key=desired.key, attempt=attempt, error=str(exc))
+                if attempt == self.max_attempts:
+                    raise
+                await self._remove_leftovers(desired.key, known, ticket)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _remove_leftovers(self, key: str, known: set[str], ticket: int) -> None:
+        for credential in await self._listing.after(ticket):
+            if credential.key == key and credential.client_id not in known:
+                log.warning("create.leftover_deleted", key=key, client_id=credential.client_id)
+                await self.client.delete_credential(credential.client_id)
+
+    async def _deliver_or_undo(
+        self, desired: DesiredCredential, created: CreatedCredential
+    ) -> None:
+        """Write to every sink concurrently; if any still fails, take the credential back."""
+        record = sink_record(desired, created)
+        failures: list[SinkError] = []
+        delivered: list[Sink] = []
+
+        async def deliver(sink: Sink) -> None:
+            try:
+                async for attempt in retrying(
+                    self.max_attempts, self.sleep, "deliver", sink=sink.name
+                ):
+                    with attempt:
+                        await sink.write(record)
+                delivered.append(sink)
+            except SinkError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for name in desired.sinks:
+                group.start_soon(deliver, self.sinks[name])
+        if failures:
+            await self._undo(desired, created, delivered)
+            raise failures[0]
+
+    async def _undo(
+        self, desired: DesiredCredential, created: CreatedCredential, delivered: list[Sink]
+    ) -> None:
+        client_id = created.remote.client_id
+        log.warning("credential.undo", key=desired.key, client_id=client_id)
+        with anyio.CancelScope(shield=True):
+            await self.client.delete_credential(client_id)
+            for sink in delivered:
+                try:
+                    await sink.delete(desired.service, desired.name, client_id)
+                except SinkError as exc:
+                    log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=str(exc))
+
+
+def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:
+    """The record every sink stores for a freshly created credential."""
+    remote = created.remote
+    created_at = (remote.created_at or datetime.now(UTC)).isoformat()
+    return SinkRecord(
+        service=desired.service,
+        credential=desired.name,
+        client_id=remote.client_id,
+        secret=created.secret,
+        description=desired.description,
+        role_ids=desired.role_ids,
+        permission_ids=desired.permission_ids,
+        service_id=desired.service_id,
+        created_at=created_at,
+    )
+
+
+def _past(kind: Kind) -> str:
+    return {"create": "created", "replace": "replaced", "delete": "deleted"}.get(kind, str(kind))
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 4)

@@ -1,0 +1,171 @@
+"""The stages wired together: load -> resolve -> observe -> plan -> execute -> report."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import structlog
+from pydantic import SecretStr
+
+from provisioner.engine import Engine, Outcome
+from provisioner.manifest import Manifests, load_manifests
+from provisioner.model import DesiredCredential
+from provisioner.observe import read_holdings
+from provisioner.plan import Plan, plan
+from provisioner.roles import resolve_roles
+from provisioner.settings import Settings
+from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
+from provisioner.streamkap import StreamkapClient
+
+log = structlog.get_logger("provisioner.jobs")
+
+SIMULATOR_URL = "http://simulator.invalid"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one plan or apply is asked to do."""
+
+    paths: tuple[Path, ...]
+    settings: Settings
+    cli_sinks: tuple[SinkDefinition, ...] = ()
+    prune: bool = False
+    simulate: bool = False
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    plan: Plan
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(outcome.status != "ok" for outcome in self.outcomes)
+
+
+@dataclass
+class Session:
+    """The open connections of one run: the API client and the sinks the manifests name."""
+
+    manifests: Manifests
+    client: StreamkapClient
+    sinks: dict[str, Sink]
+    settings: Settings
+
+
+def load(job: Job) -> Manifests:
+    """Validate the manifests; no network."""
+    return load_manifests(job.paths, job.cli_sinks)
+
+
+@asynccontextmanager
+async def open_session(job: Job, manifests: Manifests) -> AsyncIterator[Session]:
+    """Connect to the API (or the in-process simulator) and open every sink in use."""
+    settings = job.settings
+    transport: httpx.AsyncBaseTransport | None = None
+    if job.simulate:
+        transport, settings = _simulator(settings)
+    context = SinkContext(
+        cwd=job.cwd,
+        environ=_sink_environ(settings),
+        transport=transport if job.simulate else None,
+        timeout=settings.timeout,
+        max_attempts=settings.max_attempts,
+    )
+    async with AsyncExitStack() as stack:
+        client = StreamkapClient(
+            settings.host,
+            client_id=settings.client_id,
+            secret=settings.secret,
+            access_token=settings.access_token,
+            concurrency=settings.concurrency,
+            max_attempts=settings.max_attempts,
+            timeout=settings.timeout,
+            transport=transport,
+        )
+        stack.push_async_callback(client.aclose)
+        used = {name for credential in manifests.credentials for name in credential.sinks}
+        sinks: dict[str, Sink] = {}
+        for name in sorted(used):
+            sinks[name] = open_sink(manifests.sinks[name], context)
+            stack.push_async_callback(sinks[name].aclose)
+        yield Session(manifests, client, sinks, settings)
+
+
+async def make_plan(session: Session, *, prune: bool) -> tuple[Plan, tuple[DesiredCredential, ...]]:
+    """Resolve roles, observe the remote and the sinks, and plan. Reads only."""
+    roles = await session.client.list_roles()
+    desired = resolve_roles(session.manifests, roles)
+    remote = await session.client.list_credentials()
+    holdings = await read_holdings(desired, session.sinks, session.settings.concurrency)
+    result = plan(desired, remote, holdings, now=datetime.now(UTC), prune=prune)
+    log.info(
+        "plan.ready", actions=len(result.actions), **{str(k): v for k, v in result.counts.items()}
+    )
+    return result, desired
+
+
+async def apply(
+    session: Session,
+    *,
+    prune: bool,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    engine_hook: Callable[[Engine], None] | None = None,
+) -> RunResult:
+    """Plan, then carry out every change."""
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(UTC)
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    try:
+        the_plan, _ = await make_plan(session, prune=prune)
+        engine = Engine(
+            session.client,
+            session.sinks,
+            concurrency=session.settings.concurrency,
+            max_attempts=session.settings.max_attempts,
+            on_outcome=on_outcome,
+        )
+        if engine_hook is not None:
+            engine_hook(engine)
+        outcomes = await engine.execute(the_plan.actions)
+    finally:
+        structlog.contextvars.unbind_contextvars("run_id")
+    return RunResult(run_id, started, datetime.now(UTC), the_plan, tuple(outcomes))
+
+
+def _simulator(settings: Settings) -> tuple[httpx.AsyncBaseTransport, Settings]:
+    """An in-process simulator and the settings that log in to it."""
+    from provisioner.simulator import create_app  # only --simulate pays for the import
+
+    app = create_app()
+    update = {
+        "host": SIMULATOR_URL,
+        "client_id": "sim-admin",
+        "secret": SecretStr("sim-admin-secret"),
+        "access_token": None,
+    }
+    return httpx.ASGITransport(app=app), settings.model_copy(update=update)
+
+
+def _sink_environ(settings: Settings) -> Mapping[str, str]:
+    values: Sequence[tuple[str, str | SecretStr | None]] = [
+        ("VAULT_ADDR", settings.vault_addr),
+        ("VAULT_TOKEN", settings.vault_token),
+        ("VAULT_NAMESPACE", settings.vault_namespace),
+        ("VAULT_CACERT", settings.vault_cacert),
+    ]
+    return {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in values
+        if value is not None
+    }

@@ -1,0 +1,219 @@
+"""The Streamkap API client: the only module that knows its URLs and JSON shapes."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import anyio
+import httpx
+import structlog
+from pydantic import SecretStr
+
+from provisioner.auth import TokenSource
+from provisioner.errors import (
+    AmbiguousCreate,
+    ApiError,
+    AuthError,
+    RateLimited,
+    TransportError,
+)
+from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
+from provisioner.retry import Sleep, parse_retry_after, retrying
+
+CREDENTIALS = "/auth/client-credentials"
+# Statuses after which a create may have been committed: retrying blindly could duplicate it.
+AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
+# httpx errors raised before any byte of the request left: always safe to repeat.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+log = structlog.get_logger("provisioner.streamkap")
+
+
+class Role:
+    """A role as `GET /auth/roles` lists it."""
+
+    __slots__ = ("id", "key", "name")
+
+    def __init__(self, id: str, key: str, name: str) -> None:
+        self.id = id
+        self.key = key
+        self.name = name
+
+
+class StreamkapClient:
+    """Async client for the calls the provisioner makes; retries transient failures."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client_id: str | None = None,
+        secret: SecretStr | None = None,
+        access_token: SecretStr | None = None,
+        concurrency: int = 16,
+        max_attempts: int = 6,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
+        )
+        # Never more requests in flight than pooled connections, so httpcore never queues.
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self.tokens = TokenSource(
+            self._token_call,
+            client_id=client_id,
+            secret=secret,
+            access_token=access_token,
+            clock=clock,
+        )
+        self.statuses: Counter[int] = Counter()
+
+    async def __aenter__(self) -> StreamkapClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- calls -------------------------------------------------------------------------------
+
+    async def list_roles(self) -> list[Role]:
+        body = await self._retrying("GET", "/auth/roles")
+        return [Role(str(r["id"]), str(r.get("key", "")), str(r.get("name", ""))) for r in body]
+
+    async def list_credentials(self) -> list[RemoteCredential]:
+        body = await self._retrying("GET", CREDENTIALS)
+        return [parse_credential(item) for item in body]
+
+    async def create_credential(self, desired: DesiredCredential) -> CreatedCredential:
+        """Create once; an unknown outcome raises AmbiguousCreate instead of retrying blindly."""
+        payload = create_body(desired)
+        retry = retrying(self._max_attempts, self._sleep, "create", key=desired.key)
+        async for attempt in retry:
+            with attempt:
+                body = await self._create_once(payload, desired.key)
+        secret = SecretStr(str(body.pop("secret", "")))
+        return CreatedCredential(remote=parse_credential(body), secret=secret)
+
+    async def delete_credential(self, client_id: str) -> None:
+        """Delete; a credential already gone counts as deleted."""
+        try:
+            await self._retrying("DELETE", f"{CREDENTIALS}/{client_id}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _create_once(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = await self._request("POST", CREDENTIALS, payload)
+        except TransportError as exc:
+            if exc.sent:
+                raise AmbiguousCreate(key, exc) from None
+            raise
+        except ApiError as exc:
+            if exc.status in AMBIGUOUS_STATUSES:
+                raise AmbiguousCreate(key, exc) from None
+            raise
+        return body
+
+    async def _retrying(self, method: str, path: str, payload: Any = None) -> Any:
+        async for attempt in retrying(self._max_attempts, self._sleep, f"{method} {path}"):
+            with attempt:
+                return await self._request(method, path, payload)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _request(self, method: str, path: str, payload: Any = None) -> Any:
+        """One call with a bearer token; a 401 renews the token once and repeats."""
+        token = await self.tokens.get()
+        try:
+            return await self._send(method, path, payload, token)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
+        await self.tokens.invalidate(token)
+        return await self._send(method, path, payload, await self.tokens.get())
+
+    async def _token_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async for attempt in retrying(self._max_attempts, self._sleep, f"POST {path}"):
+            with attempt:
+                answer: dict[str, Any] = await self._send("POST", path, body, None)
+                return answer
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _send(self, method: str, path: str, payload: Any, token: SecretStr | None) -> Any:
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
+        try:
+            async with self._limiter:
+                response = await self._http.request(method, path, json=payload, headers=headers)
+        except httpx.TransportError as exc:
+            sent = not isinstance(exc, _NOT_SENT)
+            raise TransportError(method, path, type(exc).__name__, sent=sent) from None
+        self.statuses[response.status_code] += 1
+        if response.is_success:
+            return response.json() if response.content else {}
+        raise _api_error(method, path, response)
+
+
+def _api_error(method: str, path: str, response: httpx.Response) -> ApiError:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = response.text[:200] or response.reason_phrase
+    status = response.status_code
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return RateLimited(method, path, status, detail, retry_after)
+    if status in {401, 403}:
+        return AuthError(method, path, status, detail)
+    return ApiError(method, path, status, detail)
+
+
+def create_body(desired: DesiredCredential) -> dict[str, Any]:
+    """The `ClientCredentialCreateReq` for a credential: empty lists are omitted, never sent."""
+    body: dict[str, Any] = {"description": desired.remote_description}
+    if desired.service_id is not None:
+        body["service_id"] = desired.service_id
+    if desired.role_ids:
+        body["role_ids"] = list(desired.role_ids)
+    if desired.permission_ids:
+        body["permission_ids"] = list(desired.permission_ids)
+    return body
+
+
+def parse_credential(item: dict[str, Any]) -> RemoteCredential:
+    """A listed or created `ClientCredential` (its secret, if any, is not kept here)."""
+    permissions = item.get("permission_ids")
+    return RemoteCredential(
+        client_id=str(item["client_id"]),
+        description=item.get("description"),
+        role_ids=frozenset(str(role["id"]) for role in item.get("roles") or ()),
+        service_id=item.get("service_id"),
+        created_at=_parse_time(item.get("created_at")),
+        permission_ids=frozenset(map(str, permissions)) if permissions is not None else None,
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
