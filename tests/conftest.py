@@ -1,0 +1,36 @@
+"""Shared fixtures: the anyio backend, manifest writing, and logging reset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+WriteManifest = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def write_manifest(tmp_path: Path) -> WriteManifest:
+    """Write a manifest file under tmp_path/manifests and return its path."""
+
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / "manifests" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
