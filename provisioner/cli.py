@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--burst", type=int, default=10)
     simulate.add_argument("--drop-after-create-rate", type=float, default=0.0)
     simulate.add_argument("--error-after-create-rate", type=float, default=0.0)
-    simulate.add_argument("--token-ttl", type=float, default=3600.0)
+    simulate.add_argument("--token-ttl", type=int, default=3600, help="token lifetime, seconds")
     simulate.set_defaults(handler=cmd_simulate)
 
     schema = commands.add_parser("schema", help="print the manifest JSON Schema")

@@ -1,0 +1,273 @@
+"""The API client against the in-process simulator: bodies, retries, errors and tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from provisioner.errors import AmbiguousCreate, ApiError, AuthError
+from provisioner.model import DesiredCredential, Origin
+from provisioner.simulator import (
+    ADMIN_CLIENT_ID,
+    ADMIN_SECRET,
+    FaultConfig,
+    ManualClock,
+    SimulatorState,
+    create_app,
+)
+from provisioner.streamkap import StreamkapClient, create_body
+
+SCHEMA = json.loads(
+    (Path(__file__).parent / "data" / "client_credential_create_req.schema.json").read_text()
+)
+ORIGIN = Origin("m.yaml", 0, ())
+
+
+def credential(
+    name: str = "ingest",
+    role_ids: tuple[str, ...] = ("role-admin",),
+    permission_ids: tuple[str, ...] = (),
+    service_id: str | None = None,
+    description: str | None = None,
+) -> DesiredCredential:
+    return DesiredCredential(
+        service="api",
+        name=name,
+        description=description,
+        service_id=service_id,
+        roles=role_ids,
+        permission_ids=permission_ids,
+        sinks=("local",),
+        rotate_after=None,
+        grace=timedelta(0),
+        origin=ORIGIN,
+        roles_origin=ORIGIN,
+        role_ids=role_ids,
+    )
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Wraps a transport and keeps every request body sent through it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[tuple[str, str, Any]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.requests.append((request.method, request.url.path, body))
+        return await self.inner.handle_async_request(request)
+
+
+class Sleeps:
+    """An injected sleep that records waits instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def state() -> SimulatorState:
+    return SimulatorState()
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def recorder(state: SimulatorState) -> Recorder:
+    return Recorder(httpx.ASGITransport(app=create_app(state)))
+
+
+@pytest.fixture
+async def client(recorder: Recorder, sleeps: Sleeps) -> AsyncIterator[StreamkapClient]:
+    async with StreamkapClient(
+        "http://sim",
+        client_id=ADMIN_CLIENT_ID,
+        secret=SecretStr(ADMIN_SECRET),
+        transport=recorder,
+        sleep=sleeps,
+        max_attempts=4,
+    ) as api:
+        yield api
+
+
+@given(
+    role_ids=st.lists(st.text(min_size=1, max_size=5), max_size=3).map(tuple),
+    permission_ids=st.lists(st.text(min_size=1, max_size=5), max_size=3).map(tuple),
+    service_id=st.none() | st.text(max_size=10),
+    description=st.none() | st.text(max_size=20),
+)
+def test_every_create_body_matches_the_seed_schema(
+    role_ids: tuple[str, ...],
+    permission_ids: tuple[str, ...],
+    service_id: str | None,
+    description: str | None,
+) -> None:
+    body = create_body(credential("x", role_ids, permission_ids, service_id, description))
+    jsonschema.validate(body, SCHEMA)
+
+
+@pytest.mark.anyio
+async def test_bodies_sent_over_the_wire_match_the_schema(
+    client: StreamkapClient, recorder: Recorder, state: SimulatorState
+) -> None:
+    await client.create_credential(credential("a"))
+    await client.create_credential(credential("b", role_ids=(), service_id="svc-1"))
+    creates = [
+        body
+        for method, path, body in recorder.requests
+        if method == "POST" and path.endswith("client-credentials")
+    ]
+    assert len(creates) == 2
+    for body in creates:
+        jsonschema.validate(body, SCHEMA)
+    assert "role_ids" not in creates[1]
+    assert len(state.live()) == 2
+
+
+@pytest.mark.anyio
+async def test_create_returns_the_secret_once_and_listing_masks_it(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    created = await client.create_credential(credential(description="Payments"))
+    assert created.secret.get_secret_value() == state.secret_of(created.remote.client_id)
+    assert created.remote.key == "api/ingest"
+    assert created.remote.role_ids == frozenset({"role-admin"})
+    (listed,) = await client.list_credentials()
+    assert listed.client_id == created.remote.client_id
+    assert listed.description == "Payments [provisioner:api/ingest]"
+    assert "secret" not in repr(created)
+
+
+@pytest.mark.anyio
+async def test_rate_limit_is_retried_after_the_servers_delay() -> None:
+    clock = ManualClock()
+    state = SimulatorState(now=clock, faults=FaultConfig(rate_limit=0.5, burst=1))
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # time passes for the server as we wait
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim",
+        client_id=ADMIN_CLIENT_ID,
+        secret=SecretStr(ADMIN_SECRET),
+        transport=transport,
+        sleep=sleep,
+    ) as api:
+        await api.list_roles()  # spends the only token in the bucket
+        await api.list_credentials()
+    assert waits == [2.0]  # Retry-After: 2 at 0.5 requests per second
+    statuses = [call.status for call in state.calls(path_prefix="/auth/client-credentials")]
+    assert statuses == [429, 200]
+
+
+@pytest.mark.anyio
+async def test_503_on_a_read_is_retried_with_backoff(
+    client: StreamkapClient, state: SimulatorState, sleeps: Sleeps
+) -> None:
+    await client.list_roles()
+    state.faults = FaultConfig(fail_all=True)
+    with pytest.raises(ApiError) as caught:
+        await client.list_credentials()
+    assert caught.value.status == 503
+    assert len(sleeps.waits) == 3  # four attempts
+    assert all(0 <= wait <= 30 for wait in sleeps.waits)
+
+
+@pytest.mark.anyio
+async def test_a_5xx_on_create_is_ambiguous_not_retried(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    await client.list_roles()
+    state.faults = FaultConfig(error_after_create_rate=1.0)
+    with pytest.raises(AmbiguousCreate):
+        await client.create_credential(credential())
+    assert len(state.live()) == 1  # committed once, never repeated
+    assert len(state.write_calls()) == 1
+
+
+@pytest.mark.anyio
+async def test_a_dropped_create_is_ambiguous(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    await client.list_roles()
+    state.faults = FaultConfig(drop_after_create_rate=1.0)
+    with pytest.raises(AmbiguousCreate):
+        await client.create_credential(credential())
+    assert len(state.live()) == 1
+
+
+@pytest.mark.anyio
+async def test_422_is_not_retried_and_names_the_field(
+    client: StreamkapClient, state: SimulatorState, sleeps: Sleeps
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        await client.create_credential(credential(role_ids=("role-nope",)))
+    assert caught.value.status == 422
+    assert caught.value.field_errors[0].startswith("role_ids.0:")
+    assert not sleeps.waits
+    assert len(state.write_calls()) == 1
+
+
+@pytest.mark.anyio
+async def test_a_401_refreshes_the_token_once_then_succeeds(state: SimulatorState) -> None:
+    clock = ManualClock()
+    state = SimulatorState(now=clock, faults=FaultConfig(token_ttl=60))
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim", client_id=ADMIN_CLIENT_ID, secret=SecretStr(ADMIN_SECRET), transport=transport
+    ) as api:
+        await api.list_roles()
+        clock.advance(timedelta(seconds=61))  # the server expires the token; our clock did not move
+        await api.list_roles()
+        assert api.tokens.refreshes == 2  # login, then one refresh after the 401
+    assert [c.status for c in state.calls(path_prefix="/auth/roles")] == [200, 401, 200]
+
+
+@pytest.mark.anyio
+async def test_tokens_are_renewed_ahead_of_expiry() -> None:
+    now = [0.0]
+    state = SimulatorState(faults=FaultConfig(token_ttl=100))
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim",
+        client_id=ADMIN_CLIENT_ID,
+        secret=SecretStr(ADMIN_SECRET),
+        transport=transport,
+        clock=lambda: now[0],
+    ) as api:
+        await api.list_roles()
+        now[0] = 85.0  # past 80% of the token's life
+        await api.list_roles()
+        assert api.tokens.refreshes == 2
+    assert all(call.status == 200 for call in state.calls())
+
+
+@pytest.mark.anyio
+async def test_wrong_login_is_an_auth_error(state: SimulatorState) -> None:
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim", client_id=ADMIN_CLIENT_ID, secret=SecretStr("wrong"), transport=transport
+    ) as api:
+        with pytest.raises(AuthError) as caught:
+            await api.list_roles()
+    assert "wrong" not in str(caught.value)
