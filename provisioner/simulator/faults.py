@@ -1,0 +1,114 @@
+"""Fault injection for the simulator: the configuration and the per-call decisions it implies."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+#: ASGI scope extension a server may install to really drop a connection (see `serve.py`).
+DROP_EXTENSION = "provisioner.simulator.drop_connection"
+
+AfterCreate = Literal["drop", "error"] | None
+
+
+class SimulatedConnectionDrop(httpx.RemoteProtocolError):
+    """Raised out of the ASGI app when a connection is dropped in-process (httpx.ASGITransport).
+
+    It subclasses `httpx.RemoteProtocolError`, the error httpx raises when a real server closes
+    the socket without answering, so clients treat both alike (as an `httpx.TransportError`).
+    """
+
+
+class FaultConfig(BaseModel):
+    """What goes wrong, and how often; immutable, swap the whole object to change it at runtime."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency: float = Field(default=0.0, ge=0, description="seconds added to every call")
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="share of calls answering 503")
+    rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
+    burst: int | None = Field(default=None, ge=1, description="bucket size; default ceil(rate)")
+    drop_after_create_rate: float = Field(default=0.0, ge=0, le=1)
+    error_after_create_rate: float = Field(default=0.0, ge=0, le=1)
+    token_ttl: int = Field(default=3600, ge=1, description="access token lifetime, seconds")
+    fail_all: bool = Field(default=False, description="every call answers 503 (API down)")
+    include_token_calls: bool = Field(
+        default=False, description="apply error_rate, fail_all and rate_limit to token calls too"
+    )
+    seed: int | None = Field(default=0, description="seed of the fault dice; None: unseeded")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer given instead of doing the call."""
+
+    status: int
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+SERVICE_UNAVAILABLE = Refusal(503, "Service Unavailable")
+
+
+class TokenBucket:
+    """Token bucket over an injected clock: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int, now: datetime) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last = now
+
+    def take(self, now: datetime) -> float:
+        """Take one token; return 0 on success, else the seconds until one is available."""
+        elapsed = max(0.0, (now - self._last).total_seconds())
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        self._last = max(now, self._last)
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self.rate
+
+
+class FaultDecider:
+    """Rolls the dice for one `FaultConfig`; not thread-safe, the state calls it under its lock."""
+
+    def __init__(self, config: FaultConfig, now: datetime) -> None:
+        self.config = config
+        self._random = random.Random(config.seed)
+        self._bucket: TokenBucket | None = None
+        if config.rate_limit is not None:
+            burst = config.burst or max(1, math.ceil(config.rate_limit))
+            self._bucket = TokenBucket(config.rate_limit, burst, now)
+
+    def _hit(self, rate: float) -> bool:
+        # Rates 0 and 1 consume no randomness, so they never shift a seeded sequence.
+        return rate > 0 and (rate >= 1 or self._random.random() < rate)
+
+    def before_call(self, now: datetime, *, token_call: bool) -> Refusal | None:
+        """Decide whether a call is refused (503, 429) before it does anything."""
+        config = self.config
+        if token_call and not config.include_token_calls:
+            return None
+        if config.fail_all or self._hit(config.error_rate):
+            return SERVICE_UNAVAILABLE
+        if self._bucket is not None:
+            wait = self._bucket.take(now)
+            if wait > 0:
+                retry_after = str(max(1, math.ceil(wait)))
+                return Refusal(429, "Too Many Requests", {"Retry-After": retry_after})
+        return None
+
+    def after_create(self) -> AfterCreate:
+        """Decide how a committed create answers: normally (None), not at all, or with a 500."""
+        if self._hit(self.config.drop_after_create_rate):
+            return "drop"
+        if self._hit(self.config.error_after_create_rate):
+            return "error"
+        return None
