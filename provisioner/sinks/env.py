@@ -1,0 +1,367 @@
+"""The `env` sink: dotenv assignments merged into a file, or printed on standard output.
+
+Each credential becomes `STREAMKAP_<SERVICE>_<CREDENTIAL>_CLIENT_ID` and `..._SECRET`. The file
+is parsed once and edited in memory; concurrent writers are group-committed, so thousands of
+credentials cost a handful of atomic rewrites rather than one each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar, TextIO
+
+import anyio
+from anyio import to_thread
+from pydantic import Field
+
+from provisioner.errors import SinkError
+from provisioner.model import SinkRecord
+from provisioner.sinks import _atomic
+from provisioner.sinks.base import SinkContext, SinkOptions
+
+__all__ = ["STDOUT", "EnvSink", "EnvSinkOptions", "quote_value", "variable_names"]
+
+STDOUT = "-"
+
+_UNSAFE_NAME_CHAR = re.compile(r"[^A-Z0-9]")
+# An assignment as python-dotenv reads it: optional `export`, a key, `=`, the value.
+_ASSIGNMENT = re.compile(r"([ \t]*(?:export[ \t]+)?)([^=#\s]+)[ \t]*=[ \t]*(.*)", re.DOTALL)
+# python-dotenv's quoted values: a backslash always pairs with the next character.
+_QUOTED = {
+    "'": re.compile(r"'((?:\\.|[^'\\])*)'", re.DOTALL),
+    '"': re.compile(r'"((?:\\.|[^"\\])*)"', re.DOTALL),
+}
+_ESCAPES = {"'": re.compile(r"\\[\\']"), '"': re.compile(r"\\[\\'\"abfnrtv]")}
+_UNESCAPED = dict(zip("\\'\"abfnrtv", "\\'\"\a\b\f\n\r\t\v", strict=True))
+
+
+class EnvSinkOptions(SinkOptions):
+    """Options of the `env` sink: the dotenv file, or `-` for standard output."""
+
+    path: str = Field(min_length=1)
+
+
+def variable_names(service: str, credential: str) -> tuple[str, str]:
+    """The client-id and secret variable names for a credential."""
+    stem = _UNSAFE_NAME_CHAR.sub("_", f"STREAMKAP_{service}_{credential}".upper())
+    return f"{stem}_CLIENT_ID", f"{stem}_SECRET"
+
+
+def quote_value(value: str) -> str:
+    """Quote `value` so python-dotenv and bash read it back exactly; ValueError if none can."""
+    if not value.isprintable():
+        raise ValueError("it contains a control character")
+    if _single_quotable(value):
+        return f"'{value}'"
+    # In double quotes bash expands $ and ` where python-dotenv keeps them, and neither
+    # python-dotenv nor bash has an escape the other reads the same way.
+    if "$" in value or "`" in value:
+        raise ValueError("no quoting reads back the same in python-dotenv and bash")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _single_quotable(value: str) -> bool:
+    # bash takes single quotes literally; python-dotenv decodes \\ and \' inside them, pairs
+    # a trailing backslash with the closing quote, and expands ${...} in any value.
+    return not ("'" in value or "\\\\" in value or value.endswith("\\") or "${" in value)
+
+
+def _decode(raw: str) -> str | None:
+    """A value as python-dotenv reads it, or None when its quotes do not close."""
+    quote = raw[:1]
+    if quote not in _QUOTED:
+        return re.sub(r"\s+#.*", "", raw).rstrip()
+    found = _QUOTED[quote].match(raw)
+    if found is None:
+        return None
+    return _ESCAPES[quote].sub(lambda escape: _UNESCAPED[escape[0][1]], found[1])
+
+
+class _Document:
+    """A dotenv file as logical lines, with the variables it assigns indexed for in-place edits."""
+
+    def __init__(self, lines: list[str | None], where: dict[str, list[int]]) -> None:
+        self._lines = lines  # None marks a removed line
+        self._where = where  # variable -> indices of the lines assigning it
+
+    @classmethod
+    def parse(cls, text: str) -> _Document:
+        lines: list[str | None] = list(_logical_lines(text))
+        where: dict[str, list[int]] = {}
+        for index, line in enumerate(lines):
+            found = _ASSIGNMENT.match(line or "")
+            if found:
+                where.setdefault(found[2], []).append(index)
+        return cls(lines, where)
+
+    def copy(self) -> _Document:
+        return _Document(list(self._lines), {k: list(v) for k, v in self._where.items()})
+
+    def get(self, name: str) -> str | None:
+        """The value of `name`; the last assignment wins, as in python-dotenv and bash."""
+        indices = self._where.get(name)
+        found = _ASSIGNMENT.match(self._lines[indices[-1]] or "") if indices else None
+        return _decode(found[3]) if found else None
+
+    def put(self, name: str, assignment: str) -> None:
+        """Replace the first assignment of `name` in place (dropping repeats), or append one."""
+        indices = self._where.get(name)
+        if not indices:
+            self._where[name] = [len(self._lines)]
+            self._lines.append(assignment)
+            return
+        first, *repeats = indices
+        found = _ASSIGNMENT.match(self._lines[first] or "")
+        self._lines[first] = (found[1] if found else "") + assignment  # keep `export `
+        self.drop_indices(repeats)
+        self._where[name] = [first]
+
+    def drop(self, name: str) -> None:
+        self.drop_indices(self._where.pop(name, []))
+
+    def drop_indices(self, indices: list[int]) -> None:
+        for index in indices:
+            self._lines[index] = None
+
+    def render(self) -> str:
+        kept = [line for line in self._lines if line is not None]
+        return "\n".join(kept) + "\n" if kept else ""
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Split dotenv text into lines, keeping a quoted value that spans lines in one piece."""
+    lines: list[str] = []
+    start = 0
+    while start < len(text):
+        end = _line_end(text, _quoted_value_end(text, start))
+        lines.append(text[start:end])
+        start = end + 1
+    return lines
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
+
+
+def _quoted_value_end(text: str, start: int) -> int:
+    """Where the quoted value of an assignment at `start` closes, else `start`."""
+    found = _ASSIGNMENT.match(text, start, _line_end(text, start))
+    if found is None or found[3][:1] not in _QUOTED:
+        return start
+    closed = _QUOTED[found[3][:1]].match(text, found.start(3))
+    return closed.end() if closed else start
+
+
+@dataclass(eq=False)
+class _Change:
+    """One writer's edit of the document, waiting for the next group commit."""
+
+    apply: Callable[[_Document], bool]  # True when it changed something
+    done: bool = False
+    failure: str | None = None
+
+
+class _DotenvFile:
+    """The env file: loaded once, edited in memory, committed for every queued writer at once."""
+
+    def __init__(self, sink: str, path: Path, shown: str) -> None:
+        self._sink = sink
+        self._path = path
+        self._shown = shown
+        self._document: _Document | None = None  # always what is durably on disk
+        self._lock = anyio.Lock()  # held while loading or committing
+        self._queue: list[_Change] = []
+        self.file_writes = 0
+
+    async def get(self, name: str) -> str | None:
+        return (await self._loaded()).get(name)
+
+    async def submit(self, apply: Callable[[_Document], bool]) -> None:
+        """Apply an edit; return once it is on disk, having possibly been committed by another."""
+        await self._loaded()
+        change = _Change(apply)
+        self._queue.append(change)
+        try:
+            async with self._lock:
+                if not change.done:
+                    await self._commit()
+        finally:
+            if not change.done and change in self._queue:  # cancelled while waiting
+                self._queue.remove(change)
+        if change.failure is not None:
+            raise SinkError(self._sink, change.failure)
+
+    async def _commit(self) -> None:
+        batch, self._queue = self._queue, []
+        try:
+            draft = (await self._loaded_locked()).copy()
+            changed = [change.apply(draft) for change in batch]
+            if any(changed):
+                await to_thread.run_sync(self._store, draft.render())
+                self.file_writes += 1
+            self._document = draft
+        except OSError as exc:
+            _fail(batch, f"cannot write {self._shown}: {_atomic.describe(exc)}")
+        except BaseException:
+            # The writers sharing this commit must not take it for a success.
+            _fail(batch, f"cannot write {self._shown}: the commit was interrupted")
+            raise
+        finally:
+            for change in batch:
+                change.done = True
+
+    async def _loaded(self) -> _Document:
+        if self._document is None:
+            async with self._lock:
+                return await self._loaded_locked()
+        return self._document
+
+    async def _loaded_locked(self) -> _Document:
+        if self._document is None:
+            self._document = await to_thread.run_sync(self._load)
+        return self._document
+
+    def _load(self) -> _Document:
+        try:
+            return _Document.parse(_read_text(self._path))
+        except FileNotFoundError:
+            return _Document.parse("")
+        except OSError as exc:
+            reason = _atomic.describe(exc)
+        except UnicodeDecodeError:
+            reason = "not UTF-8 text; refusing to rewrite it"
+        raise SinkError(self._sink, f"cannot read {self._shown}: {reason}")
+
+    def _store(self, text: str) -> None:
+        _atomic.ensure_dir(self._path.parent)
+        with _atomic.open_dir(self._path.parent, follow=True) as dir_fd:
+            _atomic.write_atomic(dir_fd, self._path.name, text.encode())
+
+
+def _fail(batch: list[_Change], failure: str) -> None:
+    for change in batch:
+        change.failure = failure
+
+
+def _read_text(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read().decode("utf-8")
+
+
+class _Stdout:
+    """Standard output (or an injected stream): each credential's two lines written as one."""
+
+    def __init__(self, sink: str, stream: TextIO | None) -> None:
+        self._sink = sink
+        self._stream = stream
+        self._lock = anyio.Lock()
+
+    async def emit(self, text: str) -> None:
+        async with self._lock:  # lines of concurrent writes never interleave
+            try:
+                await to_thread.run_sync(self._emit, text)
+            except (OSError, ValueError) as exc:
+                reason = _atomic.describe(exc) if isinstance(exc, OSError) else str(exc)
+                raise SinkError(self._sink, f"cannot write to standard output: {reason}") from exc
+
+    def _emit(self, text: str) -> None:
+        stream = self._stream if self._stream is not None else sys.stdout
+        stream.write(text)
+        stream.flush()
+
+
+class EnvSink:
+    """Credentials as dotenv variables in a 0600 file (merged, atomic) or on standard output."""
+
+    options_model: ClassVar[type[SinkOptions]] = EnvSinkOptions
+
+    @classmethod
+    def options_from_uri(cls, target: str) -> dict[str, Any]:
+        """`env:PATH` gives the file; `env:-` standard output."""
+        return {"path": target}
+
+    def __init__(
+        self,
+        name: str,
+        options: EnvSinkOptions,
+        context: SinkContext,
+        *,
+        stdout: TextIO | None = None,
+    ) -> None:
+        self.name = name
+        self.readable = options.path != STDOUT
+        self._file = (
+            _DotenvFile(name, context.cwd / options.path, options.path) if self.readable else None
+        )
+        self._stdout = _Stdout(name, stdout)
+        self._owners: dict[str, str] = {}  # variable stem -> the key that wrote it
+
+    @property
+    def file_writes(self) -> int:
+        """How many times the env file was rewritten (group commits)."""
+        return self._file.file_writes if self._file else 0
+
+    async def read(self, service: str, credential: str) -> str | None:
+        """The stored client id; always None on standard output, which cannot be read back."""
+        if self._file is None:
+            return None
+        return await self._file.get(variable_names(service, credential)[0])
+
+    async def write(self, record: SinkRecord) -> None:
+        """Set both variables; returns once they are durably written."""
+        names = self._claim(record)
+        values = (record.client_id, record.secret.get_secret_value())
+        lines = [
+            f"{name}={self._quote(record, what, value)}"
+            for name, what, value in zip(names, ("client id", "secret"), values, strict=True)
+        ]
+        if self._file is None:
+            await self._stdout.emit("".join(f"{line}\n" for line in lines))
+        else:
+            await self._file.submit(partial(_put, tuple(zip(names, lines, strict=True))))
+
+    async def delete(self, service: str, credential: str, client_id: str) -> None:
+        """Remove both variables if the file still holds `client_id`; no-op on standard output."""
+        if self._file is not None:
+            await self._file.submit(
+                partial(_retract, variable_names(service, credential), client_id)
+            )
+
+    async def aclose(self) -> None:
+        """Nothing is buffered: every write is on disk (or flushed) when it returns."""
+
+    def _claim(self, record: SinkRecord) -> tuple[str, str]:
+        # Distinct keys can map to one name (`a-b/c` and `a/b-c`); refuse rather than overwrite.
+        names = variable_names(record.service, record.credential)
+        owner = self._owners.setdefault(names[0], record.key)
+        if owner != record.key:
+            raise SinkError(self.name, f"{record.key} and {owner} both map to {names[0]}")
+        return names
+
+    def _quote(self, record: SinkRecord, what: str, value: str) -> str:
+        try:
+            return quote_value(value)
+        except ValueError as exc:
+            raise SinkError(self.name, f"cannot store the {what} of {record.key}: {exc}") from None
+
+
+def _put(assignments: tuple[tuple[str, str], ...], document: _Document) -> bool:
+    for name, line in assignments:
+        document.put(name, line)
+    return True
+
+
+def _retract(names: tuple[str, str], client_id: str, document: _Document) -> bool:
+    if document.get(names[0]) != client_id:
+        return False
+    for name in names:
+        document.drop(name)
+    return True

@@ -1,0 +1,129 @@
+"""The `file` sink: one private JSON file per credential, `DIR/<service>/<credential>.json`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+from anyio import to_thread
+from pydantic import Field
+
+from provisioner.errors import SinkError
+from provisioner.model import SinkRecord
+from provisioner.sinks import _atomic
+from provisioner.sinks.base import SinkContext, SinkOptions
+
+__all__ = ["FileSink", "FileSinkOptions"]
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class FileSinkOptions(SinkOptions):
+    """Options of the `file` sink: the directory that holds the per-service folders."""
+
+    path: str = Field(min_length=1)
+
+
+class FileSink:
+    """Secrets as JSON files (0600) in per-service directories (0700), replaced atomically."""
+
+    options_model: ClassVar[type[SinkOptions]] = FileSinkOptions
+
+    @classmethod
+    def options_from_uri(cls, target: str) -> dict[str, Any]:
+        """`file:DIR` gives the directory."""
+        return {"path": target}
+
+    def __init__(self, name: str, options: FileSinkOptions, context: SinkContext) -> None:
+        self.name = name
+        self.readable = True
+        self._shown = Path(options.path)  # as the user wrote it, for messages
+        self._root = context.cwd / options.path
+        self._locks: dict[str, anyio.Lock] = {}
+
+    async def read(self, service: str, credential: str) -> str | None:
+        """The stored `client_id`, or None when the file is missing, unreadable or corrupt."""
+        self._check_names(service, credential)
+        return await to_thread.run_sync(self._read, service, credential)
+
+    async def write(self, record: SinkRecord) -> None:
+        """Replace the record's file atomically and durably."""
+        self._check_names(record.service, record.credential)
+        data = (json.dumps(record.to_document(), indent=2) + "\n").encode()
+        async with self._lock(record.key):
+            await to_thread.run_sync(self._write, record.service, record.credential, data)
+
+    async def delete(self, service: str, credential: str, client_id: str) -> None:
+        """Remove the file if it still holds `client_id`."""
+        self._check_names(service, credential)
+        async with self._lock(f"{service}/{credential}"):
+            await to_thread.run_sync(self._delete, service, credential, client_id)
+
+    async def aclose(self) -> None:
+        """Nothing is buffered: every write is on disk when it returns."""
+
+    def _lock(self, key: str) -> anyio.Lock:
+        # One lock per key so a delete's check-then-unlink cannot interleave with a write.
+        if key not in self._locks:
+            self._locks[key] = anyio.Lock()
+        return self._locks[key]
+
+    def _read(self, service: str, credential: str) -> str | None:
+        try:
+            with _atomic.open_dir(self._root / service, follow=False) as dir_fd:
+                return _stored_client_id(dir_fd, f"{credential}.json")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._error("read", service, credential, exc) from exc
+
+    def _write(self, service: str, credential: str, data: bytes) -> None:
+        try:
+            _atomic.ensure_dir(self._root / service)
+            with _atomic.open_dir(self._root / service, follow=False) as dir_fd:
+                _atomic.write_atomic(dir_fd, f"{credential}.json", data)
+        except OSError as exc:
+            raise self._error("write", service, credential, exc) from exc
+
+    def _delete(self, service: str, credential: str, client_id: str) -> None:
+        name = f"{credential}.json"
+        try:
+            with _atomic.open_dir(self._root / service, follow=False) as dir_fd:
+                if _stored_client_id(dir_fd, name) == client_id:
+                    _atomic.remove(dir_fd, name)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._error("delete", service, credential, exc) from exc
+
+    def _error(self, verb: str, service: str, credential: str, exc: OSError) -> SinkError:
+        shown = self._shown / service / f"{credential}.json"
+        return SinkError(self.name, f"cannot {verb} {shown}: {_atomic.describe(exc)}")
+
+    def _check_names(self, service: str, credential: str) -> None:
+        # Names are validated by the manifest; this guards the filesystem against anything else.
+        for part in (service, credential):
+            if part in ("", ".", "..") or "/" in part or "\0" in part:
+                raise SinkError(self.name, f"invalid name {part!r} for a file path")
+
+
+def _stored_client_id(dir_fd: int, name: str) -> str | None:
+    """The `client_id` in the file, or None when it is missing, unreadable or not a record."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        # The file is unreadable, unless the directory itself denies access: then this raises.
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            document = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    client_id = document.get("client_id") if isinstance(document, dict) else None
+    return client_id if isinstance(client_id, str) else None

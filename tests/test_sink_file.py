@@ -1,0 +1,331 @@
+"""The `file` sink on real files: layout, modes, atomicity, symlinks, read-back and undo."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from provisioner.errors import SinkError
+from provisioner.model import SinkRecord
+from provisioner.sinks.base import Sink, SinkContext
+from provisioner.sinks.file import FileSink, FileSinkOptions
+
+SECRET = "s3cr3t-Do-Not-Print"
+
+
+def _permissions_enforced() -> bool:
+    """False when we may read a mode-0 file anyway (root, CAP_DAC_OVERRIDE)."""
+    with tempfile.TemporaryDirectory() as directory:
+        probe = Path(directory) / "probe"
+        probe.write_text("x")
+        probe.chmod(0)
+        try:
+            probe.read_text()
+        except PermissionError:
+            return True
+        return False
+
+
+needs_permissions = pytest.mark.skipif(
+    not _permissions_enforced(), reason="file permissions are not enforced for this user"
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def record(
+    service: str = "payments-api", credential: str = "ingest", client_id: str = "cid-1"
+) -> SinkRecord:
+    return SinkRecord(
+        service=service,
+        credential=credential,
+        client_id=client_id,
+        secret=SecretStr(SECRET),
+        description="Payments ingestion",
+        role_ids=("role-1",),
+        permission_ids=("perm-1", "perm-2"),
+        service_id="svc-123",
+        created_at="2024-05-01T12:00:00Z",
+    )
+
+
+def make_sink(cwd: Path, path: str = "secrets") -> FileSink:
+    return FileSink("local", FileSinkOptions(path=path), SinkContext(cwd=cwd))
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def fail_with(code: int) -> Any:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+def test_file_sink_satisfies_the_sink_protocol(tmp_path: Path) -> None:
+    assert isinstance(make_sink(tmp_path), Sink)
+
+
+def test_options_come_from_the_uri_target() -> None:
+    options = FileSinkOptions.model_validate(FileSink.options_from_uri("./secrets"))
+    assert options.path == "./secrets"
+
+
+@pytest.mark.parametrize("options", [{"path": "x", "mode": 384}, {"path": ""}, {}])
+def test_options_reject_unknown_keys_and_empty_path(options: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        FileSinkOptions.model_validate(options)
+
+
+@pytest.mark.anyio
+async def test_write_stores_the_record_document_at_service_credential_json(
+    tmp_path: Path,
+) -> None:
+    await make_sink(tmp_path).write(record())
+    assert load(tmp_path / "secrets" / "payments-api" / "ingest.json") == {
+        "client_id": "cid-1",
+        "secret": SECRET,
+        "service": "payments-api",
+        "credential": "ingest",
+        "description": "Payments ingestion",
+        "role_ids": ["role-1"],
+        "permission_ids": ["perm-1", "perm-2"],
+        "service_id": "svc-123",
+        "created_at": "2024-05-01T12:00:00Z",
+    }
+
+
+@pytest.mark.anyio
+async def test_absolute_path_ignores_the_context_cwd(tmp_path: Path) -> None:
+    await make_sink(tmp_path / "elsewhere", path=str(tmp_path / "abs")).write(record())
+    assert load(tmp_path / "abs" / "payments-api" / "ingest.json")["client_id"] == "cid-1"
+
+
+@pytest.mark.anyio
+async def test_files_are_0600_and_created_directories_0700(tmp_path: Path, umask: int) -> None:
+    await make_sink(tmp_path, "deep/secrets").write(record())
+    root = tmp_path / "deep"
+    assert mode(root / "secrets" / "payments-api" / "ingest.json") == 0o600
+    for directory in (root, root / "secrets", root / "secrets" / "payments-api"):
+        assert mode(directory) == 0o700
+
+
+@pytest.mark.anyio
+async def test_an_existing_root_directory_keeps_its_mode(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir(mode=0o755)
+    (tmp_path / "secrets").chmod(0o755)
+    await make_sink(tmp_path).write(record())
+    assert mode(tmp_path / "secrets") == 0o755
+    assert mode(tmp_path / "secrets" / "payments-api") == 0o700
+
+
+@pytest.mark.anyio
+async def test_rewrite_replaces_the_file_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record(client_id="old"))
+    await sink.write(record(client_id="new"))
+    service_dir = tmp_path / "secrets" / "payments-api"
+    assert load(service_dir / "ingest.json")["client_id"] == "new"
+    assert sorted(p.name for p in service_dir.iterdir()) == ["ingest.json"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("step", ["replace", "fsync"])
+async def test_failed_write_keeps_the_old_file_and_removes_its_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record(client_id="old"))
+    monkeypatch.setattr(os, step, fail_with(errno.ENOSPC))
+    with pytest.raises(SinkError) as caught:
+        await sink.write(record(client_id="new"))
+    monkeypatch.undo()
+    service_dir = tmp_path / "secrets" / "payments-api"
+    assert load(service_dir / "ingest.json")["client_id"] == "old"
+    assert leftovers(service_dir) == []
+    assert str(caught.value) == (
+        "sink 'local': cannot write secrets/payments-api/ingest.json: No space left on device"
+    )
+
+
+@pytest.mark.anyio
+async def test_errors_never_contain_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "replace", fail_with(errno.EACCES))
+    with pytest.raises(SinkError) as caught:
+        await make_sink(tmp_path).write(record())
+    assert SECRET not in str(caught.value)
+    assert "Permission denied" in str(caught.value)
+
+
+@needs_permissions
+@pytest.mark.anyio
+async def test_unwritable_directory_is_a_sink_error(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir(mode=0o500)
+    with pytest.raises(SinkError, match=r"cannot write secrets/payments-api/ingest\.json: Perm"):
+        await make_sink(tmp_path).write(record())
+
+
+@pytest.mark.anyio
+async def test_refuses_to_write_through_a_symlinked_file(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    service_dir = tmp_path / "secrets" / "payments-api"
+    service_dir.mkdir(parents=True)
+    (service_dir / "ingest.json").symlink_to(victim)
+    with pytest.raises(SinkError, match="symbolic link"):
+        await make_sink(tmp_path).write(record())
+    assert victim.read_text() == "untouched"
+    assert (service_dir / "ingest.json").is_symlink()
+    assert leftovers(service_dir) == []
+
+
+@pytest.mark.anyio
+async def test_refuses_to_write_through_a_symlinked_service_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "payments-api").symlink_to(elsewhere)
+    with pytest.raises(SinkError, match="symbolic link"):
+        await make_sink(tmp_path).write(record())
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_read_returns_the_stored_client_id(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record(client_id="cid-7"))
+    assert await sink.read("payments-api", "ingest") == "cid-7"
+
+
+@pytest.mark.anyio
+async def test_read_of_a_missing_record_is_none(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    assert await sink.read("payments-api", "ingest") is None
+    await sink.write(record(credential="other"))
+    assert await sink.read("payments-api", "ingest") is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "content", ["{not json", "[]", '{"secret": "x"}', '{"client_id": 42}', "", "\xff"]
+)
+async def test_read_of_a_corrupt_file_is_none(tmp_path: Path, content: str) -> None:
+    service_dir = tmp_path / "secrets" / "payments-api"
+    service_dir.mkdir(parents=True)
+    (service_dir / "ingest.json").write_text(content, encoding="latin-1")
+    assert await make_sink(tmp_path).read("payments-api", "ingest") is None
+
+
+@needs_permissions
+@pytest.mark.anyio
+async def test_read_of_an_unreadable_file_is_none(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record())
+    (tmp_path / "secrets" / "payments-api" / "ingest.json").chmod(0)
+    assert await sink.read("payments-api", "ingest") is None
+
+
+@needs_permissions
+@pytest.mark.anyio
+async def test_read_of_an_unreadable_directory_is_a_sink_error(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record())
+    (tmp_path / "secrets" / "payments-api").chmod(0)
+    try:
+        with pytest.raises(SinkError, match="Permission denied"):
+            await sink.read("payments-api", "ingest")
+    finally:
+        (tmp_path / "secrets" / "payments-api").chmod(0o700)
+
+
+@pytest.mark.anyio
+async def test_read_where_the_service_directory_is_a_file_is_a_sink_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "payments-api").write_text("not a directory")
+    with pytest.raises(SinkError, match=r"cannot read secrets/payments-api/ingest\.json"):
+        await make_sink(tmp_path).read("payments-api", "ingest")
+
+
+@pytest.mark.anyio
+async def test_read_refuses_a_symlinked_file(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record(credential="real"))
+    service_dir = tmp_path / "secrets" / "payments-api"
+    (service_dir / "ingest.json").symlink_to(service_dir / "real.json")
+    with pytest.raises(SinkError, match="symbolic link"):
+        await sink.read("payments-api", "ingest")
+
+
+@pytest.mark.anyio
+async def test_delete_removes_the_file_holding_that_client_id(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record(client_id="cid-1"))
+    await sink.delete("payments-api", "ingest", "cid-1")
+    assert not (tmp_path / "secrets" / "payments-api" / "ingest.json").exists()
+    assert await sink.read("payments-api", "ingest") is None
+
+
+@pytest.mark.anyio
+async def test_delete_keeps_a_file_holding_another_client_id(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    await sink.write(record(client_id="newer"))
+    await sink.delete("payments-api", "ingest", "cid-1")
+    assert await sink.read("payments-api", "ingest") == "newer"
+
+
+@pytest.mark.anyio
+async def test_delete_of_a_missing_record_does_nothing(tmp_path: Path) -> None:
+    await make_sink(tmp_path).delete("payments-api", "ingest", "cid-1")
+    assert not (tmp_path / "secrets").exists()
+
+
+@pytest.mark.anyio
+async def test_concurrent_writes_into_a_new_service_directory_all_land(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    async with anyio.create_task_group() as group:
+        for index in range(50):
+            group.start_soon(sink.write, record(credential=f"c{index}", client_id=f"id{index}"))
+    for index in range(50):
+        assert await sink.read("payments-api", f"c{index}") == f"id{index}"
+    assert leftovers(tmp_path / "secrets" / "payments-api") == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b"])
+async def test_names_that_escape_the_directory_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(SinkError, match="invalid name"):
+        await make_sink(tmp_path).write(record(credential=name))
