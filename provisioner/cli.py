@@ -121,8 +121,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     async def run() -> Plan:
         async with jobs.open_session(job, manifests) as session:
-            the_plan, _ = await jobs.make_plan(session, prune=job.prune)
-            return the_plan
+            planned = await jobs.make_plan(session, prune=job.prune)
+            for key, error in planned.blocked.items():
+                _err(f"cannot plan {key}: {error}")
+            return planned.plan
 
     the_plan = _run(run)
     _err(render_plan(the_plan))

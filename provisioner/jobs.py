@@ -13,11 +13,11 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from provisioner.engine import Engine, Outcome
+from provisioner.engine import Engine, Outcome, Status
+from provisioner.errors import SinkError
 from provisioner.manifest import Manifests, load_manifests
-from provisioner.model import DesiredCredential
 from provisioner.observe import read_holdings
-from provisioner.plan import Plan, plan
+from provisioner.plan import Action, Plan, plan
 from provisioner.roles import resolve_roles
 from provisioner.settings import Settings
 from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
@@ -102,17 +102,27 @@ async def open_session(job: Job, manifests: Manifests) -> AsyncIterator[Session]
         yield Session(manifests, client, sinks, settings)
 
 
-async def make_plan(session: Session, *, prune: bool) -> tuple[Plan, tuple[DesiredCredential, ...]]:
+@dataclass(frozen=True)
+class Planned:
+    """A plan, and the credentials that cannot be reconciled this run (a sink was unreadable)."""
+
+    plan: Plan
+    blocked: Mapping[str, SinkError]
+
+
+async def make_plan(session: Session, *, prune: bool) -> Planned:
     """Resolve roles, observe the remote and the sinks, and plan. Reads only."""
     roles = await session.client.list_roles()
     desired = resolve_roles(session.manifests, roles)
     remote = await session.client.list_credentials()
-    holdings = await read_holdings(desired, session.sinks, session.settings.concurrency)
+    concurrency = session.settings.concurrency
+    holdings, blocked = await read_holdings(desired, session.sinks, concurrency)
     result = plan(desired, remote, holdings, now=datetime.now(UTC), prune=prune)
-    log.info(
-        "plan.ready", actions=len(result.actions), **{str(k): v for k, v in result.counts.items()}
-    )
-    return result, desired
+    counts = {str(kind): count for kind, count in result.counts.items()}
+    log.info("plan.ready", actions=len(result.actions), **counts)
+    for key, error in blocked.items():
+        log.error("sink.unreadable", key=key, sink=error.sink, error=str(error))
+    return Planned(result, blocked)
 
 
 async def apply(
@@ -127,7 +137,8 @@ async def apply(
     started = datetime.now(UTC)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     try:
-        the_plan, _ = await make_plan(session, prune=prune)
+        planned = await make_plan(session, prune=prune)
+        the_plan, blocked = planned.plan, planned.blocked
         engine = Engine(
             session.client,
             session.sinks,
@@ -137,10 +148,21 @@ async def apply(
         )
         if engine_hook is not None:
             engine_hook(engine)
-        outcomes = await engine.execute(the_plan.actions)
+        runnable = [action for action in the_plan.actions if action.key not in blocked]
+        outcomes = await engine.execute(runnable)
+        outcomes += _blocked_outcomes(the_plan, blocked)
     finally:
         structlog.contextvars.unbind_contextvars("run_id")
     return RunResult(run_id, started, datetime.now(UTC), the_plan, tuple(outcomes))
+
+
+def _blocked_outcomes(the_plan: Plan, blocked: Mapping[str, SinkError]) -> list[Outcome]:
+    """One failure per credential left alone because one of its sinks could not be read."""
+    first: dict[str, Action] = {}
+    for action in the_plan.actions:
+        if action.key in blocked:
+            first.setdefault(action.key, action)
+    return [Outcome(a, Status.FAILED, error=str(blocked[key])) for key, a in first.items()]
 
 
 def _simulator(settings: Settings) -> tuple[httpx.AsyncBaseTransport, Settings]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import anyio
 
+from provisioner.errors import SinkError
 from provisioner.model import DesiredCredential, RemoteCredential
 from provisioner.plan import Holdings
 from provisioner.sinks import Sink
@@ -14,9 +15,14 @@ from provisioner.streamkap import StreamkapClient
 
 async def read_holdings(
     desired: Sequence[DesiredCredential], sinks: Mapping[str, Sink], concurrency: int
-) -> Holdings:
-    """For every desired credential, the client_id each readable sink it names holds."""
+) -> tuple[Holdings, dict[str, SinkError]]:
+    """For every desired credential, the client_id each readable sink it names holds.
+
+    A sink that cannot be read for a credential is returned with that key rather than raised:
+    that credential cannot be reconciled this run, the others can.
+    """
     holdings: dict[str, dict[str, str | None]] = {c.key: {} for c in desired}
+    unreadable: dict[str, SinkError] = {}
     reads = [
         (credential, sinks[name])
         for credential in desired
@@ -30,14 +36,17 @@ async def read_holdings(
 
     async def reader() -> None:
         async for credential, sink in receive:
-            holdings[credential.key][sink.name] = await sink.read(
-                credential.service, credential.name
-            )
+            try:
+                held = await sink.read(credential.service, credential.name)
+            except SinkError as exc:
+                unreadable.setdefault(credential.key, exc)
+            else:
+                holdings[credential.key][sink.name] = held
 
     async with receive, anyio.create_task_group() as group:
         for _ in range(max(1, min(concurrency, len(reads)))):
             group.start_soon(reader)
-    return holdings
+    return holdings, unreadable
 
 
 class FreshListing:

@@ -1,0 +1,68 @@
+"""Helpers for end-to-end tests: the simulator on a real socket and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.simulator import (
+    ADMIN_CLIENT_ID,
+    ADMIN_SECRET,
+    SimulatorState,
+    create_app,
+    serve_in_thread,
+)
+
+
+@dataclass
+class Served:
+    """A simulator served over a real socket, and how to point the CLI at it."""
+
+    url: str
+    state: SimulatorState
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("STREAMKAP_", "PROVISIONER_", "VAULT_"))
+        }
+        env.update(
+            STREAMKAP_HOST=self.url,
+            STREAMKAP_CLIENT_ID=ADMIN_CLIENT_ID,
+            STREAMKAP_SECRET=ADMIN_SECRET,
+            PROVISIONER_LOG_FORMAT="json",
+            PROVISIONER_MAX_ATTEMPTS="6",
+        )
+        env.update(extra)
+        return env
+
+
+@contextmanager
+def served(state: SimulatorState | None = None) -> Iterator[Served]:
+    state = state or SimulatorState()
+    with serve_in_thread(create_app(state)) as url:
+        yield Served(url, state)
+
+
+def run_cli(
+    *args: str | Path,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m provisioner ARGS` in a real subprocess and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", *map(str, args)],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
