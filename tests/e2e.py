@@ -18,6 +18,8 @@ from provisioner.simulator import (
     serve_in_thread,
 )
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 @dataclass
 class Served:
@@ -39,6 +41,8 @@ class Served:
             PROVISIONER_LOG_FORMAT="json",
             PROVISIONER_MAX_ATTEMPTS="6",
         )
+        # The subprocess imports the provisioner of this checkout, wherever it was installed from.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         env.update(extra)
         return env
 
