@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(handler=cmd_apply)
 
     simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
-    simulate.add_argument("--port", type=int, default=8080)
+    simulate.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
     simulate.add_argument("--error-rate", type=float, default=0.0, help="share of calls -> 503")
     simulate.add_argument("--rate-limit", type=float, default=None, help="requests per second")
@@ -159,7 +161,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from provisioner.simulator import FaultConfig, SimulatorState, create_app, serve_forever
+    from provisioner.simulator import FaultConfig, SimulatorState, create_app
 
     faults = FaultConfig(
         latency=args.latency,
@@ -170,10 +172,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         error_after_create_rate=args.error_after_create_rate,
         token_ttl=args.token_ttl,
     )
-    state = SimulatorState(faults=faults)
-    _err(f"simulator: serving on http://127.0.0.1:{args.port} (login sim-admin/sim-admin-secret)")
-    anyio.run(serve_forever, create_app(state), "127.0.0.1", args.port)
+    app = create_app(SimulatorState(faults=faults))
+    anyio.run(_serve_until_signalled, app, args.port)
     return EXIT_OK
+
+
+async def _serve_until_signalled(app: Any, port: int) -> None:
+    """Serve on loopback until SIGTERM or SIGINT, then shut down gracefully."""
+    from provisioner.simulator import serve_forever
+
+    def ready(url: str) -> None:
+        _err(f"simulator: serving on {url} (login: sim-admin / sim-admin-secret)")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(serve_forever, app, "127.0.0.1", port, on_ready=ready))
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                group.cancel_scope.cancel()
+                break
+    _err("simulator: stopped")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -216,9 +216,32 @@ class _Loader:
                         f"(first at {_where(self.files, first)})",
                     )
                 credentials.append(credential)
+        self._check_addresses(credentials)
         if self.problems:
             raise ManifestError(self.problems)
         return Manifests(tuple(credentials), self.sinks, self.files)
+
+    def _check_addresses(self, credentials: list[DesiredCredential]) -> None:
+        """Two keys that a sink would store in one place (e.g. `a-b/c`, `a/b-c` in dotenv)."""
+        taken: dict[tuple[str, str], DesiredCredential] = {}
+        for credential in credentials:
+            for name in credential.sinks:
+                definition = self.sinks.get(name)
+                address = (
+                    getattr(sink_type(definition.type), "record_address", None)
+                    if definition
+                    else None
+                )
+                if address is None:
+                    continue
+                spot = (name, address(credential.service, credential.name))
+                first = taken.setdefault(spot, credential)
+                if first is not credential and first.key != credential.key:
+                    self._problem(
+                        credential.origin.child("name"),
+                        f"{credential.key!r} and {first.key!r} would share {spot[1]} in sink "
+                        f"{name!r}; rename one",
+                    )
 
     def _flatten(self, document: ManifestDocument, origin: Origin) -> Iterable[DesiredCredential]:
         defaults = document.defaults

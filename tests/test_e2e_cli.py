@@ -11,7 +11,7 @@ import pytest
 from dotenv import dotenv_values
 
 from provisioner.model import marked_description
-from provisioner.simulator import FaultConfig
+from provisioner.simulator import FaultConfig, SimulatorState
 from tests.e2e import Served, run_cli, served
 
 SERVICES = ["payments-api", "orders", "billing", "search"]
@@ -170,3 +170,17 @@ def test_rate_limits_and_503s_are_retried(sim: Served, workdir: Path) -> None:
     statuses = {call.status for call in sim.state.calls()}
     assert {429, 503} <= statuses
     assert len(sim.state.live()) == 32
+
+
+def test_a_422_is_not_retried_and_its_field_errors_reach_the_user(workdir: Path) -> None:
+    with served(SimulatorState(permissions={"perm-read"})) as sim:
+        (workdir / "manifests" / "more.yaml").write_text(
+            "version: 1\nservices:\n  - name: extra\n    credentials:\n      - name: one\n"
+            "        permissions: [perm-read, perm-nope]\n        sinks: [files]\n"
+        )
+        result = apply(sim, workdir)
+        creates = [c for c in sim.state.write_calls() if c.status == 422]
+    assert result.returncode == 1
+    assert "failed: extra/one: POST /auth/client-credentials: HTTP 422: " in result.stderr
+    assert "permission_ids.1: Unknown permission id 'perm-nope'" in result.stderr
+    assert len(creates) == 1

@@ -182,3 +182,16 @@ def test_schema_describes_the_format() -> None:
     assert schema["properties"]["version"]["const"] == 1
     assert schema["additionalProperties"] is False
     assert "services" in schema["properties"]
+
+
+def test_keys_that_would_share_dotenv_variables_are_rejected(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        "a.yaml",
+        "version: 1\ndefaults:\n  sinks: [dotenv]\nsinks:\n  dotenv: {type: env, path: ./x.env}\n"
+        "services:\n  - name: a-b\n    credentials:\n      - name: c\n"
+        "  - name: a\n    credentials:\n      - name: b-c\n",
+    )
+    assert problems_of(path) == [
+        f"{path}:12: services[1].credentials[0].name: 'a/b-c' and 'a-b/c' would share "
+        "STREAMKAP_A_B_C_CLIENT_ID in sink 'dotenv'; rename one"
+    ]

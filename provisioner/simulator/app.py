@@ -189,6 +189,15 @@ async def create_credential(request: Request) -> Response:
         for i, r in enumerate(role_ids)
         if r not in sim.roles
     ]
+    unknown += [
+        {
+            "type": "value_error",
+            "loc": ["body", "permission_ids", i],
+            "msg": f"Unknown permission id {p!r}",
+        }
+        for i, p in enumerate(body.permission_ids or [])
+        if sim.permissions is not None and p not in sim.permissions
+    ]
     if unknown:
         raise Unprocessable(unknown)
     record = sim.add_credential(

@@ -117,6 +117,7 @@ class SimulatorState:
         self,
         *,
         roles: Iterable[Role] = DEFAULT_ROLES,
+        permissions: Iterable[str] | None = None,
         admin_client_id: str = ADMIN_CLIENT_ID,
         admin_secret: str = ADMIN_SECRET,
         faults: FaultConfig | None = None,
@@ -129,6 +130,8 @@ class SimulatorState:
         self._admin_secret = admin_secret
         self.user: Mapping[str, Any] = MappingProxyType(dict(user))
         self.roles: Mapping[str, Role] = MappingProxyType({role.id: role for role in roles})
+        # Permission ids the account knows; None accepts any (the API's list is not public).
+        self.permissions = frozenset(permissions) if permissions is not None else None
         self._credentials: dict[str, CredentialRecord] = {}
         self._tokens: dict[str, _Token] = {}
         self._refresh_tokens: dict[str, str] = {}

@@ -66,3 +66,13 @@ class SinkType(Protocol):
         ...
 
     def __call__(self, name: str, options: Any, context: SinkContext) -> Sink: ...
+
+
+class AddressedSinkType(SinkType, Protocol):
+    """A sink type whose records of different keys may share a place (env variable names do).
+
+    Manifests are checked up front so that two credentials never share one address.
+    """
+
+    @classmethod
+    def record_address(cls, service: str, credential: str) -> str: ...

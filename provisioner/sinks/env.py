@@ -288,6 +288,11 @@ class EnvSink:
         """`env:PATH` gives the file; `env:-` standard output."""
         return {"path": target}
 
+    @classmethod
+    def record_address(cls, service: str, credential: str) -> str:
+        """Where a credential's record lives: two keys with one address would clobber each other."""
+        return variable_names(service, credential)[0]
+
     def __init__(
         self,
         name: str,
