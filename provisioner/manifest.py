@@ -307,6 +307,22 @@ def _where(files: dict[str, YamlFile], origin: Origin) -> str:
     return f"{location}: {origin.dotted or '(document)'}"
 
 
+_EXPECTED = {
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "a string",
+}
+
+
+def _yaml_type(value: Any) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "nothing (null)"
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
 def _message(error: Any) -> str:
     """Pydantic's error in the words of this format."""
     kind, loc, value = error.get("type"), error["loc"], error.get("input")
@@ -317,6 +333,10 @@ def _message(error: Any) -> str:
         return f"unsupported version {value!r} (expected 1)"
     if kind == "too_short":
         return "must not be empty (leave the field out instead)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_yaml_type(value)}"
     if kind == "string_pattern_mismatch" and last in {"rotate_after", "grace"}:
         return f"invalid duration {json.dumps(value)}: expected a number and a unit (s, m, h, d, w)"
     if kind == "string_pattern_mismatch":

@@ -85,16 +85,19 @@ def read_yaml(path: Path) -> YamlFile:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise YamlProblem(line, "not valid UTF-8") from None
-    if "*" in text:
-        _reject_aliases(text)
     try:
+        if "*" in text:
+            _reject_aliases(text)
         documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         raise YamlProblem(line, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise YamlProblem(line, f"invalid YAML: {exc.reason}") from None
     except yaml.YAMLError as exc:
-        raise YamlProblem(0, f"invalid YAML: {exc}") from None
+        raise YamlProblem(0, f"invalid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
         raise YamlProblem(0, "YAML nested too deeply") from None
     return YamlFile(path=path, text=text, documents=documents)
