@@ -136,6 +136,7 @@ class SimulatorState:
         self._tokens: dict[str, _Token] = {}
         self._refresh_tokens: dict[str, str] = {}
         self._calls: list[Call] = []
+        self._issued: list[str] = []  # every secret ever handed out, deleted ones included
         self._decider = FaultDecider(faults or FaultConfig(), self.now())
 
     def now(self) -> datetime:
@@ -243,6 +244,7 @@ class SimulatorState:
         )
         with self._lock:
             self._credentials[record.client_id] = record
+            self._issued.append(record.secret)
         return record
 
     def delete_credential(self, client_id: str) -> bool:
@@ -259,6 +261,11 @@ class SimulatorState:
         """Every live credential, oldest creation call first."""
         with self._lock:
             return list(self._credentials.values())
+
+    def issued_secrets(self) -> list[str]:
+        """Every secret this account ever created, for tests that prove none leaked."""
+        with self._lock:
+            return list(self._issued)
 
     def secret_of(self, client_id: str) -> str:
         """The real secret of a live credential (KeyError if unknown)."""

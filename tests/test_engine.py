@@ -1,0 +1,143 @@
+"""The engine against the in-process simulator and in-memory sinks: deliver or undo, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from provisioner.engine import Engine, Status
+from provisioner.model import DesiredCredential, Origin, marked_description
+from provisioner.plan import plan
+from provisioner.simulator import (
+    ADMIN_CLIENT_ID,
+    ADMIN_SECRET,
+    FaultConfig,
+    SimulatorState,
+    create_app,
+)
+from provisioner.sinks.memory import MemorySink
+from provisioner.streamkap import StreamkapClient
+
+ORIGIN = Origin("m.yaml", 0, ())
+
+
+def wanted(name: str, sinks: tuple[str, ...] = ("a", "b")) -> DesiredCredential:
+    return DesiredCredential(
+        service="api",
+        name=name,
+        description=None,
+        service_id=None,
+        roles=("role-admin",),
+        permission_ids=(),
+        sinks=sinks,
+        rotate_after=None,
+        grace=timedelta(0),
+        origin=ORIGIN,
+        roles_origin=ORIGIN,
+        role_ids=("role-admin",),
+    )
+
+
+async def no_wait(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+def state() -> SimulatorState:
+    return SimulatorState()
+
+
+@pytest.fixture
+async def client(state: SimulatorState) -> AsyncIterator[StreamkapClient]:
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim",
+        client_id=ADMIN_CLIENT_ID,
+        secret=SecretStr(ADMIN_SECRET),
+        transport=transport,
+        sleep=no_wait,
+        max_attempts=4,
+    ) as api:
+        yield api
+
+
+async def converge(
+    client: StreamkapClient, sinks: dict[str, MemorySink], desired: list[DesiredCredential]
+) -> list[Status]:
+    """Observe, plan and execute once, as `apply` does."""
+    holdings = {
+        d.key: {n: await sinks[n].read(d.service, d.name) for n in d.sinks} for d in desired
+    }
+    actions = plan(desired, await client.list_credentials(), holdings, now=datetime.now(UTC))
+    engine = Engine(client, sinks, concurrency=8, max_attempts=4, sleep=no_wait)
+    return [outcome.status for outcome in await engine.execute(actions.actions)]
+
+
+@pytest.mark.anyio
+async def test_every_sink_gets_the_secret(client: StreamkapClient, state: SimulatorState) -> None:
+    sinks = {"a": MemorySink("a"), "b": MemorySink("b")}
+    desired = [wanted(f"c{i}") for i in range(10)]
+    assert await converge(client, sinks, desired) == [Status.OK] * 10
+    for record in state.live():
+        key = record.description.split(":", 1)[1].rstrip("]")  # type: ignore[union-attr]
+        assert sinks["a"].secret_of(key) == record.secret
+        assert sinks["b"].secret_of(key) == record.secret
+
+
+@pytest.mark.anyio
+async def test_a_sink_that_keeps_failing_undoes_the_credential(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    """Disk full on one sink: the new credential is deleted and the other sink forgets it."""
+    full = MemorySink("b", fail_writes=lambda key: key == "api/doomed")
+    sinks = {"a": MemorySink("a"), "b": full}
+    statuses = await converge(client, sinks, [wanted("doomed"), wanted("fine")])
+    assert sorted(statuses) == [Status.FAILED, Status.OK]
+    assert [r.description for r in state.live()] == [marked_description(None, "api/fine")]
+    assert "api/doomed" not in sinks["a"].records
+    assert sinks["a"].deletes  # the delivered copy was taken back
+
+
+@pytest.mark.anyio
+async def test_a_sink_failing_for_a_while_is_retried(client: StreamkapClient) -> None:
+    failures = iter([True, True, False])
+    flaky = MemorySink("b", fail_writes=lambda _key: next(failures))
+    sinks = {"a": MemorySink("a"), "b": flaky}
+    assert await converge(client, sinks, [wanted("c")]) == [Status.OK]
+    assert len(flaky.records) == 1
+
+
+@pytest.mark.anyio
+async def test_dropped_creates_leave_exactly_one_credential(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    await client.list_roles()
+    state.faults = FaultConfig(drop_after_create_rate=0.5, error_after_create_rate=0.2, seed=3)
+    sinks = {"a": MemorySink("a"), "b": MemorySink("b")}
+    desired = [wanted(f"c{i}") for i in range(30)]
+    await converge(client, sinks, desired)
+    state.faults = FaultConfig()
+    await converge(client, sinks, desired)  # repairs whatever ran out of attempts
+    keys = [r.description for r in state.live()]
+    assert sorted(keys) == sorted(marked_description(None, d.key) for d in desired)
+    state.reset_calls()
+    assert await converge(client, sinks, desired) == []  # converged: no write action left
+    assert state.write_calls() == []
+
+
+@pytest.mark.anyio
+async def test_replace_delivers_then_deletes_the_old_credential(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    sinks = {"a": MemorySink("a"), "b": MemorySink("b")}
+    await converge(client, sinks, [wanted("c")])
+    (old,) = state.live()
+    del sinks["b"].records["api/c"]  # lost its secret
+    assert await converge(client, sinks, [wanted("c")]) == [Status.OK]
+    (new,) = state.live()
+    assert new.client_id != old.client_id
+    assert sinks["a"].secret_of("api/c") == sinks["b"].secret_of("api/c") == new.secret
