@@ -122,7 +122,7 @@ async def test_dropped_creates_leave_exactly_one_credential(
     await converge(client, sinks, desired)
     state.faults = FaultConfig()
     await converge(client, sinks, desired)  # repairs whatever ran out of attempts
-    keys = [r.description for r in state.live()]
+    keys = [r.description or "" for r in state.live()]
     assert sorted(keys) == sorted(marked_description(None, d.key) for d in desired)
     state.reset_calls()
     assert await converge(client, sinks, desired) == []  # converged: no write action left
