@@ -16,6 +16,7 @@ import anyio
 from pydantic import ValidationError
 
 from provisioner import jobs
+from provisioner.engine import Engine, Outcome, Status
 from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError
 from provisioner.logs import configure_logging
 from provisioner.manifest import DEFAULT_SINK, manifest_schema
@@ -145,23 +146,63 @@ def cmd_apply(args: argparse.Namespace) -> int:
     settings = _settings(args)
     job = _job(args, settings)
     manifests = jobs.load(job)
+    stop = Stop()
 
     async def run() -> jobs.RunResult:
-        async with jobs.open_session(job, manifests) as session:
-            return await jobs.apply(session, prune=job.prune)
+        async with anyio.create_task_group() as group:
+            group.start_soon(stop.on_signals, group.cancel_scope)
+            async with jobs.open_session(job, manifests) as session:
+                result = await jobs.apply(session, prune=job.prune, engine_hook=stop.attach)
+            group.cancel_scope.cancel()
+        return result
 
     result = _run(run)
     summary = summarize(result.plan, result.outcomes)
-    for outcome in result.outcomes:
-        if outcome.error:
-            _err(f"failed: {outcome.action.key}: {outcome.error}")
+    _print_failures(result.outcomes)
     _err(summary.line())
     if args.report:
         report = run_report(
             result.run_id, result.started_at, result.finished_at, result.plan, result.outcomes
         )
         _write_report(args.report, report)
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    return EXIT_FAILED if summary.failed or stop.requested else EXIT_OK
+
+
+class Stop:
+    """SIGTERM/SIGINT during apply: start no new work, let work in flight finish; twice: abort."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._engine: Engine | None = None
+
+    def attach(self, engine: Engine) -> None:
+        self._engine = engine
+        if self.requested:
+            engine.stopping.set()
+
+    async def on_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if self.requested:
+                    _err("aborting: work in flight is cut short; the next apply repairs it")
+                    scope.cancel()
+                    return
+                self.requested = True
+                name = signal.Signals(signum).name
+                _err(f"{name}: stopping: finishing work in flight, starting nothing new")
+                if self._engine is not None:
+                    self._engine.stopping.set()
+
+
+def _print_failures(outcomes: Sequence[Outcome]) -> None:
+    skipped = 0
+    for outcome in outcomes:
+        if outcome.status is Status.SKIPPED:
+            skipped += 1
+        elif outcome.error:
+            _err(f"failed: {outcome.action.key}: {outcome.error}")
+    if skipped:
+        _err(f"not started: {skipped} actions (the run was stopped); the next apply does them")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
