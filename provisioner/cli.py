@@ -151,7 +151,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     async def run() -> jobs.RunResult:
         async with anyio.create_task_group() as group:
             group.start_soon(stop.on_signals, group.cancel_scope)
-            async with jobs.open_session(job, manifests) as session:
+            async with jobs.open_session(job, manifests, lock=True) as session:
                 result = await jobs.apply(session, prune=job.prune, engine_hook=stop.attach)
             group.cancel_scope.cancel()
         return result

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from provisioner.engine import Engine, Outcome, Status
 from provisioner.errors import SinkError
+from provisioner.locking import hold_locks
 from provisioner.manifest import Manifests, load_manifests
 from provisioner.observe import read_holdings
 from provisioner.plan import Action, Plan, plan
@@ -69,8 +70,13 @@ def load(job: Job) -> Manifests:
 
 
 @asynccontextmanager
-async def open_session(job: Job, manifests: Manifests) -> AsyncIterator[Session]:
-    """Connect to the API (or the in-process simulator) and open every sink in use."""
+async def open_session(
+    job: Job, manifests: Manifests, *, lock: bool = False
+) -> AsyncIterator[Session]:
+    """Connect to the API (or the in-process simulator) and open every sink in use.
+
+    With `lock`, wait for other runs writing to the same local sinks to finish first.
+    """
     settings = job.settings
     transport: httpx.AsyncBaseTransport | None = None
     if job.simulate:
@@ -99,7 +105,15 @@ async def open_session(job: Job, manifests: Manifests) -> AsyncIterator[Session]
         for name in sorted(used):
             sinks[name] = open_sink(manifests.sinks[name], context)
             stack.push_async_callback(sinks[name].aclose)
+        if lock:
+            await stack.enter_async_context(hold_locks(_lock_paths(sinks), settings.lock_timeout))
         yield Session(manifests, client, sinks, settings)
+
+
+def _lock_paths(sinks: Mapping[str, Sink]) -> list[Path]:
+    """Lock files of the sinks that have one (local files; not Vault or standard output)."""
+    paths = (getattr(sink, "lock_path", lambda: None)() for sink in sinks.values())
+    return [path for path in paths if path is not None]
 
 
 @dataclass(frozen=True)

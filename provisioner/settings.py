@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     concurrency: int = Field(16, ge=1, le=1024, validation_alias="PROVISIONER_CONCURRENCY")
     max_attempts: int = Field(6, ge=1, le=100, validation_alias="PROVISIONER_MAX_ATTEMPTS")
     timeout: float = Field(30.0, gt=0, le=3600, validation_alias="PROVISIONER_TIMEOUT")
+    lock_timeout: float = Field(600.0, ge=0, validation_alias="PROVISIONER_LOCK_TIMEOUT")
     log_format: Literal["json", "console", "auto"] = Field(
         "auto", validation_alias="PROVISIONER_LOG_FORMAT"
     )

@@ -136,3 +136,15 @@ def test_chaos_converges_within_two_runs(tmp_path: Path) -> None:
         statuses = {call.status for call in sim.state.calls()}
         assert {503, 500, 0} <= statuses  # every fault really happened (0: dropped)
         assert sim.state.calls("POST", "/auth/access-token/refresh")  # the 1 s token was renewed
+
+
+def test_overlapping_runs_take_turns_and_make_no_duplicates(tmp_path: Path) -> None:
+    count = 30
+    write_manifest(tmp_path, count)
+    with served(SimulatorState(faults=FaultConfig(latency=0.02))) as sim:
+        runs = [popen_apply(sim, tmp_path) for _ in range(3)]
+        assert [run.wait(timeout=60) for run in runs] == [0, 0, 0]
+        assert_converged(sim, tmp_path, count)
+        creates = sim.state.calls("POST", "/auth/client-credentials")
+        assert len(creates) == count  # the later runs found everything done
+    assert (tmp_path / "secrets" / ".provisioner.lock").stat().st_mode & 0o777 == 0o600

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -141,3 +142,23 @@ async def test_replace_delivers_then_deletes_the_old_credential(
     (new,) = state.live()
     assert new.client_id != old.client_id
     assert sinks["a"].secret_of("api/c") == sinks["b"].secret_of("api/c") == new.secret
+
+
+@pytest.mark.anyio
+async def test_unlocked_overlapping_runs_still_converge(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    """Two runs on different machines share one sink and no lock: the next run tidies up."""
+    sinks = {"a": MemorySink("a"), "b": MemorySink("b")}
+    desired = [wanted(f"c{i}") for i in range(10)]
+    async with anyio.create_task_group() as group:
+        group.start_soon(converge, client, sinks, desired)
+        group.start_soon(converge, client, sinks, desired)
+    assert len(state.live()) == 20  # both created everything
+    await converge(client, sinks, desired)
+    live = {r.client_id: r for r in state.live()}
+    assert len(live) == 10
+    for d in desired:
+        held = sinks["a"].records[d.key].client_id
+        assert sinks["b"].records[d.key].client_id == held
+        assert sinks["a"].secret_of(d.key) == live[held].secret

@@ -180,6 +180,10 @@ class _DotenvFile:
         self._queue: list[_Change] = []
         self.file_writes = 0
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
     async def get(self, name: str) -> str | None:
         return (await self._loaded()).get(name)
 
@@ -308,6 +312,13 @@ class EnvSink:
         )
         self._stdout = _Stdout(name, stdout)
         self._owners: dict[str, str] = {}  # variable stem -> the key that wrote it
+
+    def lock_path(self) -> Path | None:
+        """Where overlapping runs on this env file take turns; none for standard output."""
+        if self._file is None:
+            return None
+        path = self._file.path
+        return path.with_name(f".{path.name}.lock")
 
     @property
     def file_writes(self) -> int:

@@ -27,6 +27,9 @@ class FileSinkOptions(SinkOptions):
     path: str = Field(min_length=1)
 
 
+LOCK_FILE = ".provisioner.lock"
+
+
 class FileSink:
     """Secrets as JSON files (0600) in per-service directories (0700), replaced atomically."""
 
@@ -43,6 +46,10 @@ class FileSink:
         self._shown = Path(options.path)  # as the user wrote it, for messages
         self._root = context.cwd / options.path
         self._locks: dict[str, anyio.Lock] = {}
+
+    def lock_path(self) -> Path:
+        """Where overlapping runs on this directory take turns (see provisioner.locking)."""
+        return self._root / LOCK_FILE
 
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`, or None when the file is missing, unreadable or corrupt."""
