@@ -48,10 +48,14 @@ class Engine:
     max_attempts: int = 6
     sleep: Sleep = anyio.sleep
     on_outcome: Callable[[Outcome], None] | None = None
+    # Actions failing in a row, after their retries, that mean the API or a sink is down.
+    failure_limit: int = 10
 
     def __post_init__(self) -> None:
         self._listing = FreshListing(self.client)
         self.stopping = anyio.Event()
+        self.stop_reason = "run stopped before this action started"
+        self._failures_in_row = 0
 
     async def execute(self, actions: Sequence[Action]) -> list[Outcome]:
         """Carry out every write action; one failure never stops the others."""
@@ -65,6 +69,7 @@ class Engine:
         async def worker() -> None:
             async for action in receive:
                 outcome = await self._run(action)
+                self._watch(outcome)
                 outcomes.append(outcome)
                 if self.on_outcome is not None:
                     self.on_outcome(outcome)
@@ -74,9 +79,23 @@ class Engine:
                 group.start_soon(worker)
         return outcomes
 
+    def _watch(self, outcome: Outcome) -> None:
+        """Circuit breaker: when everything fails, stop starting work rather than grind on."""
+        if outcome.status is Status.OK:
+            self._failures_in_row = 0
+        elif outcome.status is Status.FAILED:
+            self._failures_in_row += 1
+            if self._failures_in_row == self.failure_limit and not self.stopping.is_set():
+                self.stop_reason = (
+                    f"not started: {self.failure_limit} actions in a row failed "
+                    f"(last: {outcome.error})"
+                )
+                log.error("run.circuit_open", failures=self._failures_in_row, error=outcome.error)
+                self.stopping.set()
+
     async def _run(self, action: Action) -> Outcome:
         if self.stopping.is_set():
-            return Outcome(action, Status.SKIPPED, error="run stopped before this action started")
+            return Outcome(action, Status.SKIPPED, error=self.stop_reason)
         started = time.perf_counter()
         bound = log.bind(key=action.key, action=str(action.kind), reason=str(action.reason))
         try:

@@ -162,3 +162,34 @@ async def test_unlocked_overlapping_runs_still_converge(
         held = sinks["a"].records[d.key].client_id
         assert sinks["b"].records[d.key].client_id == held
         assert sinks["a"].secret_of(d.key) == live[held].secret
+
+
+@pytest.mark.anyio
+async def test_when_the_api_is_down_the_run_stops_starting_work(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    sinks = {"a": MemorySink("a"), "b": MemorySink("b")}
+    desired = [wanted(f"c{i}") for i in range(100)]
+    actions = plan(desired, [], {}, now=datetime.now(UTC)).actions
+    await client.list_roles()
+    state.faults = FaultConfig(fail_all=True)
+    engine = Engine(client, sinks, concurrency=4, max_attempts=4, sleep=no_wait, failure_limit=5)
+    outcomes = await engine.execute(actions)
+    failed = [o for o in outcomes if o.status is Status.FAILED]
+    skipped = [o for o in outcomes if o.status is Status.SKIPPED]
+    assert 5 <= len(failed) <= 5 + 4  # the limit, plus what was already in flight
+    assert len(skipped) == 100 - len(failed)
+    assert "5 actions in a row failed" in (skipped[0].error or "")
+    assert len(state.calls("POST", "/auth/client-credentials")) <= len(failed) * 4
+
+
+@pytest.mark.anyio
+async def test_a_success_resets_the_breaker(client: StreamkapClient) -> None:
+    """Scattered failures (bad input for some credentials) never stop the run."""
+    broken = MemorySink("b", fail_writes=lambda key: int(key.split("c")[-1]) % 2 == 0)
+    sinks = {"a": MemorySink("a"), "b": broken}
+    desired = [wanted(f"c{i}") for i in range(40)]
+    actions = plan(desired, [], {}, now=datetime.now(UTC)).actions
+    engine = Engine(client, sinks, concurrency=1, max_attempts=2, sleep=no_wait, failure_limit=3)
+    outcomes = await engine.execute(actions)
+    assert sorted(o.status for o in outcomes).count(Status.SKIPPED) == 0
