@@ -33,17 +33,23 @@ async def hold_locks(paths: Iterable[Path], patience: float) -> AsyncIterator[No
     async with AsyncExitStack() as stack:
         for path in sorted({p.resolve() for p in paths}):
             fd = await _acquire(path, patience)
-            stack.callback(os.close, fd)  # closing the descriptor releases the flock
+            if fd is not None:
+                stack.callback(os.close, fd)  # closing the descriptor releases the flock
         yield
 
 
-async def _acquire(path: Path, patience: float) -> int:
-    """Wait up to `patience` seconds for the lock at `path`; return its descriptor."""
+async def _acquire(path: Path, patience: float) -> int | None:
+    """Wait up to `patience` seconds for the lock at `path`; return its descriptor.
+
+    A lock that cannot even be created means its sink is broken: every credential that uses the
+    sink fails on its own, so the run goes on without that lock rather than failing as a whole.
+    """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise ProvisionerError(f"cannot open lock file {path}: {exc.strerror}") from None
+        log.warning("lock.unavailable", path=str(path), error=exc.strerror)
+        return None
     deadline = time.monotonic() + patience
     waited = False
     while True:
