@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jsonschema
 import pytest
@@ -271,3 +272,47 @@ async def test_wrong_login_is_an_auth_error(state: SimulatorState) -> None:
         with pytest.raises(AuthError) as caught:
             await api.list_roles()
     assert "wrong" not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_many_tasks_hitting_401_share_one_refresh() -> None:
+    clock = ManualClock()
+    state = SimulatorState(now=clock, faults=FaultConfig(token_ttl=60))
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim",
+        client_id=ADMIN_CLIENT_ID,
+        secret=SecretStr(ADMIN_SECRET),
+        transport=transport,
+        concurrency=50,
+    ) as api:
+        await api.list_roles()
+        clock.advance(timedelta(seconds=61))  # every task's token is now refused
+        async with anyio.create_task_group() as group:
+            for _ in range(50):
+                group.start_soon(api.list_roles)
+    assert len(state.calls("POST", "/auth/access-token/refresh")) == 1
+    assert len(state.calls("GET", "/auth/roles")) == 1 + 50 + 50  # first, 401s, retries
+
+
+@pytest.mark.anyio
+async def test_hundreds_of_creates_outlive_a_one_second_token() -> None:
+    state = SimulatorState(faults=FaultConfig(token_ttl=1, latency=0.02))
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim",
+        client_id=ADMIN_CLIENT_ID,
+        secret=SecretStr(ADMIN_SECRET),
+        transport=transport,
+        concurrency=4,  # 300 calls x 20 ms / 4 in flight: at least 1.5 s
+    ) as api:
+        started = anyio.current_time()
+        async with anyio.create_task_group() as group:
+            for index in range(300):
+                group.start_soon(api.create_credential, credential(f"c{index}"))
+        elapsed = anyio.current_time() - started
+    assert len(state.live()) == 300
+    refreshes = len(state.calls("POST", "/auth/access-token/refresh"))
+    assert elapsed > 1  # the run really outlived its first token
+    assert 1 <= refreshes <= elapsed / 0.8 + 2  # renewed ahead of expiry, one at a time
+    assert not [c for c in state.calls() if c.status == 401]
