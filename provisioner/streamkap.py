@@ -65,7 +65,10 @@ class StreamkapClient:
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            # One connection more than slots: token calls run outside the limiter.
+            limits=httpx.Limits(
+                max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1
+            ),
             headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
         )
         # Never more requests in flight than pooled connections, so httpcore never queues.
@@ -141,14 +144,17 @@ class StreamkapClient:
 
     async def _request(self, method: str, path: str, payload: Any = None) -> Any:
         """One call with a bearer token; a 401 renews the token once and repeats."""
-        token = await self.tokens.get()
-        try:
-            return await self._send(method, path, payload, token)
-        except AuthError as exc:
-            if exc.status != 401:
-                raise
-        await self.tokens.invalidate(token)
-        return await self._send(method, path, payload, await self.tokens.get())
+        # The token is taken once a slot is ours: a token fetched before queueing could expire
+        # while the call waits its turn.
+        async with self._limiter:
+            token = await self.tokens.get()
+            try:
+                return await self._send(method, path, payload, token)
+            except AuthError as exc:
+                if exc.status != 401:
+                    raise
+            await self.tokens.invalidate(token)
+            return await self._send(method, path, payload, await self.tokens.get())
 
     async def _token_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async for attempt in retrying(self._max_attempts, self._sleep, f"POST {path}"):
@@ -160,8 +166,7 @@ class StreamkapClient:
     async def _send(self, method: str, path: str, payload: Any, token: SecretStr | None) -> Any:
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
         try:
-            async with self._limiter:
-                response = await self._http.request(method, path, json=payload, headers=headers)
+            response = await self._http.request(method, path, json=payload, headers=headers)
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise TransportError(method, path, type(exc).__name__, sent=sent) from None
