@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
     simulate.add_argument("--port", type=int, default=8080)
+    simulate.add_argument(
+        "--vault-port", type=int, metavar="Q", help="also serve a Vault stub (KV v2 at `secret`)"
+    )
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
     simulate.add_argument("--error-rate", type=float, default=0.0, help="share of calls -> 503")
     simulate.add_argument("--rate-limit", type=float, default=None, help="requests per second")
@@ -159,9 +163,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from provisioner.simulator import FaultConfig, SimulatorState, create_app, serve_forever
+    from provisioner import simulator
 
-    faults = FaultConfig(
+    faults = simulator.FaultConfig(
         latency=args.latency,
         error_rate=args.error_rate,
         rate_limit=args.rate_limit,
@@ -170,10 +174,35 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         error_after_create_rate=args.error_after_create_rate,
         token_ttl=args.token_ttl,
     )
-    state = SimulatorState(faults=faults)
-    _err(f"simulator: serving on http://127.0.0.1:{args.port} (login sim-admin/sim-admin-secret)")
-    anyio.run(serve_forever, create_app(state), "127.0.0.1", args.port)
+    servers = [
+        (
+            simulator.create_app(simulator.SimulatorState(faults=faults)),
+            args.port,
+            "simulator: serving on {} (login sim-admin/sim-admin-secret)",
+        )
+    ]
+    if args.vault_port is not None:
+        note = f"VAULT_TOKEN={simulator.VAULT_ROOT_TOKEN}, KV v2 mount secret"
+        vault = simulator.create_vault_app(simulator.VaultState())
+        servers.append((vault, args.vault_port, f"vault: serving on {{}} ({note})"))
+    anyio.run(_serve, servers)
     return EXIT_OK
+
+
+async def _serve(servers: list[tuple[Any, int, str]]) -> None:
+    """Serve each app on its port; each announces its URL once it accepts connections."""
+    from provisioner.simulator import serve_forever
+
+    async with anyio.create_task_group() as group:
+        for app, port, announce in servers:
+            ready = functools.partial(_announce, announce)
+            group.start_soon(
+                functools.partial(serve_forever, app, "127.0.0.1", port, on_ready=ready)
+            )
+
+
+def _announce(template: str, url: str) -> None:
+    _err(template.format(url))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -23,14 +23,22 @@ class ServedVault:
         return {"VAULT_ADDR": self.url, "VAULT_TOKEN": VAULT_ROOT_TOKEN, **extra}
 
     def hvac(self, **options: Any) -> hvac.Client:
-        """A real Vault client (hvac) logged in with the root token."""
-        return hvac.Client(url=self.url, token=VAULT_ROOT_TOKEN, **options)
+        return hvac_client(self.url, **options)
 
     def read(self, path: str, mount: str = "secret", **options: Any) -> Any:
-        """What hvac reads at `mount/data/path` (raising on a deleted version)."""
-        kv = self.hvac(**options).secrets.kv.v2
-        answer = kv.read_secret_version(path, mount_point=mount, raise_on_deleted_version=True)
-        return answer["data"]["data"]
+        return hvac_read(self.url, path, mount, **options)
+
+
+def hvac_client(url: str, **options: Any) -> hvac.Client:
+    """A real Vault client (hvac) logged in with the stub's root token."""
+    return hvac.Client(url=url, token=VAULT_ROOT_TOKEN, **options)
+
+
+def hvac_read(url: str, path: str, mount: str = "secret", **options: Any) -> Any:
+    """What hvac reads at `mount/data/path` (raising on a deleted version)."""
+    kv = hvac_client(url, **options).secrets.kv.v2
+    answer = kv.read_secret_version(path, mount_point=mount, raise_on_deleted_version=True)
+    return answer["data"]["data"]
 
 
 @contextmanager
