@@ -91,7 +91,8 @@ def _version_metadata(version: Version) -> dict[str, Any]:
 async def handle(request: Request) -> Response:
     """Every `/v1/...` call: faults, then token, then mount, then the KV v2 operation."""
     sim = vault_state(request.app)
-    method = "LIST" if request.query_params.get("list") == "true" else request.method
+    listing = request.method == "GET" and request.query_params.get("list") == "true"
+    method = "LIST" if listing else request.method
     await _faults(sim, write=method in _WRITES)
     token = _token(request)
     if not sim.known_token(token):
