@@ -131,7 +131,7 @@ async def test_a_concurrent_writer_is_detected_then_the_retry_writes_on_its_vers
     sink = make_sink()
     assert await sink.read("payments-api", "ingest") is None
     state.write(("", "secret", KEY), {"client_id": "someone-else"}, None)
-    with pytest.raises(SinkError, match="changed since version 0") as caught:
+    with pytest.raises(SinkError, match=f"changed secret/data/{KEY} after version 0") as caught:
         await sink.write(record("cid-2"))
     assert caught.value.retryable
     assert state.secret(KEY) == {"client_id": "someone-else"}  # not clobbered unseen

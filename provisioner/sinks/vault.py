@@ -129,8 +129,8 @@ class VaultSink:
         log.warning("vault.cas_conflict", sink=self.name, path=self._url(path), version=cas)
         raise SinkError(
             self.name,
-            f"{self._url(path)} changed since version {cas} was read (check-and-set); "
-            "re-read it, retrying",
+            f"another writer changed {self._url(path)} after version {cas} was read "
+            "(check-and-set refused the write)",
             retryable=True,
         )
 
