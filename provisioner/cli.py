@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
     simulate.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    simulate.add_argument(
+        "--vault-port", type=int, metavar="Q", help="also serve a Vault stub (KV v2 at `secret`)"
+    )
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
     simulate.add_argument("--error-rate", type=float, default=0.0, help="share of calls -> 503")
     simulate.add_argument("--rate-limit", type=float, default=None, help="requests per second")
@@ -206,9 +209,9 @@ def _print_failures(outcomes: Sequence[Outcome]) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from provisioner.simulator import FaultConfig, SimulatorState, create_app
+    from provisioner import simulator
 
-    faults = FaultConfig(
+    faults = simulator.FaultConfig(
         latency=args.latency,
         error_rate=args.error_rate,
         rate_limit=args.rate_limit,
@@ -217,25 +220,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         error_after_create_rate=args.error_after_create_rate,
         token_ttl=args.token_ttl,
     )
-    app = create_app(SimulatorState(faults=faults))
-    anyio.run(_serve_until_signalled, app, args.port)
+    servers = [
+        (
+            simulator.create_app(simulator.SimulatorState(faults=faults)),
+            args.port,
+            "simulator: serving on {} (login sim-admin/sim-admin-secret)",
+        )
+    ]
+    if args.vault_port is not None:
+        note = f"VAULT_TOKEN={simulator.VAULT_ROOT_TOKEN}, KV v2 mount secret"
+        vault = simulator.create_vault_app(simulator.VaultState())
+        servers.append((vault, args.vault_port, f"vault: serving on {{}} ({note})"))
+    anyio.run(_serve, servers)
     return EXIT_OK
 
 
-async def _serve_until_signalled(app: Any, port: int) -> None:
-    """Serve on loopback until SIGTERM or SIGINT, then shut down gracefully."""
+async def _serve(servers: list[tuple[Any, int, str]]) -> None:
+    """Serve each app on its port until SIGTERM or SIGINT, then shut down gracefully."""
     from provisioner.simulator import serve_forever
 
-    def ready(url: str) -> None:
-        _err(f"simulator: serving on {url} (login: sim-admin / sim-admin-secret)")
-
     async with anyio.create_task_group() as group:
-        group.start_soon(partial(serve_forever, app, "127.0.0.1", port, on_ready=ready))
+        for app, port, announce in servers:
+            ready = functools.partial(_announce, announce)
+            group.start_soon(
+                functools.partial(serve_forever, app, "127.0.0.1", port, on_ready=ready)
+            )
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
                 group.cancel_scope.cancel()
                 break
     _err("simulator: stopped")
+
+
+def _announce(template: str, url: str) -> None:
+    _err(template.format(url))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

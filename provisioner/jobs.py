@@ -78,13 +78,13 @@ async def open_session(
     With `lock`, wait for other runs writing to the same local sinks to finish first.
     """
     settings = job.settings
-    transport: httpx.AsyncBaseTransport | None = None
+    transport = sink_transport = None
     if job.simulate:
-        transport, settings = _simulator(settings)
+        transport, sink_transport, settings = _simulator(settings)
     context = SinkContext(
         cwd=job.cwd,
         environ=_sink_environ(settings),
-        transport=transport if job.simulate else None,
+        transport=sink_transport,
         timeout=settings.timeout,
         max_attempts=settings.max_attempts,
     )
@@ -179,29 +179,41 @@ def _blocked_outcomes(the_plan: Plan, blocked: Mapping[str, SinkError]) -> list[
     return [Outcome(a, Status.FAILED, error=str(blocked[key])) for key, a in first.items()]
 
 
-def _simulator(settings: Settings) -> tuple[httpx.AsyncBaseTransport, Settings]:
-    """An in-process simulator and the settings that log in to it."""
-    from provisioner.simulator import create_app  # only --simulate pays for the import
+def _simulator(
+    settings: Settings,
+) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport, Settings]:
+    """In-process Streamkap and Vault simulators, and the settings that log in to them."""
+    # Only --simulate pays for the import.
+    from provisioner.simulator import VAULT_ROOT_TOKEN, VaultState, create_app, create_vault_app
 
-    app = create_app()
     update = {
         "host": SIMULATOR_URL,
         "client_id": "sim-admin",
         "secret": SecretStr("sim-admin-secret"),
         "access_token": None,
+        # Every Vault sink goes to the stub, whatever its address; it serves any mount.
+        "vault_token": SecretStr(VAULT_ROOT_TOKEN),
+        "vault_namespace": None,
+        "vault_cacert": None,
     }
-    return httpx.ASGITransport(app=app), settings.model_copy(update=update)
+    vault = create_vault_app(VaultState(mounts=None))
+    return (
+        httpx.ASGITransport(app=create_app()),
+        httpx.ASGITransport(app=vault),
+        settings.model_copy(update=update),
+    )
 
 
 def _sink_environ(settings: Settings) -> Mapping[str, str]:
-    values: Sequence[tuple[str, str | SecretStr | None]] = [
+    values: Sequence[tuple[str, str | Path | SecretStr | None]] = [
         ("VAULT_ADDR", settings.vault_addr),
         ("VAULT_TOKEN", settings.vault_token),
         ("VAULT_NAMESPACE", settings.vault_namespace),
         ("VAULT_CACERT", settings.vault_cacert),
+        ("VAULT_TOKEN_FILE", settings.vault_token_file),
     ]
     return {
-        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        name: value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         for name, value in values
         if value is not None
     }

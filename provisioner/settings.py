@@ -11,6 +11,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SECRETS_DIR = Path("/run/secrets")
 
 
+def _vault_token_file() -> Path | None:
+    """`~/.vault-token` (where `vault login` keeps its token) when it exists."""
+    try:
+        path = Path.home() / ".vault-token"
+    except RuntimeError:  # no home directory to speak of
+        return None
+    return path if path.is_file() else None
+
+
 class Settings(BaseSettings):
     """Everything the provisioner reads from its environment (see the README's table)."""
 
@@ -43,3 +52,6 @@ class Settings(BaseSettings):
     vault_token: SecretStr | None = Field(None, validation_alias="VAULT_TOKEN")
     vault_namespace: str | None = Field(None, validation_alias="VAULT_NAMESPACE")
     vault_cacert: str | None = Field(None, validation_alias="VAULT_CACERT")
+    vault_token_file: Path | None = Field(
+        default_factory=_vault_token_file, validation_alias="VAULT_TOKEN_FILE"
+    )

@@ -30,7 +30,7 @@ def test_validate_checks_the_example_manifests_without_network(tmp_path: Path) -
     env = plain_env() | {"STREAMKAP_HOST": "http://127.0.0.1:9"}  # nothing listens there
     result = run_cli("validate", REPO / "manifests", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.startswith("OK: 6 credentials for 3 services in 2 files")
+    assert result.stderr.startswith("OK: 7 credentials for 4 services in 3 files")
 
 
 def test_missing_api_credentials_are_a_configuration_error(tmp_path: Path) -> None:

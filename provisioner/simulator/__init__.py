@@ -1,9 +1,10 @@
-"""A faithful fake of the Streamkap API (ASGI) with fault injection: for tests, demos, benchmarks.
+"""Faithful fakes of the Streamkap API and of Vault's KV v2 engine (ASGI), with fault injection.
 
     state = SimulatorState(faults=FaultConfig(error_rate=0.1))
     app = create_app(state)               # in-process: httpx.ASGITransport(app)
     with serve_in_thread(app) as url:     # over a real socket
         ...
+    vault = create_vault_app(VaultState())  # the Vault stub, served the same ways
 
 A dropped connection surfaces as `SimulatedConnectionDrop` in-process and as
 `httpx.RemoteProtocolError` over a socket; the first subclasses the second.
@@ -23,12 +24,16 @@ from provisioner.simulator.state import (
     Role,
     SimulatorState,
 )
+from provisioner.simulator.vault import create_vault_app, vault_state
+from provisioner.simulator.vault_state import CAS_MISMATCH, VAULT_ROOT_TOKEN, VaultState
 
 __all__ = [
     "ADMIN_CLIENT_ID",
     "ADMIN_SECRET",
+    "CAS_MISMATCH",
     "DEFAULT_ROLES",
     "NO_RESPONSE",
+    "VAULT_ROOT_TOKEN",
     "Call",
     "ClientCredentialCreateReq",
     "CredentialRecord",
@@ -37,8 +42,11 @@ __all__ = [
     "Role",
     "SimulatedConnectionDrop",
     "SimulatorState",
+    "VaultState",
     "create_app",
+    "create_vault_app",
     "get_state",
     "serve_forever",
     "serve_in_thread",
+    "vault_state",
 ]

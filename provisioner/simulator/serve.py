@@ -70,7 +70,12 @@ class _Server(uvicorn.Server):
             self._on_started()
 
 
-def _server(app: ASGIApp, on_started: Callable[[], object], log_level: str | None) -> _Server:
+def _server(
+    app: ASGIApp,
+    on_started: Callable[[], object],
+    log_level: str | None,
+    ssl_certfile: str | None = None,
+) -> _Server:
     config = uvicorn.Config(
         app,
         http=_DroppingH11Protocol,
@@ -82,6 +87,9 @@ def _server(app: ASGIApp, on_started: Callable[[], object], log_level: str | Non
         access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        # One PEM holding the key and the certificate chain (e.g. trustme's) serves TLS.
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_certfile,
     )
     return _Server(config, on_started)
 
@@ -91,9 +99,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family)
 
 
-def _base_url(sock: socket.socket) -> str:
+def _base_url(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _wait_started(
@@ -108,17 +116,23 @@ def _wait_started(
 
 @contextlib.contextmanager
 def serve_in_thread(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    timeout: float = 10.0,
+    ssl_certfile: str | None = None,
 ) -> Iterator[str]:
     """Serve `app` from a background thread while the block runs; yields the base URL.
 
-    Port 0 picks a free port. On exit the server stops accepting, lets in-flight requests
-    finish, and the thread is joined.
+    Port 0 picks a free port. `ssl_certfile` (a PEM with the key and the certificate chain)
+    serves HTTPS. On exit the server stops accepting, lets in-flight requests finish, and the
+    thread is joined.
     """
     ready = threading.Event()
-    server = _server(app, ready.set, log_level=None)
+    server = _server(app, ready.set, log_level=None, ssl_certfile=ssl_certfile)
     with _bind(host, port) as sock:
-        url = _base_url(sock)
+        url = _base_url(sock, "https" if ssl_certfile else "http")
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"simulator {url}", daemon=True
         )

@@ -25,7 +25,7 @@ class SinkContext:
 
     cwd: Path
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold tokens
-    # Routes a sink's HTTP (e.g. Vault) to the in-process simulator under --simulate.
+    # Under --simulate: the in-process Vault stub, where the vault sink sends its HTTP.
     transport: httpx.AsyncBaseTransport | None = None
     timeout: float = 30.0
     max_attempts: int = 6

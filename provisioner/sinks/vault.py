@@ -1,0 +1,253 @@
+"""The `vault` sink: a KV v2 secret per credential, `<mount>/data/<prefix>/<service>/<credential>`.
+
+Writes are check-and-set against the version this sink last read, so a concurrent writer is
+detected rather than silently overwritten: the sink re-reads, then the engine retries the write.
+An undo soft-deletes the latest version (`DELETE <mount>/data/...`) rather than the metadata, so
+the history stays (an operator can still undelete it) and the policy needs no `metadata` rights.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+import httpx
+import structlog
+
+from provisioner.errors import SinkError
+from provisioner.model import SinkRecord
+from provisioner.retry import Sleep, retrying
+from provisioner.sinks import _vault_config
+from provisioner.sinks._vault_config import Connection, VaultSinkOptions
+from provisioner.sinks.base import SinkContext, SinkOptions
+
+__all__ = ["VaultSink", "VaultSinkOptions"]
+
+log = structlog.get_logger("provisioner.sinks.vault")
+
+_T = TypeVar("_T")
+# The capabilities a policy must grant on `<mount>/data/...` for each of our verbs.
+_CAPABILITIES = {"read": '"read"', "write": '"create", "update"', "delete": '"delete"'}
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+class VaultSink:
+    """Secrets in HashiCorp Vault's KV version 2 engine, written with check-and-set."""
+
+    options_model: ClassVar[type[SinkOptions]] = VaultSinkOptions
+
+    @classmethod
+    def options_from_uri(cls, target: str) -> dict[str, Any]:
+        """`vault:http(s)://HOST:PORT/MOUNT[/PREFIX]`."""
+        return _vault_config.options_from_uri(target)
+
+    def __init__(
+        self,
+        name: str,
+        options: VaultSinkOptions,
+        context: SinkContext,
+        *,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.name = name
+        self.readable = True
+        self._connection = Connection.of(options, context)
+        self._mount = options.mount
+        self._prefix = options.prefix
+        self._http = httpx.AsyncClient(
+            base_url=f"{self._connection.address}/v1/",
+            transport=self._connection.transport,
+            verify=self._connection.verify,
+            timeout=context.timeout,
+            headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
+        )
+        self._max_attempts = context.max_attempts
+        self._sleep = sleep
+        self._versions: dict[str, int] = {}  # key path -> version last seen (0: none)
+        self._locks: dict[str, anyio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"VaultSink({self.name!r}, {self._connection.address}, mount={self._mount!r})"
+
+    async def read(self, service: str, credential: str) -> str | None:
+        """The stored `client_id`; None when absent or when the latest version is deleted."""
+        path = self._key_path(service, credential)
+        stored, self._versions[path] = await self._retrying("read", self._fetch, path)
+        return stored
+
+    async def write(self, record: SinkRecord) -> None:
+        """Store a new version, check-and-set against the version last read."""
+        path = self._key_path(record.service, record.credential)
+        async with self._lock(path):
+            if path not in self._versions:
+                _, self._versions[path] = await self._fetch(path)
+            cas = self._versions[path]
+            response = await self._send("POST", path, "write", _write_body(record, cas))
+            if _cas_mismatch(response):
+                await self._after_conflict(path, cas, record.client_id)
+                return
+            self._raise_for(response, "write", path)
+            self._versions[path] = self._written_version(response, path)
+
+    async def delete(self, service: str, credential: str, client_id: str) -> None:
+        """Soft-delete the latest version if it still holds `client_id`; history stays."""
+        path = self._key_path(service, credential)
+        async with self._lock(path):
+            stored, self._versions[path] = await self._retrying("read", self._fetch, path)
+            if stored == client_id:
+                await self._retrying("delete", self._delete_latest, path)
+
+    async def aclose(self) -> None:
+        """Close the connection pool; nothing is buffered."""
+        await self._http.aclose()
+
+    # --- KV v2 calls ---------------------------------------------------------------------------
+
+    async def _fetch(self, path: str) -> tuple[str | None, int]:
+        """One read: the stored client_id (None if absent or deleted) and the current version."""
+        response = await self._send("GET", path, "read")
+        body = _json(response)
+        if response.status_code == 404 and not body.get("errors"):
+            # Absent (no envelope: version 0), or deleted/destroyed (envelope with its version).
+            return None, _version(body.get("data"))
+        self._raise_for(response, "read", path)
+        data = body.get("data") or {}
+        document = data.get("data") if isinstance(data, dict) else None
+        client_id = document.get("client_id") if isinstance(document, dict) else None
+        return (client_id if isinstance(client_id, str) else None), _version(data)
+
+    async def _delete_latest(self, path: str) -> None:
+        self._raise_for(await self._send("DELETE", path, "delete"), "delete", path)
+
+    async def _after_conflict(self, path: str, cas: int, client_id: str) -> None:
+        """Another writer got in first: re-read, so the engine's retry writes on its version."""
+        stored, self._versions[path] = await self._fetch(path)
+        if stored == client_id:
+            return  # our own earlier attempt landed; only its answer was lost
+        log.warning("vault.cas_conflict", sink=self.name, path=self._url(path), version=cas)
+        raise SinkError(
+            self.name,
+            f"another writer changed {self._url(path)} after version {cas} was read "
+            "(check-and-set refused the write)",
+            retryable=True,
+        )
+
+    async def _send(
+        self, method: str, path: str, verb: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        headers = self._connection.headers()
+        try:
+            return await self._http.request(method, self._url(path), json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, verb, path) from None
+
+    async def _retrying(self, what: str, call: Callable[[str], Awaitable[_T]], path: str) -> _T:
+        # The engine retries writes itself; reads and undo deletes are retried here.
+        retry = retrying(self._max_attempts, self._sleep, f"vault {what}", sink=self.name)
+        async for attempt in retry:
+            with attempt:
+                return await call(path)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # --- errors --------------------------------------------------------------------------------
+
+    def _raise_for(self, response: httpx.Response, verb: str, path: str) -> None:
+        status = response.status_code
+        if response.is_success:
+            return
+        errors = "; ".join(map(str, _json(response).get("errors") or ())) or response.reason_phrase
+        if status == 403:
+            raise SinkError(self.name, self._denied(verb, path))
+        if status == 404:
+            raise SinkError(self.name, f"no KV mount {self._mount!r} at {self._where()}: {errors}")
+        message = f"cannot {verb} {self._url(path)}: HTTP {status}: {errors[:200]}"
+        raise SinkError(self.name, message, retryable=status == 429 or status >= 500)
+
+    def _denied(self, verb: str, path: str) -> str:
+        folder = "/".join(filter(None, (self._mount, "data", self._prefix, "*")))
+        return (
+            f"permission denied: the token may not {verb} {self._url(path)} at "
+            f"{self._where()}; its policy needs capabilities [{_CAPABILITIES[verb]}] on "
+            f'path "{folder}" (KV v2 policies name <mount>/data/... paths, not <mount>/...)'
+        )
+
+    def _transport_error(self, exc: httpx.TransportError, verb: str, path: str) -> SinkError:
+        if _tls_verification_failed(exc):
+            return SinkError(
+                self.name,
+                f"TLS verification of {self._where()} failed ({exc}); "
+                "set VAULT_CACERT to the CA certificate that signed the server's certificate",
+            )
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        message = f"cannot {verb} {self._url(path)}: Vault at {self._where()}: {reason}"
+        return SinkError(self.name, message, retryable=True)
+
+    def _written_version(self, response: httpx.Response, path: str) -> int:
+        version = _version(_json(response).get("data"), in_metadata=False)
+        if not version:
+            # A KV version 1 mount accepts the same write and answers 204 without a version.
+            raise SinkError(self.name, f"{self._mount!r} at {self._where()} is not a KV v2 mount")
+        return version
+
+    # --- paths ---------------------------------------------------------------------------------
+
+    def _key_path(self, service: str, credential: str) -> str:
+        for part in (service, credential):
+            # Names are validated by the manifest; this guards the URL against anything else.
+            if part in ("", ".", "..") or not set(part) <= _NAME_CHARS:
+                raise SinkError(self.name, f"invalid name {part!r} for a Vault path")
+        return "/".join(filter(None, (self._prefix, service, credential)))
+
+    def _url(self, path: str) -> str:
+        """The API path of a key, relative to `/v1/`; also how messages name it."""
+        return f"{self._mount}/data/{path}"
+
+    def _where(self) -> str:
+        namespace = self._connection.namespace
+        return self._connection.address + (f" (namespace {namespace})" if namespace else "")
+
+    def _lock(self, path: str) -> anyio.Lock:
+        # One lock per key, so a delete's check-then-delete cannot interleave with a write.
+        if path not in self._locks:
+            self._locks[path] = anyio.Lock()
+        return self._locks[path]
+
+
+def _write_body(record: SinkRecord, cas: int) -> dict[str, Any]:
+    return {"options": {"cas": cas}, "data": record.to_document()}
+
+
+def _cas_mismatch(response: httpx.Response) -> bool:
+    # Real Vault answers 400 with this message; some proxies and Vault Enterprise answer 412.
+    if response.status_code == 412:
+        return True
+    errors = _json(response).get("errors") if response.status_code == 400 else None
+    return any("check-and-set" in str(error) for error in errors or ())
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _version(data: Any, *, in_metadata: bool = True) -> int:
+    """The version in a read's `data.metadata`, or in a write's `data`; 0 when absent."""
+    if in_metadata:
+        data = data.get("metadata") if isinstance(data, dict) else None
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if isinstance(version, int) else 0
+
+
+def _tls_verification_failed(exc: BaseException) -> bool:
+    # httpx raises ConnectError from ssl.SSLCertVerificationError a level or two down.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
