@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from provisioner.durations import format_duration
 from provisioner.engine import Outcome, Status
-from provisioner.plan import Action, Kind, Plan, Reason
+from provisioner.plan import Action, Kind, Plan, Reason, grace_of
 
 PLAN_SCHEMA_VERSION = 1
 _GROUPS = {
@@ -44,13 +45,14 @@ def describe(action: Action) -> str:
 
 
 def _afterwards(action: Action) -> str:
-    if action.kind is not Kind.REPLACE:
+    """What becomes of the credential a replace supersedes."""
+    if action.kind is not Kind.REPLACE or action.client_id is None:
         return ""
+    others = [cid for cid in action.retire if cid != action.client_id]
     if action.retire:
-        return f"; then delete {', '.join(action.retire)}"
-    if action.client_id:
-        return f"; {action.client_id} stays live for grace"
-    return ""
+        return "; then delete it" + "".join(f" and {cid}" for cid in others)
+    grace = format_duration(grace_of(action.desired)) if action.desired else "?"
+    return f"; it stays live for {grace} (grace)"
 
 
 def plan_summary_line(plan: Plan) -> str:
@@ -71,9 +73,9 @@ def _kept_note(orphaned: int, in_grace: int) -> str:
     """What stays live on purpose, after a summary line; empty when nothing does."""
     notes = []
     if orphaned:
-        notes.append(f"{orphaned} orphaned (kept; --prune deletes them)")
+        notes.append(f"{orphaned} orphan{'s' * (orphaned > 1)} kept (--prune deletes orphans)")
     if in_grace:
-        notes.append(f"{in_grace} superseded in grace (kept)")
+        notes.append(f"{in_grace} superseded kept for grace")
     return f" {', '.join(notes)}." if notes else ""
 
 
