@@ -7,11 +7,11 @@ from datetime import timedelta
 import jsonschema
 
 from provisioner.engine import Outcome, Status
-from provisioner.plan import Plan, plan
+from provisioner.plan import Holdings, Plan, plan
 from provisioner.report import PLAN_JSON_SCHEMA, plan_json, render_plan, summarize
 from tests.test_plan import NOW, desired, remote
 
-HELD = {"api/ingest": {"local": "c1"}, "api/fresh": {"local": None}}
+HELD: Holdings = {"api/ingest": {"local": "c1"}, "api/fresh": {"local": None}}
 
 
 def mixed_plan(*, prune: bool = False) -> Plan:
