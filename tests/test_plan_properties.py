@@ -24,7 +24,7 @@ AGES = (timedelta(minutes=1), timedelta(hours=2), timedelta(days=2), timedelta(d
 PAST_EVERY_GRACE = max(GRACES) + timedelta(seconds=1)
 UNMARKED = (None, "made by hand", "[provisioner:api/ingest] copy", "x[provisioner:api/ingest]")
 
-SETTINGS = settings(max_examples=200, deadline=None)
+SETTINGS = settings(max_examples=100, deadline=None)
 
 
 def subset(values: tuple[str, ...]) -> st.SearchStrategy[tuple[str, ...]]:
