@@ -192,7 +192,7 @@ def _other(
         detail = f"the sinks hold {kept.client_id}"
         return Action(Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail)
     until = _when(kept.created_at + grace)
-    detail = f"the sinks hold {kept.client_id}; deleted from {until} (grace {_span(grace)})"
+    detail = f"the sinks hold {kept.client_id}; grace {_span(grace)} ends {until}"
     return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
 
 

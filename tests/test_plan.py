@@ -192,7 +192,7 @@ def test_superseded_credential_waits_out_the_grace_period() -> None:
     held = {"api/ingest": {"local": "new"}}
     waiting = plan([wanted], young, held, now=NOW)
     assert kinds(waiting)[1] == (Kind.NOOP, Reason.IN_GRACE)
-    assert "deleted from 2026-11-01T00:55:00Z (grace 1h)" in waiting.actions[1].detail
+    assert waiting.actions[1].detail == "the sinks hold new; grace 1h ends 2026-11-01T00:55:00Z"
     later = NOW + timedelta(hours=2)
     assert kinds(plan([wanted], young, held, now=later))[1] == (Kind.DELETE, Reason.SUPERSEDED)
 
