@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import jsonschema
 
@@ -95,3 +98,13 @@ def test_apply_summary_counts_what_was_done() -> None:
         "Applied: 1 created, 0 replaced, 1 deleted, 1 unchanged, 1 failed."
         " 1 orphan kept (--prune deletes orphans)."
     )
+
+
+def test_the_documented_json_schema_is_the_one_in_the_code() -> None:
+    """docs/reconciliation.md: the schema copy is exact, and the example follows it."""
+    doc = (Path(__file__).parents[1] / "docs" / "reconciliation.md").read_text()
+    schema = re.search(r"<!-- plan-json-schema -->\n```json\n(.*?)\n```", doc, re.DOTALL)
+    assert schema is not None
+    assert json.loads(schema[1]) == PLAN_JSON_SCHEMA
+    (example,) = (b for b in re.findall(r"```json\n(.*?)\n```", doc, re.DOTALL) if b != schema[1])
+    jsonschema.validate(json.loads(example), PLAN_JSON_SCHEMA)
