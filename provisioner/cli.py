@@ -21,7 +21,7 @@ from provisioner.errors import AuthError, ManifestError, ProvisionerError, Usage
 from provisioner.logs import configure_logging
 from provisioner.manifest import DEFAULT_SINK, manifest_schema
 from provisioner.plan import Plan
-from provisioner.report import plan_json, render_plan, run_report, summarize
+from provisioner.report import change_lines, plan_json, render_plan, run_report, summarize
 from provisioner.settings import Settings
 from provisioner.sinks import parse_sink_uri
 
@@ -129,17 +129,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     job = _job(args, settings)
     manifests = jobs.load(job)
 
-    async def run() -> Plan:
+    async def run() -> jobs.Planned:
         async with jobs.open_session(job, manifests) as session:
             planned = await jobs.make_plan(session, prune=job.prune)
             for key, error in planned.blocked.items():
                 _err(f"cannot plan {key}: {error}")
-            return planned.plan
+            return planned
 
-    the_plan = _run(run)
+    planned = _run(run)
+    the_plan = planned.plan
     _err(render_plan(the_plan))
     if args.json:
-        print(json.dumps(plan_json(the_plan), indent=2))
+        blocked = {key: str(error) for key, error in planned.blocked.items()}
+        print(json.dumps(plan_json(the_plan, blocked), indent=2))
     if args.detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -155,7 +157,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         async with anyio.create_task_group() as group:
             group.start_soon(stop.on_signals, group.cancel_scope)
             async with jobs.open_session(job, manifests, lock=True) as session:
-                result = await jobs.apply(session, prune=job.prune, engine_hook=stop.attach)
+                result = await jobs.apply(
+                    session, prune=job.prune, engine_hook=stop.attach, on_plan=_show_changes
+                )
             group.cancel_scope.cancel()
         return result
 
@@ -302,6 +306,12 @@ def _single(group: BaseExceptionGroup[Any]) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+def _show_changes(the_plan: Plan) -> None:
+    """Before apply writes anything, say what it is about to do."""
+    for line in change_lines(the_plan):
+        _err(line)
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> None:

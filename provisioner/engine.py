@@ -114,7 +114,7 @@ class Engine:
             await self.client.delete_credential(action.client_id)
             return action.client_id
         assert action.desired is not None
-        known = {cid for cid in (action.client_id, *action.retire) if cid}
+        known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
         created = await self._create(action.desired, known)
         await self._deliver_or_undo(action.desired, created)
         for old in action.retire:

@@ -145,8 +145,9 @@ async def apply(
     prune: bool,
     on_outcome: Callable[[Outcome], None] | None = None,
     engine_hook: Callable[[Engine], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> RunResult:
-    """Plan, then carry out every change."""
+    """Plan, then carry out every change; `on_plan` sees the runnable plan before any write."""
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
     structlog.contextvars.bind_contextvars(run_id=run_id)
@@ -163,6 +164,8 @@ async def apply(
         if engine_hook is not None:
             engine_hook(engine)
         runnable = [action for action in the_plan.actions if action.key not in blocked]
+        if on_plan is not None:
+            on_plan(Plan(tuple(runnable)))
         outcomes = await engine.execute(runnable)
         outcomes += _blocked_outcomes(the_plan, blocked)
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -16,7 +16,6 @@ class Kind(StrEnum):
     REPLACE = "replace"
     DELETE = "delete"
     NOOP = "noop"
-    ORPHAN = "orphan"  # marked, in no manifest, kept because --prune was not given
 
 
 class Reason(StrEnum):
@@ -26,34 +25,45 @@ class Reason(StrEnum):
     DRIFT_PERMISSIONS = "drift:permissions"
     DRIFT_SERVICE_ID = "drift:service_id"
     ROTATION = "rotation"
-    DUPLICATE = "duplicate"
-    SUPERSEDED = "superseded"
-    ORPHAN = "orphan"
-    IN_GRACE = "in-grace"  # an old credential left live until the new one is older than grace
+    DUPLICATE = "duplicate"  # newer than the credential the sinks hold: its secret is lost
+    SUPERSEDED = "superseded"  # older than the credential the sinks hold, past grace
+    ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without
+    IN_GRACE = "in-grace"  # superseded, left live until the kept one is older than grace
     UP_TO_DATE = "up-to-date"
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One step of a plan. `client_id` is the existing credential it concerns, if any."""
+    """One step of a plan, about one key. `client_id` is the existing credential it concerns."""
 
     kind: Kind
     key: str
     reason: Reason
     desired: DesiredCredential | None = None
     client_id: str | None = None
-    # For replace: old credentials to delete once the new one is delivered (empty under grace).
+    # Replace: old credentials to delete once the new one is delivered (empty under grace).
     retire: tuple[str, ...] = ()
+    # Every marked credential of this key seen when planning: never a create's lost leftover.
+    known: tuple[str, ...] = ()
+    detail: str = ""  # why, in words: shown to people next to the reason
 
     @property
     def writes(self) -> bool:
-        return self.kind in {Kind.CREATE, Kind.REPLACE, Kind.DELETE}
+        return self.kind is not Kind.NOOP
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """Actions in order: each desired key's actions in manifest order, then orphans."""
+
     actions: tuple[Action, ...]
-    counts: Mapping[Kind, int] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> Mapping[Kind, int]:
+        return Counter(action.kind for action in self.actions)
+
+    def count(self, kind: Kind, reason: Reason | None = None) -> int:
+        return sum(1 for a in self.actions if a.kind is kind and reason in (None, a.reason))
 
     @property
     def has_changes(self) -> bool:
@@ -61,6 +71,7 @@ class Plan:
 
 
 # What readable sinks hold: key -> sink name -> client_id (None when a sink holds nothing).
+# A sink absent from a key's mapping is write-only: it counts as holding whatever is live.
 Holdings = Mapping[str, Mapping[str, str | None]]
 
 
@@ -73,20 +84,29 @@ def plan(
     prune: bool = False,
 ) -> Plan:
     """Actions that converge the observed world to the desired one (DESIGN.md's rule table)."""
+    now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
     for credential in remote:
-        key = credential.key
-        if key is not None:  # unmarked credentials are never ours to touch
-            by_key[key].append(credential)
+        if credential.key is not None:  # unmarked credentials are never ours to touch
+            by_key[credential.key].append(credential)
     actions: list[Action] = []
     for wanted in desired:
         found = sorted(by_key.pop(wanted.key, ()), key=_age_order)
         actions.extend(_reconcile(wanted, found, holdings.get(wanted.key, {}), now))
     for key, leftovers in by_key.items():
-        kind = Kind.DELETE if prune else Kind.ORPHAN
-        actions.extend(Action(kind, key, Reason.ORPHAN, client_id=c.client_id) for c in leftovers)
-    counts = Counter(action.kind for action in actions)
-    return Plan(tuple(actions), dict(counts))
+        actions.extend(_orphan(key, credential, prune) for credential in leftovers)
+    return Plan(tuple(actions))
+
+
+def grace_of(wanted: DesiredCredential) -> timedelta:
+    """The overlap actually granted: never longer than `rotate_after`.
+
+    A grace at least as long as the rotation period would keep every superseded credential live
+    forever (the kept one is rotated before it is ever older than grace).
+    """
+    if wanted.rotate_after:
+        return min(wanted.grace, wanted.rotate_after)
+    return wanted.grace
 
 
 def _reconcile(
@@ -96,19 +116,13 @@ def _reconcile(
     now: datetime,
 ) -> list[Action]:
     if not found:
-        return [Action(Kind.CREATE, wanted.key, Reason.MISSING, desired=wanted)]
-    current = _held_by_sinks(wanted, found, held)
-    if current is None:
-        retire = tuple(c.client_id for c in found) if not wanted.grace else ()
-        return [Action(Kind.REPLACE, wanted.key, Reason.LOST_SECRET, wanted, None, retire)]
-    actions = [_keep_or_replace(wanted, current, now)]
-    reason = Reason.DUPLICATE if not wanted.grace else Reason.SUPERSEDED
-    expired = _age(current, now) >= wanted.grace
-    for other in found:
-        if other is not current:
-            kind, why = (Kind.DELETE, reason) if expired else (Kind.NOOP, Reason.IN_GRACE)
-            actions.append(Action(kind, wanted.key, why, client_id=other.client_id))
-    return actions
+        return [Action(Kind.CREATE, wanted.key, Reason.MISSING, wanted)]
+    known = tuple(c.client_id for c in found)
+    kept = _held_by_sinks(wanted, found, held)
+    if kept is None:
+        return [_replace_lost(wanted, found, held, known)]
+    others = [_other(wanted, other, kept, now) for other in found if other is not kept]
+    return [_keep_or_replace(wanted, kept, now, known), *others]
 
 
 def _held_by_sinks(
@@ -118,45 +132,132 @@ def _held_by_sinks(
     readable = [held[name] for name in wanted.sinks if name in held]
     if not readable:
         return found[-1]
-    for credential in found:
-        if all(client_id == credential.client_id for client_id in readable):
-            return credential
-    return None
+    return next((c for c in found if all(cid == c.client_id for cid in readable)), None)
 
 
-def _keep_or_replace(wanted: DesiredCredential, current: RemoteCredential, now: datetime) -> Action:
-    reason = _drift(wanted, current)
-    if reason is None and wanted.rotate_after and _age(current, now) >= wanted.rotate_after:
-        reason = Reason.ROTATION
-    if reason is None:
-        return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, client_id=current.client_id)
-    retire = (current.client_id,) if not wanted.grace else ()
-    return Action(Kind.REPLACE, wanted.key, reason, wanted, current.client_id, retire)
+def _replace_lost(
+    wanted: DesiredCredential,
+    found: list[RemoteCredential],
+    held: Mapping[str, str | None],
+    known: tuple[str, ...],
+) -> Action:
+    """No credential is held by every readable sink: a new one, delivered everywhere."""
+    current = found[-1]
+    misses = [
+        f"{name} holds {held[name] or 'nothing'}"
+        for name in wanted.sinks
+        if name in held and held[name] != current.client_id
+    ]
+    retire = () if grace_of(wanted) else known
+    return Action(
+        Kind.REPLACE,
+        wanted.key,
+        Reason.LOST_SECRET,
+        wanted,
+        client_id=current.client_id,
+        retire=retire,
+        known=known,
+        detail="; ".join(misses),
+    )
 
 
-def _drift(wanted: DesiredCredential, current: RemoteCredential) -> Reason | None:
+def _keep_or_replace(
+    wanted: DesiredCredential, kept: RemoteCredential, now: datetime, known: tuple[str, ...]
+) -> Action:
+    found = _drift(wanted, kept) or _rotation(wanted, kept, now)
+    if found is None:
+        return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
+    reason, detail = found
+    retire = () if grace_of(wanted) else (kept.client_id,)
+    return Action(
+        Kind.REPLACE,
+        wanted.key,
+        reason,
+        wanted,
+        client_id=kept.client_id,
+        retire=retire,
+        known=known,
+        detail=detail,
+    )
+
+
+def _other(
+    wanted: DesiredCredential, other: RemoteCredential, kept: RemoteCredential, now: datetime
+) -> Action:
+    """A second marked credential for a key: deleted once the kept one is older than grace."""
+    reason = Reason.SUPERSEDED if _age_order(other) < _age_order(kept) else Reason.DUPLICATE
+    grace = grace_of(wanted)
+    # An undated kept credential cannot be said to be young: it holds nothing in grace.
+    if not grace or kept.created_at is None or _age(kept, now) >= grace:
+        detail = f"the sinks hold {kept.client_id}"
+        return Action(Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail)
+    until = _when(kept.created_at + grace)
+    detail = f"the sinks hold {kept.client_id}; grace {_span(grace)} ends {until}"
+    return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
+
+
+def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
+    kind = Kind.DELETE if prune else Kind.NOOP
+    detail = "in no manifest" if prune else "in no manifest; --prune deletes it"
+    return Action(kind, key, Reason.ORPHAN, None, credential.client_id, detail=detail)
+
+
+def _drift(wanted: DesiredCredential, current: RemoteCredential) -> tuple[Reason, str] | None:
     if current.role_ids != frozenset(wanted.role_ids):
-        return Reason.DRIFT_ROLES
+        return Reason.DRIFT_ROLES, _change("roles", current.role_ids, wanted.role_ids)
     permissions = current.permission_ids
+    # None: the API did not list permissions, so they cannot be said to differ.
     if permissions is not None and permissions != frozenset(wanted.permission_ids):
-        return Reason.DRIFT_PERMISSIONS
+        return Reason.DRIFT_PERMISSIONS, _change("permissions", permissions, wanted.permission_ids)
     if (current.service_id or None) != wanted.service_id:
-        return Reason.DRIFT_SERVICE_ID
+        return Reason.DRIFT_SERVICE_ID, _change(
+            "service_id", [current.service_id or ""], [wanted.service_id or ""]
+        )
     return None
+
+
+def _rotation(
+    wanted: DesiredCredential, current: RemoteCredential, now: datetime
+) -> tuple[Reason, str] | None:
+    # A rotate_after of zero means "never": rotating on every run would be churn, not rotation.
+    if not wanted.rotate_after or _age(current, now) < wanted.rotate_after:
+        return None
+    age = _span(_age(current, now))
+    return Reason.ROTATION, f"{age} old, rotate_after {_span(wanted.rotate_after)}"
+
+
+def _change(name: str, old: Iterable[str], new: Iterable[str]) -> str:
+    def shown(values: Iterable[str]) -> str:
+        return ",".join(sorted(v for v in values if v)) or "none"
+
+    return f"{name} {shown(old)} -> {shown(new)}"
 
 
 def _age(credential: RemoteCredential, now: datetime) -> timedelta:
     """How old a credential is; unknown creation times count as brand new (never rotated)."""
-    created = credential.created_at
-    if created is None:
+    if credential.created_at is None:
         return timedelta(0)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return now - created
+    return now - _aware(credential.created_at)
 
 
 def _age_order(credential: RemoteCredential) -> tuple[datetime, str]:
-    created = credential.created_at or datetime.max.replace(tzinfo=UTC)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return created, credential.client_id
+    """Oldest first. Undated ones sort first, so a credential just created is the newest."""
+    created = credential.created_at or datetime.min
+    return _aware(created), credential.client_id
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _span(delta: timedelta) -> str:
+    """A duration in its largest whole unit, as manifests write them (`100d`, `2h`, `45s`)."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and (unit != "w" or seconds % size == 0):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _when(moment: datetime) -> str:
+    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,85 +3,192 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from provisioner.durations import format_duration
 from provisioner.engine import Outcome, Status
-from provisioner.plan import Action, Kind, Plan
+from provisioner.plan import Action, Kind, Plan, Reason, grace_of
 
 PLAN_SCHEMA_VERSION = 1
-_HEADINGS = {
-    Kind.CREATE: "to create",
-    Kind.REPLACE: "to replace",
-    Kind.DELETE: "to delete",
-    Kind.ORPHAN: "orphans (kept; --prune deletes them)",
+_GROUPS = {
+    Kind.CREATE: ("To create:", "+"),
+    Kind.REPLACE: ("To replace:", "~"),
+    Kind.DELETE: ("To delete:", "-"),
+    Kind.NOOP: ("Left in place:", "="),  # orphans without --prune, superseded ones in grace
 }
 
 
 def render_plan(plan: Plan) -> str:
     """One line per change, grouped by action, then the summary line."""
+    return "\n".join([*change_lines(plan), plan_summary_line(plan)])
+
+
+def change_lines(plan: Plan) -> list[str]:
+    """The plan's changes, and what it leaves in place on purpose (orphans, grace), by group."""
     lines: list[str] = []
-    for kind, heading in _HEADINGS.items():
-        group = [a for a in plan.actions if a.kind is kind]
+    for kind, (heading, sign) in _GROUPS.items():
+        group = [a for a in plan.actions if a.kind is kind and a.reason is not Reason.UP_TO_DATE]
         if group:
-            lines.append(f"{heading.capitalize()}:")
-            lines.extend(f"  {_describe(action)}" for action in group)
-    lines.append(plan_summary_line(plan))
-    return "\n".join(lines)
+            lines.append(heading)
+            lines.extend(f"  {sign} {describe(action)}" for action in group)
+    return lines
+
+
+def describe(action: Action) -> str:
+    """`key (client_id): reason (detail)[, then ...]` for one action."""
+    target = f" ({action.client_id})" if action.client_id else ""
+    detail = f" ({action.detail})" if action.detail else ""
+    return f"{action.key}{target}: {action.reason.value}{detail}{_afterwards(action)}"
+
+
+def _afterwards(action: Action) -> str:
+    """What becomes of the credential a replace supersedes."""
+    if action.kind is not Kind.REPLACE or action.client_id is None:
+        return ""
+    others = [cid for cid in action.retire if cid != action.client_id]
+    if action.retire:
+        return "; then delete it" + "".join(f" and {cid}" for cid in others)
+    grace = format_duration(grace_of(action.desired)) if action.desired else "?"
+    return f"; it stays live for {grace} (grace)"
 
 
 def plan_summary_line(plan: Plan) -> str:
-    counts = plan.counts
+    """`Plan: 3 to create, 2 to replace, 1 to delete, 40 unchanged.` plus what is kept."""
+    unchanged = plan.count(Kind.NOOP, Reason.UP_TO_DATE)
     line = (
-        f"Plan: {counts.get(Kind.CREATE, 0)} to create, {counts.get(Kind.REPLACE, 0)} to replace, "
-        f"{counts.get(Kind.DELETE, 0)} to delete, {counts.get(Kind.NOOP, 0)} unchanged."
+        f"Plan: {plan.count(Kind.CREATE)} to create, {plan.count(Kind.REPLACE)} to replace, "
+        f"{plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
     )
-    orphans = counts.get(Kind.ORPHAN, 0)
-    return line + (f" {orphans} orphaned (use --prune to delete)." if orphans else "")
+    return line + _kept(plan)
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The `plan --json` document (schema version 1, documented in the README)."""
-    counts = plan.counts
+def _kept(plan: Plan) -> str:
+    return _kept_note(plan.count(Kind.NOOP, Reason.ORPHAN), plan.count(Kind.NOOP, Reason.IN_GRACE))
+
+
+def _kept_note(orphaned: int, in_grace: int) -> str:
+    """What stays live on purpose, after a summary line; empty when nothing does."""
+    notes = []
+    if orphaned:
+        notes.append(f"{orphaned} orphan{'s' * (orphaned > 1)} kept (--prune deletes orphans)")
+    if in_grace:
+        notes.append(f"{in_grace} superseded kept for grace")
+    return f" {', '.join(notes)}." if notes else ""
+
+
+def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The `plan --json` document: PLAN_JSON_SCHEMA, documented in docs/reconciliation.md."""
     return {
         "version": PLAN_SCHEMA_VERSION,
-        "summary": {
-            "create": counts.get(Kind.CREATE, 0),
-            "replace": counts.get(Kind.REPLACE, 0),
-            "delete": counts.get(Kind.DELETE, 0),
-            "unchanged": counts.get(Kind.NOOP, 0),
-            "orphan": counts.get(Kind.ORPHAN, 0),
-        },
         "changes": plan.has_changes,
-        "actions": [_action_json(action) for action in plan.actions],
+        "summary": {
+            "create": plan.count(Kind.CREATE),
+            "replace": plan.count(Kind.REPLACE),
+            "delete": plan.count(Kind.DELETE),
+            "unchanged": plan.count(Kind.NOOP, Reason.UP_TO_DATE),
+            "orphan": plan.count(Kind.NOOP, Reason.ORPHAN),
+            "in_grace": plan.count(Kind.NOOP, Reason.IN_GRACE),
+        },
+        "actions": [action_json(action) for action in plan.actions],
+        "blocked": [{"key": key, "error": error} for key, error in (blocked or {}).items()],
     }
+
+
+def action_json(action: Action) -> dict[str, Any]:
+    """One action as `plan --json` and `--report` show it."""
+    return {
+        "key": action.key,
+        "action": action.kind.value,
+        "reason": action.reason.value,
+        "client_id": action.client_id,
+        "retire": list(action.retire),
+        "detail": action.detail or None,
+    }
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+_SUMMARY_FIELDS = ("create", "replace", "delete", "unchanged", "orphan", "in_grace")
+_ID = {"type": ["string", "null"]}
+PLAN_JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "provisioner plan --json, version 1",
+    "type": "object",
+    "required": ["version", "changes", "summary", "actions", "blocked"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": PLAN_SCHEMA_VERSION},
+        "changes": {"type": "boolean", "description": "true when apply would write anything"},
+        "summary": {
+            "type": "object",
+            "required": list(_SUMMARY_FIELDS),
+            "additionalProperties": False,
+            "properties": dict.fromkeys(_SUMMARY_FIELDS, _COUNT),
+        },
+        "actions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key", "action", "reason", "client_id", "retire", "detail"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
+                    "action": {"enum": [kind.value for kind in Kind]},
+                    "reason": {"enum": [reason.value for reason in Reason]},
+                    "client_id": _ID,
+                    "retire": {"type": "array", "items": {"type": "string"}},
+                    "detail": {"type": ["string", "null"]},
+                },
+            },
+        },
+        "blocked": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key", "error"],
+                "additionalProperties": False,
+                "properties": {"key": {"type": "string"}, "error": {"type": "string"}},
+            },
+        },
+    },
+}
 
 
 @dataclass(frozen=True)
 class Summary:
+    """What a run did, counted."""
+
     created: int = 0
     replaced: int = 0
     deleted: int = 0
     unchanged: int = 0
     failed: int = 0
+    orphaned: int = 0
+    in_grace: int = 0
 
     def line(self) -> str:
-        return (
+        """The summary line, then what was kept on purpose (orphans, grace)."""
+        line = (
             f"Applied: {self.created} created, {self.replaced} replaced, {self.deleted} deleted, "
             f"{self.unchanged} unchanged, {self.failed} failed."
         )
+        return line + _kept_note(self.orphaned, self.in_grace)
 
 
 def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
     done = Counter(o.action.kind for o in outcomes if o.status is Status.OK)
+    failed = {id(o.action) for o in outcomes if o.status is not Status.OK}
+    unchanged = [a for a in plan.actions if a.reason is Reason.UP_TO_DATE and id(a) not in failed]
     return Summary(
         created=done[Kind.CREATE],
         replaced=done[Kind.REPLACE],
         deleted=done[Kind.DELETE],
-        unchanged=plan.counts.get(Kind.NOOP, 0),
-        failed=sum(1 for o in outcomes if o.status is not Status.OK),
+        unchanged=len(unchanged),
+        failed=len(failed),
+        orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
+        in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
     )
 
 
@@ -97,31 +204,16 @@ def run_report(
     actions = []
     for action in plan.actions:
         outcome = by_action.get(id(action))
-        entry = _action_json(action)
+        entry = action_json(action)
         entry["status"] = outcome.status.value if outcome else "ok"
         if outcome is not None and outcome.client_id:
-            entry["client_id"] = outcome.client_id
+            entry["new_client_id"] = outcome.client_id
         entry["error"] = outcome.error if outcome else None
         actions.append(entry)
     return {
         "run_id": run_id,
         "started_at": started_at.isoformat(),
         "finished_at": finished_at.isoformat(),
-        "summary": summarize(plan, outcomes).__dict__,
+        "summary": asdict(summarize(plan, outcomes)),
         "actions": actions,
     }
-
-
-def _action_json(action: Action) -> dict[str, Any]:
-    return {
-        "key": action.key,
-        "action": action.kind.value,
-        "reason": action.reason.value,
-        "client_id": action.client_id,
-    }
-
-
-def _describe(action: Action) -> str:
-    target = f" ({action.client_id})" if action.client_id else ""
-    retire = f", then delete {', '.join(action.retire)}" if action.retire else ""
-    return f"{action.key}{target}: {action.reason.value}{retire}"

@@ -1,0 +1,85 @@
+"""A replace carried out by the engine against the in-process simulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from provisioner.engine import Engine, Status
+from provisioner.model import DesiredCredential, Origin, marked_description
+from provisioner.plan import Kind, plan
+from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
+from provisioner.sinks.memory import MemorySink
+from provisioner.streamkap import CREDENTIALS, StreamkapClient
+
+ORIGIN = Origin("m.yaml", 0, ())
+KEY = "api/ingest"
+
+
+class FirstCreateAnswerLost(httpx.AsyncBaseTransport):
+    """Lets the first create through to the simulator, then answers 502: its outcome is unknown."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.lost = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path == CREDENTIALS and not self.lost:
+            self.lost += 1
+            await response.aread()
+            return httpx.Response(502, json={"detail": "Bad Gateway"})
+        return response
+
+
+def wanted() -> DesiredCredential:
+    return DesiredCredential(
+        service="api",
+        name="ingest",
+        description=None,
+        service_id=None,
+        roles=("role-editor",),
+        permission_ids=(),
+        sinks=("memory",),
+        rotate_after=None,
+        grace=timedelta(hours=1),
+        origin=ORIGIN,
+        roles_origin=ORIGIN,
+        role_ids=("role-editor",),
+    )
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.mark.anyio
+async def test_an_unknown_create_outcome_spares_the_credentials_left_in_grace() -> None:
+    """The lost attempt's leftover is deleted; what a grace replace keeps live is not."""
+    state = SimulatorState()
+    now = datetime.now(UTC)
+    marker = marked_description(None, KEY)
+    in_grace = state.add_credential(description=marker, created_at=now - timedelta(hours=2))
+    held = state.add_credential(description=marker, created_at=now - timedelta(minutes=30))
+    sink = MemorySink()
+    transport = FirstCreateAnswerLost(httpx.ASGITransport(app=create_app(state)))
+    async with StreamkapClient(
+        "http://sim", client_id=ADMIN_CLIENT_ID, secret=_secret(), transport=transport
+    ) as client:
+        remote = await client.list_credentials()
+        the_plan = plan([wanted()], remote, {KEY: {"memory": held.client_id}}, now=now)
+        assert [a.kind for a in the_plan.actions] == [Kind.REPLACE, Kind.NOOP]  # drift:roles
+        engine = Engine(client, {"memory": sink}, concurrency=4, sleep=no_sleep)
+        (outcome,) = await engine.execute(the_plan.actions)
+    assert outcome.status is Status.OK, outcome.error
+    assert transport.lost == 1
+    live = {record.client_id for record in state.live()}
+    assert live == {in_grace.client_id, held.client_id, outcome.client_id}
+    assert sink.records[KEY].client_id == outcome.client_id
+
+
+def _secret() -> SecretStr:
+    return SecretStr(ADMIN_SECRET)

@@ -1,0 +1,186 @@
+"""Properties of the planner over random worlds: one apply converges, a converged world is quiet."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provisioner.model import DesiredCredential, Origin, RemoteCredential, marked_description
+from provisioner.plan import Kind, _age_order, grace_of
+from tests.plan_world import READABLE, WRITE_ONLY, World
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+ORIGIN = Origin("m.yaml", 0, ())
+KEYS = ("api/ingest", "api/report", "web/app")
+ORPHAN_KEYS = ("gone/old",)
+ROLES = ("r1", "r2")
+GRACES = (timedelta(0), timedelta(hours=1), timedelta(days=1))
+ROTATIONS = (None, timedelta(days=30), timedelta(days=90))
+# Never 0: a credential created by the run under test is always strictly the newest.
+AGES = (timedelta(minutes=1), timedelta(hours=2), timedelta(days=2), timedelta(days=45))
+PAST_EVERY_GRACE = max(GRACES) + timedelta(seconds=1)
+UNMARKED = (None, "made by hand", "[provisioner:api/ingest] copy", "x[provisioner:api/ingest]")
+
+SETTINGS = settings(max_examples=100, deadline=None)
+
+
+def subset(values: tuple[str, ...]) -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(st.sampled_from(values), unique=True).map(tuple)
+
+
+@st.composite
+def desired_credential(draw: st.DrawFn, key: str) -> DesiredCredential:
+    service, name = key.split("/")
+    roles = draw(subset(ROLES))
+    sinks = draw(st.lists(st.sampled_from(READABLE + WRITE_ONLY), min_size=1, unique=True))
+    return DesiredCredential(
+        service=service,
+        name=name,
+        description=draw(st.sampled_from([None, "some text"])),
+        service_id=draw(st.sampled_from([None, "svc-1"])),
+        roles=roles,
+        permission_ids=draw(subset(("p1",))),
+        sinks=tuple(sinks),
+        rotate_after=draw(st.sampled_from(ROTATIONS)),
+        grace=draw(st.sampled_from(GRACES)),
+        origin=ORIGIN,
+        roles_origin=ORIGIN,
+        role_ids=roles,
+    )
+
+
+@st.composite
+def desired_set(draw: st.DrawFn) -> list[DesiredCredential]:
+    keys = draw(st.lists(st.sampled_from(KEYS), unique=True))
+    return [draw(desired_credential(key)) for key in keys]
+
+
+@st.composite
+def remote_credential(draw: st.DrawFn, client_id: str) -> RemoteCredential:
+    key = draw(st.sampled_from(KEYS + ORPHAN_KEYS))
+    marked = st.sampled_from([marked_description(None, key), marked_description("text", key)])
+    description = draw(st.one_of(marked, marked, st.sampled_from(UNMARKED)))
+    age = draw(st.sampled_from((*AGES, None)))
+    permissions = draw(st.sampled_from([None, frozenset(), frozenset({"p1"})]))
+    return RemoteCredential(
+        client_id=client_id,
+        description=description,
+        role_ids=frozenset(draw(subset(ROLES))),
+        service_id=draw(st.sampled_from([None, "svc-1"])),
+        created_at=None if age is None else NOW - age,
+        permission_ids=permissions,
+    )
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    count = draw(st.integers(0, 8))
+    remote = {f"c{i}": draw(remote_credential(f"c{i}")) for i in range(count)}
+    stored: dict[tuple[str, str], str] = {}
+    for key in KEYS:
+        ids = [c.client_id for c in remote.values() if c.key == key]
+        for sink in READABLE:
+            held = draw(st.sampled_from([None, "stale", *ids]))
+            if held is not None:
+                stored[key, sink] = held
+    return World(remote, stored, NOW)
+
+
+def current_of(world: World, wanted: DesiredCredential) -> RemoteCredential:
+    """The one credential the sinks hold (the newest when no sink can be read back)."""
+    marked = world.marked(wanted.key)
+    readable = [s for s in wanted.sinks if s in READABLE]
+    if not readable:
+        return max(marked, key=_age_order)
+    (held,) = {world.stored.get((wanted.key, s)) for s in readable}
+    assert held is not None
+    return world.remote[held]
+
+
+def assert_desired_state(world: World, wanted: DesiredCredential, *, grace_left: bool) -> None:
+    current = current_of(world, wanted)
+    assert current.role_ids == frozenset(wanted.role_ids)
+    assert current.permission_ids in (None, frozenset(wanted.permission_ids))
+    assert current.service_id == wanted.service_id
+    if wanted.rotate_after and current.created_at is not None:
+        assert world.now - current.created_at < wanted.rotate_after
+    others = [c for c in world.marked(wanted.key) if c is not current]
+    assert not others or (grace_left and grace_of(wanted) > timedelta(0))
+
+
+def assert_converged(
+    world: World,
+    desired: list[DesiredCredential],
+    before: dict[str, RemoteCredential],
+    *,
+    prune: bool,
+    grace_left: bool,
+) -> None:
+    for wanted in desired:
+        assert_desired_state(world, wanted, grace_left=grace_left)
+    wanted_keys = {d.key for d in desired}
+    for client_id, credential in before.items():
+        if credential.key is None:
+            assert world.remote[client_id] == credential  # unmanaged: untouched
+        elif credential.key not in wanted_keys:
+            assert (client_id in world.remote) is not prune  # orphan: kept unless --prune
+    strays = {c.key for c in world.remote.values() if c.key and c.key not in wanted_keys}
+    assert not (prune and strays)
+
+
+def only_noops(world: World, desired: list[DesiredCredential], prune: bool) -> bool:
+    return all(a.kind is Kind.NOOP for a in world.plan(desired, prune=prune).actions)
+
+
+@SETTINGS
+@given(desired=desired_set(), world=worlds(), prune=st.booleans())
+def test_one_apply_converges_and_grace_runs_out(
+    desired: list[DesiredCredential], world: World, prune: bool
+) -> None:
+    """Apply, then (time passing beyond every grace) apply again: one credential per key."""
+    before = dict(world.remote)
+    world.execute(world.plan(desired, prune=prune))
+    assert_converged(world, desired, before, prune=prune, grace_left=True)
+    assert only_noops(world, desired, prune)
+
+    world.now += PAST_EVERY_GRACE
+    later = world.plan(desired, prune=prune)
+    assert {a.kind for a in later.actions} <= {Kind.DELETE, Kind.NOOP}
+    world.execute(later)
+    assert_converged(world, desired, before, prune=prune, grace_left=False)
+    assert only_noops(world, desired, prune)
+
+
+@SETTINGS
+@given(desired=desired_set(), world=worlds(), prune=st.booleans())
+def test_unmanaged_credentials_never_appear_in_an_action(
+    desired: list[DesiredCredential], world: World, prune: bool
+) -> None:
+    unmanaged = {cid for cid, c in world.remote.items() if c.key is None}
+    for action in world.plan(desired, prune=prune).actions:
+        assert not unmanaged & {action.client_id, *action.retire, *action.known}
+
+
+@SETTINGS
+@given(
+    wanted=desired_credential("api/ingest"),
+    rotate_after=st.sampled_from([timedelta(hours=1), timedelta(hours=2)]),
+    grace=st.sampled_from([timedelta(minutes=20), timedelta(hours=1), timedelta(days=1)]),
+    interval=st.sampled_from([timedelta(minutes=10), timedelta(minutes=35), timedelta(hours=3)]),
+)
+def test_scheduled_rotation_overlaps_without_piling_up(
+    wanted: DesiredCredential, rotate_after: timedelta, grace: timedelta, interval: timedelta
+) -> None:
+    """Run after run: what the sinks held stays live through the run; never more than two."""
+    wanted = dataclasses.replace(wanted, rotate_after=rotate_after, grace=grace)
+    world = World({}, {}, NOW)
+    for _ in range(40):
+        held_before = {cid for (key, _s), cid in world.stored.items() if key == wanted.key}
+        world.execute(world.plan([wanted], prune=False))
+        assert len(world.marked(wanted.key)) <= 2
+        assert held_before <= set(world.remote)  # grace > 0: no gap for any consumer
+        assert_desired_state(world, wanted, grace_left=True)
+        world.now += interval

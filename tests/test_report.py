@@ -1,0 +1,110 @@
+"""Plan rendering for people and the `plan --json` document, from plans built by the planner."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import jsonschema
+
+from provisioner.engine import Outcome, Status
+from provisioner.plan import Holdings, Plan, plan
+from provisioner.report import PLAN_JSON_SCHEMA, plan_json, render_plan, summarize
+from tests.test_plan import NOW, desired, remote
+
+HELD: Holdings = {"api/ingest": {"local": "c1"}, "api/fresh": {"local": None}}
+
+
+def mixed_plan(*, prune: bool = False) -> Plan:
+    """One of each: a create, a replace, a duplicate delete, an orphan, an unchanged one."""
+    wanted = [desired("fresh"), desired("ingest", roles=("r2",)), desired("same")]
+    found = [
+        remote("c1"),
+        remote("c2", age=timedelta(hours=1)),
+        remote("c3", key="api/same"),
+        remote("c9", key="gone/away"),
+        remote("hand", key=None),
+    ]
+    return plan(wanted, found, {**HELD, "api/same": {"local": "c3"}}, now=NOW, prune=prune)
+
+
+def test_plan_is_rendered_one_line_per_change_grouped_by_action() -> None:
+    assert render_plan(mixed_plan()).splitlines() == [
+        "To create:",
+        "  + api/fresh: missing",
+        "To replace:",
+        "  ~ api/ingest (c1): drift:roles (roles r1 -> r2); then delete it",
+        "To delete:",
+        "  - api/ingest (c2): duplicate (the sinks hold c1)",
+        "Left in place:",
+        "  = gone/away (c9): orphan (in no manifest; --prune deletes it)",
+        "Plan: 1 to create, 1 to replace, 1 to delete, 1 unchanged."
+        " 1 orphan kept (--prune deletes orphans).",
+    ]
+
+
+def test_a_replace_under_grace_says_how_long_the_old_one_stays() -> None:
+    wanted = desired(roles=("r2",), grace=timedelta(hours=2))
+    the_plan = plan([wanted], [remote("c1")], {"api/ingest": {"local": "c1"}}, now=NOW)
+    assert "~ api/ingest (c1): drift:roles (roles r1 -> r2); it stays live for 2h (grace)" in (
+        render_plan(the_plan)
+    )
+
+
+def test_an_unchanged_plan_is_one_summary_line() -> None:
+    the_plan = plan([desired()], [remote("c1")], HELD, now=NOW)
+    assert render_plan(the_plan) == "Plan: 0 to create, 0 to replace, 0 to delete, 1 unchanged."
+
+
+def test_plan_json_follows_its_schema() -> None:
+    for prune in (False, True):
+        document = plan_json(mixed_plan(prune=prune), {"api/other": "vault: permission denied"})
+        jsonschema.validate(document, PLAN_JSON_SCHEMA)
+
+
+def test_plan_json_counts_and_lists_every_action() -> None:
+    document = plan_json(mixed_plan())
+    assert document["changes"] is True
+    assert document["summary"] == {
+        "create": 1,
+        "replace": 1,
+        "delete": 1,
+        "unchanged": 1,
+        "orphan": 1,
+        "in_grace": 0,
+    }
+    assert document["actions"][1] == {
+        "key": "api/ingest",
+        "action": "replace",
+        "reason": "drift:roles",
+        "client_id": "c1",
+        "retire": ["c1"],
+        "detail": "roles r1 -> r2",
+    }
+    assert "hand" not in str(document)  # unmanaged: not even mentioned
+
+
+def test_apply_summary_counts_what_was_done() -> None:
+    the_plan = mixed_plan()
+    create, replace, delete = (a for a in the_plan.actions if a.writes)
+    outcomes = [
+        Outcome(create, Status.OK, client_id="n1"),
+        Outcome(replace, Status.FAILED, error="boom"),
+        Outcome(delete, Status.OK, client_id="c2"),
+    ]
+    assert summarize(the_plan, outcomes).line() == (
+        "Applied: 1 created, 0 replaced, 1 deleted, 1 unchanged, 1 failed."
+        " 1 orphan kept (--prune deletes orphans)."
+    )
+
+
+def test_the_documented_json_schema_is_the_one_in_the_code() -> None:
+    """docs/reconciliation.md: the schema copy is exact, and the example follows it."""
+    doc = (Path(__file__).parents[1] / "docs" / "reconciliation.md").read_text()
+    schema = re.search(r"<!-- plan-json-schema -->\n```json\n(.*?)\n```", doc, re.DOTALL)
+    assert schema is not None
+    assert json.loads(schema[1]) == PLAN_JSON_SCHEMA
+    (example,) = (b for b in re.findall(r"```json\n(.*?)\n```", doc, re.DOTALL) if b != schema[1])
+    jsonschema.validate(json.loads(example), PLAN_JSON_SCHEMA)
