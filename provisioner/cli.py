@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="load and validate manifests; no network")
     _add_paths(validate)
+    validate.add_argument("--sink", metavar="URI", help="the `default` sink, e.g. file:./secrets")
     validate.set_defaults(handler=cmd_validate)
 
     plan = commands.add_parser("plan", help="show what apply would do; no writes")
@@ -142,6 +143,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         blocked = {key: str(error) for key, error in planned.blocked.items()}
         print(json.dumps(plan_json(the_plan, blocked), indent=2))
+    if planned.blocked:  # those keys were not planned: neither "no changes" nor "changes"
+        return EXIT_FAILED
     if args.detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK

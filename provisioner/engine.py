@@ -129,9 +129,10 @@ class Engine:
             except AmbiguousCreate as exc:
                 ticket = self._listing.ticket()
                 log.warning("create.ambiguous", key=desired.key, attempt=attempt, error=str(exc))
+                # Even when giving up: a credential the lost attempt made must not outlive us.
+                await self._remove_leftovers(desired.key, known, ticket)
                 if attempt == self.max_attempts:
                     raise
-                await self._remove_leftovers(desired.key, known, ticket)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _remove_leftovers(self, key: str, known: set[str], ticket: int) -> None:
@@ -163,21 +164,33 @@ class Engine:
             for name in desired.sinks:
                 group.start_soon(deliver, self.sinks[name])
         if failures:
-            await self._undo(desired, created, delivered)
+            undo_error = await self._undo(desired, created, delivered)
+            if undo_error is not None:
+                raise SinkError(
+                    failures[0].sink, f"{failures[0]}; and the undo failed: {undo_error}"
+                )
             raise failures[0]
 
     async def _undo(
         self, desired: DesiredCredential, created: CreatedCredential, delivered: list[Sink]
-    ) -> None:
+    ) -> ProvisionerError | None:
+        """Delete the new credential, then its copies; return what failed, if anything."""
         client_id = created.remote.client_id
         log.warning("credential.undo", key=desired.key, client_id=client_id)
+        failed: ProvisionerError | None = None
         with anyio.CancelScope(shield=True):
-            await self.client.delete_credential(client_id)
+            try:
+                await self.client.delete_credential(client_id)
+            except ProvisionerError as exc:  # the next run deletes it as a credential no sink holds
+                log.error("credential.undo_failed", key=desired.key, error=str(exc))
+                failed = exc
             for sink in delivered:
                 try:
                     await sink.delete(desired.service, desired.name, client_id)
                 except SinkError as exc:
                     log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=str(exc))
+                    failed = failed or exc
+        return failed
 
 
 def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:

@@ -67,3 +67,11 @@ def test_simulate_serves_until_sigterm(tmp_path: Path) -> None:
             assert "simulator: stopped" in process.stderr.read()
         finally:
             process.kill()
+
+
+def test_a_password_in_a_sink_uri_is_never_echoed(tmp_path: Path) -> None:
+    uri = "vault:https://user:hunter2@vault.example:8200/secret"
+    result = run_cli("validate", REPO / "manifests", "--sink", uri, cwd=tmp_path, env=plain_env())
+    assert result.returncode == 2
+    assert "--sink 'vault:https://vault.example:8200/secret'" in result.stderr
+    assert "hunter2" not in result.stderr

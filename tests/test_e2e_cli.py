@@ -184,3 +184,14 @@ def test_a_422_is_not_retried_and_its_field_errors_reach_the_user(workdir: Path)
     assert "failed: extra/one: POST /auth/client-credentials: HTTP 422: " in result.stderr
     assert "permission_ids.1: Unknown permission id 'perm-nope'" in result.stderr
     assert len(creates) == 1
+
+
+def test_plan_with_an_unreadable_sink_says_so_and_exits_1(sim: Served, workdir: Path) -> None:
+    (workdir / "blocked").write_text("a file where a directory should be")
+    (workdir / "manifests" / "more.yaml").write_text(
+        "version: 1\nsinks:\n  broken: {type: file, path: ./blocked}\nservices:\n"
+        "  - name: extra\n    credentials:\n      - name: one\n        sinks: [broken]\n"
+    )
+    result = run_cli("plan", "manifests", "--detailed-exitcode", cwd=workdir, env=sim.env())
+    assert result.returncode == 1
+    assert "cannot plan extra/one: sink 'broken': cannot read" in result.stderr

@@ -193,3 +193,16 @@ async def test_a_success_resets_the_breaker(client: StreamkapClient) -> None:
     engine = Engine(client, sinks, concurrency=1, max_attempts=2, sleep=no_wait, failure_limit=3)
     outcomes = await engine.execute(actions)
     assert sorted(o.status for o in outcomes).count(Status.SKIPPED) == 0
+
+
+@pytest.mark.anyio
+async def test_giving_up_on_ambiguous_creates_leaves_nothing_behind(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    """Every create commits and loses its answer: the run fails, but no secretless credential."""
+    await client.list_roles()
+    state.faults = FaultConfig(drop_after_create_rate=1.0)
+    sinks = {"a": MemorySink("a"), "b": MemorySink("b")}
+    assert await converge(client, sinks, [wanted("c")]) == [Status.FAILED]
+    assert len(state.calls("POST", "/auth/client-credentials")) == 4  # max_attempts
+    assert state.live() == []

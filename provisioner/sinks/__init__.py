@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "provisioner.sinks"
+_USERINFO = re.compile(r"//[^/@]*@")
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,14 @@ def sink_type(type_name: str) -> SinkType:
 def parse_sink_uri(name: str, uri: str) -> SinkDefinition:
     """`file:DIR`, `env:PATH`, `vault:https://HOST:PORT/MOUNT[/PREFIX]`, or a plugin's own."""
     type_name, sep, target = uri.partition(":")
+    shown = _USERINFO.sub("//", uri)  # never echo a password typed into a URI
     if not sep or not target:
-        raise UsageError(f"--sink {uri!r}: expected TYPE:TARGET, e.g. file:./secrets")
+        raise UsageError(f"--sink {shown!r}: expected TYPE:TARGET, e.g. file:./secrets")
     try:
         kind = sink_type(type_name)
         options = kind.options_model.model_validate(kind.options_from_uri(target))
     except (KeyError, ValueError, ValidationError) as exc:
-        raise UsageError(f"--sink {uri!r}: {_first_line(exc)}") from None
+        raise UsageError(f"--sink {shown!r}: {_first_line(exc)}") from None
     return SinkDefinition(name=name, type=type_name, options=options)
 
 
