@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -22,6 +23,9 @@ from provisioner.roles import resolve_roles
 from provisioner.settings import Settings
 from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
 from provisioner.streamkap import StreamkapClient
+
+if TYPE_CHECKING:
+    from provisioner.simulator import SimulatorState
 
 log = structlog.get_logger("provisioner.jobs")
 
@@ -38,6 +42,8 @@ class Job:
     prune: bool = False
     simulate: bool = False
     cwd: Path = field(default_factory=Path.cwd)
+    # With simulate: the simulator's state, shared by every session of a `run` so cycles converge.
+    simulator: SimulatorState | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ async def open_session(job: Job, manifests: Manifests) -> AsyncIterator[Session]
     settings = job.settings
     transport: httpx.AsyncBaseTransport | None = None
     if job.simulate:
-        transport, settings = _simulator(settings)
+        transport, settings = _simulator(settings, job.simulator)
     context = SinkContext(
         cwd=job.cwd,
         environ=_sink_environ(settings),
@@ -131,6 +137,7 @@ async def apply(
     prune: bool,
     on_outcome: Callable[[Outcome], None] | None = None,
     engine_hook: Callable[[Engine], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> RunResult:
     """Plan, then carry out every change."""
     run_id = uuid.uuid4().hex[:12]
@@ -139,6 +146,8 @@ async def apply(
     try:
         planned = await make_plan(session, prune=prune)
         the_plan, blocked = planned.plan, planned.blocked
+        if on_plan is not None:
+            on_plan(the_plan)
         engine = Engine(
             session.client,
             session.sinks,
@@ -165,11 +174,13 @@ def _blocked_outcomes(the_plan: Plan, blocked: Mapping[str, SinkError]) -> list[
     return [Outcome(a, Status.FAILED, error=str(blocked[key])) for key, a in first.items()]
 
 
-def _simulator(settings: Settings) -> tuple[httpx.AsyncBaseTransport, Settings]:
+def _simulator(
+    settings: Settings, state: SimulatorState | None
+) -> tuple[httpx.AsyncBaseTransport, Settings]:
     """An in-process simulator and the settings that log in to it."""
     from provisioner.simulator import create_app  # only --simulate pays for the import
 
-    app = create_app()
+    app = create_app(state)
     update = {
         "host": SIMULATOR_URL,
         "client_id": "sim-admin",
