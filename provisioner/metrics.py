@@ -58,7 +58,7 @@ class Metrics:
     def __init__(self) -> None:
         # `_created` series say when a counter was born: for a per-run registry that is just the
         # run's start again, one more series per label set in every textfile and push.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         r = self.registry
         self._runs = Counter("provisioner_runs", "Runs by result.", ["result"], registry=r)
