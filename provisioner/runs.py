@@ -20,6 +20,8 @@ from provisioner.retry import retry_counts
 
 log = structlog.get_logger("provisioner.runs")
 
+_SCHEMES = ("http://", "https://")
+
 
 @dataclass(frozen=True)
 class Outputs:
@@ -35,7 +37,7 @@ class Outputs:
         for flag, path in (("--report", self.report), ("--metrics-file", self.metrics_file)):
             if path is not None and not path.absolute().parent.is_dir():
                 raise UsageError(f"{flag} {path}: directory {path.absolute().parent} not found")
-        if self.pushgateway is not None and "://" not in self.pushgateway:
+        if self.pushgateway is not None and not self.pushgateway.startswith(_SCHEMES):
             raise UsageError(f"--pushgateway {self.pushgateway}: expected an http(s):// URL")
 
 
@@ -139,7 +141,7 @@ def write_metrics(outputs: Outputs, recorder: metrics.Metrics) -> None:
     if outputs.pushgateway is not None:
         try:
             metrics.push(outputs.pushgateway, recorder)
-        except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
+        except Exception as exc:  # URLError, HTTPError, InvalidURL...: never fail the run for it
             log.error("metrics.push_failed", url=outputs.pushgateway, error=str(exc))
         else:
             log.info("metrics.pushed", url=outputs.pushgateway)
