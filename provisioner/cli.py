@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -15,13 +16,15 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from provisioner import jobs
-from provisioner.engine import Engine, Outcome, Status
+from provisioner import jobs, metrics, runs
+from provisioner.durations import parse_duration
+from provisioner.engine import Engine
 from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError
 from provisioner.logs import configure_logging
 from provisioner.manifest import DEFAULT_SINK, manifest_schema
-from provisioner.plan import Plan
-from provisioner.report import change_lines, plan_json, render_plan, run_report, summarize
+from provisioner.reconciler import Reconciler, reconcile
+from provisioner.report import plan_json, render_plan
+from provisioner.schedule import Cadence
 from provisioner.settings import Settings
 from provisioner.sinks import parse_sink_uri
 
@@ -77,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_paths(apply)
     _add_run_flags(apply)
     apply.add_argument("--report", type=Path, metavar="FILE", help="write a JSON run report")
+    _add_output_flags(apply)
     apply.set_defaults(handler=cmd_apply)
+
+    _add_run_command(commands)
 
     simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
     simulate.add_argument("--port", type=int, default=8080, help="0 picks a free port")
@@ -151,31 +157,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    job = _job(args, settings)
-    manifests = jobs.load(job)
+    job = _job(args, _settings(args))
+    outputs = _outputs(args)
     stop = Stop()
 
     async def run() -> jobs.RunResult:
         async with anyio.create_task_group() as group:
             group.start_soon(stop.on_signals, group.cancel_scope)
-            async with jobs.open_session(job, manifests, lock=True) as session:
-                result = await jobs.apply(
-                    session, prune=job.prune, engine_hook=stop.attach, on_plan=_show_changes
-                )
+            result = await runs.apply_once(job, outputs, metrics.Metrics(), stop.attach)
             group.cancel_scope.cancel()
         return result
 
-    result = _run(run)
-    summary = summarize(result.plan, result.outcomes)
-    _print_failures(result.outcomes)
-    _err(summary.line())
-    if args.report:
-        report = run_report(
-            result.run_id, result.started_at, result.finished_at, result.plan, result.outcomes
-        )
-        _write_report(args.report, report)
-    return EXIT_FAILED if summary.failed or stop.requested else EXIT_OK
+    ok = runs.finish(_run(run), outputs)
+    return EXIT_OK if ok and not stop.requested else EXIT_FAILED
 
 
 class Stop:
@@ -202,17 +196,6 @@ class Stop:
                 _err(f"{name}: stopping: finishing work in flight, starting nothing new")
                 if self._engine is not None:
                     self._engine.stopping.set()
-
-
-def _print_failures(outcomes: Sequence[Outcome]) -> None:
-    skipped = 0
-    for outcome in outcomes:
-        if outcome.status is Status.SKIPPED:
-            skipped += 1
-        elif outcome.error:
-            _err(f"failed: {outcome.action.key}: {outcome.error}")
-    if skipped:
-        _err(f"not started: {skipped} actions (the run was stopped); the next apply does them")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -311,17 +294,68 @@ def _single(group: BaseExceptionGroup[Any]) -> BaseException:
     return exc
 
 
-def _show_changes(the_plan: Plan) -> None:
-    """Before apply writes anything, say what it is about to do."""
-    for line in change_lines(the_plan):
-        _err(line)
-
-
-def _write_report(path: Path, report: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# --- run: the scheduled reconciler, and the output flags apply shares -------------------------
+
+
+def _add_run_command(commands: Any) -> None:
+    run = commands.add_parser(
+        "run", help="apply on a schedule until SIGTERM/SIGINT; finishes in-flight work first"
+    )
+    _add_paths(run)
+    _add_run_flags(run)
+    run.add_argument(
+        "--every", required=True, type=_interval, metavar="DURATION", help="e.g. 15m (s,m,h,d,w)"
+    )
+    run.add_argument(
+        "--jitter", type=_duration, default=0.0, metavar="DURATION", help="add 0..DURATION per wait"
+    )
+    run.add_argument("--report", type=Path, metavar="FILE", help="the last cycle's JSON report")
+    _add_output_flags(run)
+    run.set_defaults(handler=cmd_run)
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-file", type=Path, metavar="PATH", help="Prometheus textfile (node-exporter)"
+    )
+    parser.add_argument("--pushgateway", metavar="URL", help="push metrics at the end of a run")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no live progress display, even on a terminal"
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    job = _job(args, _settings(args))
+    if job.simulate:  # one simulator for the whole run, so that cycles converge
+        job = dataclasses.replace(job, simulator=jobs.Simulated.fresh())
+    reconciler = Reconciler(job, _outputs(args))
+    return int(_run(functools.partial(reconcile, reconciler, Cadence(args.every, args.jitter))))
+
+
+def _outputs(args: argparse.Namespace) -> runs.Outputs:
+    outputs = runs.Outputs(
+        report=args.report,
+        metrics_file=args.metrics_file,
+        pushgateway=args.pushgateway,
+        progress=not args.no_progress,
+    )
+    outputs.check()
+    return outputs
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _interval(text: str) -> float:
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the interval must be longer than 0s")
+    return seconds

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -24,6 +25,9 @@ from provisioner.settings import Settings
 from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
 from provisioner.streamkap import StreamkapClient
 
+if TYPE_CHECKING:
+    from provisioner.simulator import SimulatorState, VaultState
+
 log = structlog.get_logger("provisioner.jobs")
 
 SIMULATOR_URL = "http://simulator.invalid"
@@ -39,6 +43,22 @@ class Job:
     prune: bool = False
     simulate: bool = False
     cwd: Path = field(default_factory=Path.cwd)
+    # With simulate: the simulators' state, shared by every session of a `run` so cycles converge.
+    simulator: Simulated | None = None
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """The in-process Streamkap API and Vault that `--simulate` talks to."""
+
+    streamkap: SimulatorState
+    vault: VaultState
+
+    @classmethod
+    def fresh(cls) -> Simulated:
+        from provisioner.simulator import SimulatorState, VaultState
+
+        return cls(SimulatorState(), VaultState(mounts=None))  # the stub serves any mount
 
 
 @dataclass(frozen=True)
@@ -80,7 +100,7 @@ async def open_session(
     settings = job.settings
     transport = sink_transport = None
     if job.simulate:
-        transport, sink_transport, settings = _simulator(settings)
+        transport, sink_transport, settings = _simulator(settings, job.simulator)
     context = SinkContext(
         cwd=job.cwd,
         environ=_sink_environ(settings),
@@ -154,6 +174,8 @@ async def apply(
     try:
         planned = await make_plan(session, prune=prune)
         the_plan, blocked = planned.plan, planned.blocked
+        if on_plan is not None:
+            on_plan(the_plan)
         engine = Engine(
             session.client,
             session.sinks,
@@ -183,12 +205,13 @@ def _blocked_outcomes(the_plan: Plan, blocked: Mapping[str, SinkError]) -> list[
 
 
 def _simulator(
-    settings: Settings,
+    settings: Settings, simulated: Simulated | None
 ) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport, Settings]:
     """In-process Streamkap and Vault simulators, and the settings that log in to them."""
     # Only --simulate pays for the import.
-    from provisioner.simulator import VAULT_ROOT_TOKEN, VaultState, create_app, create_vault_app
+    from provisioner.simulator import VAULT_ROOT_TOKEN, create_app, create_vault_app
 
+    simulated = simulated or Simulated.fresh()
     update = {
         "host": SIMULATOR_URL,
         "client_id": "sim-admin",
@@ -199,10 +222,9 @@ def _simulator(
         "vault_namespace": None,
         "vault_cacert": None,
     }
-    vault = create_vault_app(VaultState(mounts=None))
     return (
-        httpx.ASGITransport(app=create_app()),
-        httpx.ASGITransport(app=vault),
+        httpx.ASGITransport(app=create_app(simulated.streamkap)),
+        httpx.ASGITransport(app=create_vault_app(simulated.vault)),
         settings.model_copy(update=update),
     )
 

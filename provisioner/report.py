@@ -201,15 +201,7 @@ def run_report(
 ) -> dict[str, Any]:
     """The `--report FILE` document."""
     by_action = {id(o.action): o for o in outcomes}
-    actions = []
-    for action in plan.actions:
-        outcome = by_action.get(id(action))
-        entry = action_json(action)
-        entry["status"] = outcome.status.value if outcome else "ok"
-        if outcome is not None and outcome.client_id:
-            entry["new_client_id"] = outcome.client_id
-        entry["error"] = outcome.error if outcome else None
-        actions.append(entry)
+    actions = [_report_entry(action, by_action.get(id(action))) for action in plan.actions]
     return {
         "run_id": run_id,
         "started_at": started_at.isoformat(),
@@ -217,3 +209,19 @@ def run_report(
         "summary": asdict(summarize(plan, outcomes)),
         "actions": actions,
     }
+
+
+def _report_entry(action: Action, outcome: Outcome | None) -> dict[str, Any]:
+    """An action with what became of it; `client_id` is the credential it made, if any."""
+    entry = action_json(action)
+    if outcome is None:
+        # A write with no outcome never started (e.g. another action of its key was blocked).
+        entry["status"] = Status.SKIPPED.value if action.writes else Status.OK.value
+        entry["error"] = "not attempted" if action.writes else None
+        return entry
+    entry["status"] = outcome.status.value
+    if outcome.client_id and action.kind in {Kind.CREATE, Kind.REPLACE}:
+        entry["replaced_client_id"] = action.client_id  # the old one, for a replace
+        entry["client_id"] = outcome.client_id
+    entry["error"] = outcome.error
+    return entry

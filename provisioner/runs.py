@@ -1,0 +1,187 @@
+"""One apply with everything around it: progress, metrics, the JSON report and the summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import structlog
+
+from provisioner import jobs, metrics
+from provisioner.engine import Engine, Outcome, Status
+from provisioner.errors import ManifestError, UsageError
+from provisioner.plan import Plan
+from provisioner.progress import tracker_for
+from provisioner.report import change_lines, run_report, summarize
+from provisioner.retry import retry_counts
+
+log = structlog.get_logger("provisioner.runs")
+
+_SCHEMES = ("http://", "https://")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run's results go besides the summary on stderr."""
+
+    report: Path | None = None
+    metrics_file: Path | None = None
+    pushgateway: str | None = None
+    progress: bool = True
+
+    def check(self) -> None:
+        """Fail before any API call when an output could never be written."""
+        for flag, path in (("--report", self.report), ("--metrics-file", self.metrics_file)):
+            if path is not None and not path.absolute().parent.is_dir():
+                raise UsageError(f"{flag} {path}: directory {path.absolute().parent} not found")
+        if self.pushgateway is not None and not self.pushgateway.startswith(_SCHEMES):
+            raise UsageError(f"--pushgateway {self.pushgateway}: expected an http(s):// URL")
+
+
+@dataclass
+class _Tally:
+    """What a run counts as it goes, kept even when it fails half-way."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+
+
+async def apply_once(
+    job: jobs.Job,
+    outputs: Outputs,
+    recorder: metrics.Metrics,
+    engine_hook: Callable[[Engine], None] | None = None,
+) -> jobs.RunResult:
+    """Load and apply; whatever happens, the run is recorded in the metrics and published."""
+    started, tally = time.monotonic(), _Tally()
+    token = retry_counts.set(tally.retries)
+    try:
+        result = await _apply(job, outputs, tally, engine_hook)
+    except BaseException as exc:
+        invalid = isinstance(single_error(exc), ManifestError)
+        await _publish(outputs, recorder, _stats(started, tally, None, invalid=invalid))
+        raise
+    finally:
+        retry_counts.reset(token)
+    await _publish(outputs, recorder, _stats(started, tally, result))
+    return result
+
+
+async def _apply(
+    job: jobs.Job,
+    outputs: Outputs,
+    tally: _Tally,
+    engine_hook: Callable[[Engine], None] | None,
+) -> jobs.RunResult:
+    manifests = jobs.load(job)
+    async with jobs.open_session(job, manifests, lock=True) as session:
+        tally.statuses = session.client.statuses  # filled as calls are made, even if apply fails
+        with tracker_for(outputs.progress) as tracker:
+
+            def on_plan(the_plan: Plan) -> None:
+                show_changes(the_plan)  # before anything is written, say what will be
+                tracker.on_plan(the_plan)
+
+            return await jobs.apply(
+                session,
+                prune=job.prune,
+                on_plan=on_plan,
+                on_outcome=tracker.on_outcome,
+                engine_hook=engine_hook,
+            )
+
+
+def show_changes(the_plan: Plan) -> None:
+    for line in change_lines(the_plan):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _stats(
+    started: float, tally: _Tally, result: jobs.RunResult | None, *, invalid: bool = False
+) -> metrics.RunStats:
+    duration = time.monotonic() - started
+    return metrics.RunStats(time.time(), duration, result, tally.statuses, tally.retries, invalid)
+
+
+def single_error(exc: BaseException) -> BaseException:
+    """The lone error inside (nested) exception groups, as task groups wrap it."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _publish(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.RunStats) -> None:
+    with anyio.CancelScope(shield=True):  # an aborted run is still worth recording
+        await anyio.to_thread.run_sync(publish_metrics, outputs, recorder, stats)
+
+
+def publish_metrics(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.RunStats) -> None:
+    """Record the run, then write the textfile and push; blocking I/O."""
+    if outputs.metrics_file is not None and not stats.ok:
+        carried = metrics.previous_success(outputs.metrics_file)
+        if carried is not None:  # keep what an earlier process knew of the last success
+            recorder.mark_success(carried)
+    recorder.observe(stats)
+    write_metrics(outputs, recorder)
+
+
+def finish(result: jobs.RunResult, outputs: Outputs) -> bool:
+    """Write the report, then print each failure and the summary; True if all went well."""
+    written = outputs.report is None or write_report(outputs.report, result)
+    summary = summarize(result.plan, result.outcomes)
+    _print_failures(result.outcomes)
+    print(summary.line(), file=sys.stderr, flush=True)
+    return written and not summary.failed
+
+
+def _print_failures(outcomes: Sequence[Outcome]) -> None:
+    """Each failure on its own line; actions a stopped run never started, as one line."""
+    skipped = 0
+    for outcome in outcomes:
+        if outcome.status is Status.SKIPPED:
+            skipped += 1
+        elif outcome.error:
+            print(f"failed: {outcome.action.key}: {outcome.error}", file=sys.stderr)
+    if skipped:
+        print(
+            f"not started: {skipped} actions (the run was stopped); the next apply does them",
+            file=sys.stderr,
+        )
+
+
+def write_report(path: Path, result: jobs.RunResult) -> bool:
+    """Replace the JSON report atomically (ids and outcomes, never a secret); False on failure."""
+    report = run_report(
+        result.run_id, result.started_at, result.finished_at, result.plan, result.outcomes
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        log.error("report.write_failed", path=str(path), error=str(exc))
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def write_metrics(outputs: Outputs, recorder: metrics.Metrics) -> None:
+    """Write the textfile and push; a failure is logged, never fails the run it measures."""
+    if outputs.metrics_file is not None:
+        try:
+            metrics.write_textfile(outputs.metrics_file, recorder)
+        except OSError as exc:
+            log.error("metrics.write_failed", path=str(outputs.metrics_file), error=str(exc))
+    if outputs.pushgateway is not None:
+        try:
+            metrics.push(outputs.pushgateway, recorder)
+        except Exception as exc:  # URLError, HTTPError, InvalidURL...: never fail the run for it
+            log.error("metrics.push_failed", url=outputs.pushgateway, error=str(exc))
+        else:
+            log.info("metrics.pushed", url=outputs.pushgateway)
