@@ -8,10 +8,19 @@ from pathlib import Path
 import pytest
 import structlog
 
+from tests.e2e import Served, served
+
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def sim() -> Iterator[Served]:
+    """The simulator served on a real socket for one test."""
+    with served() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +33,6 @@ def big_manifest() -> str:
         for index in range(PER_SERVICE):
             lines += [f"      - name: cred-{index}", f"        description: {service} #{index}"]
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 @pytest.fixture

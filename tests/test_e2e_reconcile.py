@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from dotenv import dotenv_values
 from provisioner.model import marked_description, owner_key
 from provisioner.report import PLAN_JSON_SCHEMA
 from provisioner.simulator import CredentialRecord
-from tests.e2e import Served, run_cli, served
+from tests.e2e import Served, run_cli
 
 KEYS = ("payments-api/ingest", "payments-api/reporting", "orders/cdc-reader")
 
@@ -43,12 +42,6 @@ services:
     credentials:
       - name: cdc-reader
 """
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 @pytest.fixture

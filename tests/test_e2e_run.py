@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provisioner.simulator import FaultConfig
-from tests.e2e import Served, run_cli, served
+from tests.e2e import Served, run_cli
 from tests.watch import watched
 
 ONE_SERVICE = """\
@@ -23,12 +22,6 @@ services:
       - name: one
       - name: two
 """
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from provisioner.model import owner_key
 from provisioner.simulator import FaultConfig
-from tests.e2e import REPO, Served, run_cli, served
+from tests.e2e import REPO, Served, run_cli
 from tests.vault_support import ServedVault, hvac_client, hvac_read, served_vault
 
 SERVICES = ["payments-api", "orders", "billing", "search"]
@@ -42,12 +42,6 @@ def offline_env() -> dict[str, str]:
     prefixes = ("STREAMKAP_", "PROVISIONER_", "VAULT_")
     env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     return {**env, "PYTHONPATH": str(REPO), "PROVISIONER_MAX_ATTEMPTS": "2"}
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 @pytest.fixture

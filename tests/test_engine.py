@@ -3,48 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import anyio
-import httpx
 import pytest
-from pydantic import SecretStr
 
 from provisioner.engine import Engine, Status
-from provisioner.model import DesiredCredential, Origin, marked_description
+from provisioner.model import DesiredCredential, marked_description
 from provisioner.plan import plan
 from provisioner.simulator import (
-    ADMIN_CLIENT_ID,
-    ADMIN_SECRET,
     FaultConfig,
     SimulatorState,
-    create_app,
 )
 from provisioner.sinks.memory import MemorySink
 from provisioner.streamkap import StreamkapClient
-
-ORIGIN = Origin("m.yaml", 0, ())
+from tests.factories import desired, sim_client
+from tests.factories import no_sleep as no_wait
 
 
 def wanted(name: str, sinks: tuple[str, ...] = ("a", "b")) -> DesiredCredential:
-    return DesiredCredential(
-        service="api",
-        name=name,
-        description=None,
-        service_id=None,
-        roles=("role-admin",),
-        permission_ids=(),
-        sinks=sinks,
-        rotate_after=None,
-        grace=timedelta(0),
-        origin=ORIGIN,
-        roles_origin=ORIGIN,
-        role_ids=("role-admin",),
-    )
-
-
-async def no_wait(_: float) -> None:
-    return None
+    return desired(name, sinks=sinks)
 
 
 @pytest.fixture
@@ -54,15 +32,7 @@ def state() -> SimulatorState:
 
 @pytest.fixture
 async def client(state: SimulatorState) -> AsyncIterator[StreamkapClient]:
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with StreamkapClient(
-        "http://sim",
-        client_id=ADMIN_CLIENT_ID,
-        secret=SecretStr(ADMIN_SECRET),
-        transport=transport,
-        sleep=no_wait,
-        max_attempts=4,
-    ) as api:
+    async with sim_client(state, sleep=no_wait, max_attempts=4) as api:
         yield api
 
 

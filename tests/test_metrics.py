@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provisioner.metrics import LAST_SUCCESS, Metrics, RunStats, call_label, write_textfile
 from provisioner.simulator import FaultConfig
-from tests.e2e import Served, run_cli, served
+from tests.e2e import Served, run_cli
 
 MANIFEST = """\
 version: 1
@@ -25,12 +25,6 @@ services:
   - name: metered
     credentials:
 """
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 @pytest.fixture

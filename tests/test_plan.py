@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from provisioner.model import DesiredCredential, Origin, RemoteCredential, marked_description
+from provisioner.model import DesiredCredential, RemoteCredential, marked_description
 from provisioner.plan import Action, Kind, Plan, Reason, grace_of, plan
+from tests.factories import desired as make_desired
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-ORIGIN = Origin("m.yaml", 0, ())
 HELD_C1 = {"api/ingest": {"local": "c1"}}
 
 
@@ -16,26 +17,9 @@ def desired(
     name: str = "ingest",
     *,
     roles: tuple[str, ...] = ("r1",),
-    permissions: tuple[str, ...] = (),
-    sinks: tuple[str, ...] = ("local",),
-    rotate_after: timedelta | None = None,
-    grace: timedelta = timedelta(0),
-    service_id: str | None = None,
+    **options: Any,
 ) -> DesiredCredential:
-    return DesiredCredential(
-        service="api",
-        name=name,
-        description=None,
-        service_id=service_id,
-        roles=roles,
-        permission_ids=permissions,
-        sinks=sinks,
-        rotate_after=rotate_after,
-        grace=grace,
-        origin=ORIGIN,
-        roles_origin=ORIGIN,
-        role_ids=roles,
-    )
+    return make_desired(name, roles=roles, **options)
 
 
 def remote(

@@ -9,7 +9,6 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from provisioner.engine import Outcome, Status
 from provisioner.logs import configure_logging
 from provisioner.plan import Action, Kind, Plan, Reason
 from provisioner.progress import LiveProgress, Tracker, tracker_for
-from tests.e2e import Served, served
+from tests.e2e import Served
 
 ACTIONS = (
     Action(Kind.CREATE, "a/one", Reason.MISSING),
@@ -62,12 +61,6 @@ def test_log_lines_print_above_the_display_and_logging_is_restored() -> None:
 def test_no_display_off_a_terminal_or_when_disabled() -> None:
     assert type(tracker_for(True, io.StringIO())) is Tracker
     assert type(tracker_for(False, sys.stderr)) is Tracker
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 def run_on_terminal(sim: Served, cwd: Path, *extra: str) -> tuple[int, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from provisioner.engine import Outcome, Status
 from provisioner.plan import Action, Kind, Plan, Reason
 from provisioner.report import run_report
-from tests.e2e import Served, run_cli, served
+from tests.e2e import Served, run_cli
 
 MANIFEST = """\
 version: 1
@@ -31,12 +30,6 @@ services:
         sinks: [broken]
 """
 ENTRY_KEYS = ["key", "action", "reason", "client_id", "status", "error"]
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 @pytest.fixture

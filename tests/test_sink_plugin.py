@@ -7,12 +7,11 @@ import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import REPO, Served, run_cli, served
+from tests.e2e import REPO, Served, run_cli
 
 PLUGIN = Path(__file__).parent / "plugin_sink"
 MANIFEST = """\
@@ -41,12 +40,6 @@ def install(site: Path) -> None:
         lines += [f"[{group}]", *(f"{name} = {target}" for name, target in entries.items())]
     (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     shutil.copy(PLUGIN / "provisioner_jsonfile_sink.py", site)
-
-
-@pytest.fixture
-def sim() -> Iterator[Served]:
-    with served() as server:
-        yield server
 
 
 @pytest.fixture

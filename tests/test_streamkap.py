@@ -17,21 +17,19 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from provisioner.errors import AmbiguousCreate, ApiError, AuthError
-from provisioner.model import DesiredCredential, Origin
+from provisioner.model import DesiredCredential
 from provisioner.simulator import (
-    ADMIN_CLIENT_ID,
-    ADMIN_SECRET,
     FaultConfig,
     ManualClock,
     SimulatorState,
     create_app,
 )
 from provisioner.streamkap import StreamkapClient, create_body
+from tests.factories import desired, sim_client
 
 SCHEMA = json.loads(
     (Path(__file__).parent / "data" / "client_credential_create_req.schema.json").read_text()
 )
-ORIGIN = Origin("m.yaml", 0, ())
 
 
 def credential(
@@ -41,19 +39,12 @@ def credential(
     service_id: str | None = None,
     description: str | None = None,
 ) -> DesiredCredential:
-    return DesiredCredential(
-        service="api",
-        name=name,
-        description=description,
-        service_id=service_id,
+    return desired(
+        name,
         roles=role_ids,
-        permission_ids=permission_ids,
-        sinks=("local",),
-        rotate_after=None,
-        grace=timedelta(0),
-        origin=ORIGIN,
-        roles_origin=ORIGIN,
-        role_ids=role_ids,
+        permissions=permission_ids,
+        service_id=service_id,
+        description=description,
     )
 
 
@@ -96,15 +87,10 @@ def recorder(state: SimulatorState) -> Recorder:
 
 
 @pytest.fixture
-async def client(recorder: Recorder, sleeps: Sleeps) -> AsyncIterator[StreamkapClient]:
-    async with StreamkapClient(
-        "http://sim",
-        client_id=ADMIN_CLIENT_ID,
-        secret=SecretStr(ADMIN_SECRET),
-        transport=recorder,
-        sleep=sleeps,
-        max_attempts=4,
-    ) as api:
+async def client(
+    state: SimulatorState, recorder: Recorder, sleeps: Sleeps
+) -> AsyncIterator[StreamkapClient]:
+    async with sim_client(state, recorder, sleep=sleeps, max_attempts=4) as api:
         yield api
 
 
@@ -166,14 +152,7 @@ async def test_rate_limit_is_retried_after_the_servers_delay() -> None:
         waits.append(seconds)
         clock.advance(seconds)
 
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with StreamkapClient(
-        "http://sim",
-        client_id=ADMIN_CLIENT_ID,
-        secret=SecretStr(ADMIN_SECRET),
-        transport=transport,
-        sleep=sleep,
-    ) as api:
+    async with sim_client(state, sleep=sleep) as api:
         await api.list_roles()  # spends the only token in the bucket
         await api.list_credentials()
     assert waits == [2.0]  # Retry-After: 2 at 0.5 requests per second
@@ -233,10 +212,7 @@ async def test_422_is_not_retried_and_names_the_field(
 async def test_a_401_refreshes_the_token_once_then_succeeds(state: SimulatorState) -> None:
     clock = ManualClock()
     state = SimulatorState(now=clock, faults=FaultConfig(token_ttl=60))
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with StreamkapClient(
-        "http://sim", client_id=ADMIN_CLIENT_ID, secret=SecretStr(ADMIN_SECRET), transport=transport
-    ) as api:
+    async with sim_client(state) as api:
         await api.list_roles()
         clock.advance(timedelta(seconds=61))  # the server expires the token; our clock did not move
         await api.list_roles()
@@ -248,14 +224,7 @@ async def test_a_401_refreshes_the_token_once_then_succeeds(state: SimulatorStat
 async def test_tokens_are_renewed_ahead_of_expiry() -> None:
     now = [0.0]
     state = SimulatorState(faults=FaultConfig(token_ttl=100))
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with StreamkapClient(
-        "http://sim",
-        client_id=ADMIN_CLIENT_ID,
-        secret=SecretStr(ADMIN_SECRET),
-        transport=transport,
-        clock=lambda: now[0],
-    ) as api:
+    async with sim_client(state, clock=lambda: now[0]) as api:
         await api.list_roles()
         now[0] = 85.0  # past 80% of the token's life
         await api.list_roles()
@@ -265,10 +234,7 @@ async def test_tokens_are_renewed_ahead_of_expiry() -> None:
 
 @pytest.mark.anyio
 async def test_wrong_login_is_an_auth_error(state: SimulatorState) -> None:
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with StreamkapClient(
-        "http://sim", client_id=ADMIN_CLIENT_ID, secret=SecretStr("wrong"), transport=transport
-    ) as api:
+    async with sim_client(state, secret=SecretStr("wrong")) as api:
         with pytest.raises(AuthError) as caught:
             await api.list_roles()
     assert "wrong" not in str(caught.value)
@@ -278,14 +244,7 @@ async def test_wrong_login_is_an_auth_error(state: SimulatorState) -> None:
 async def test_many_tasks_hitting_401_share_one_refresh() -> None:
     clock = ManualClock()
     state = SimulatorState(now=clock, faults=FaultConfig(token_ttl=60))
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with StreamkapClient(
-        "http://sim",
-        client_id=ADMIN_CLIENT_ID,
-        secret=SecretStr(ADMIN_SECRET),
-        transport=transport,
-        concurrency=50,
-    ) as api:
+    async with sim_client(state, concurrency=50) as api:
         await api.list_roles()
         clock.advance(timedelta(seconds=61))  # every task's token is now refused
         async with anyio.create_task_group() as group:
@@ -298,14 +257,8 @@ async def test_many_tasks_hitting_401_share_one_refresh() -> None:
 @pytest.mark.anyio
 async def test_hundreds_of_creates_outlive_a_one_second_token() -> None:
     state = SimulatorState(faults=FaultConfig(token_ttl=1, latency=0.02))
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with StreamkapClient(
-        "http://sim",
-        client_id=ADMIN_CLIENT_ID,
-        secret=SecretStr(ADMIN_SECRET),
-        transport=transport,
-        concurrency=4,  # 300 calls x 20 ms / 4 in flight: at least 1.5 s
-    ) as api:
+    # 300 calls x 20 ms / 4 in flight: at least 1.5 s.
+    async with sim_client(state, concurrency=4) as api:
         started = anyio.current_time()
         async with anyio.create_task_group() as group:
             for index in range(300):

@@ -1,0 +1,66 @@
+"""Builders shared by the unit tests: desired credentials, and an API client on the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from provisioner.model import DesiredCredential, Origin
+from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
+from provisioner.streamkap import StreamkapClient
+
+ORIGIN = Origin("m.yaml", 0, ())
+
+
+def desired(
+    name: str = "ingest",
+    *,
+    service: str = "api",
+    roles: tuple[str, ...] = ("role-admin",),
+    permissions: tuple[str, ...] = (),
+    sinks: tuple[str, ...] = ("local",),
+    rotate_after: timedelta | None = None,
+    grace: timedelta = timedelta(0),
+    service_id: str | None = None,
+    description: str | None = None,
+) -> DesiredCredential:
+    """A desired credential with its roles already resolved (role references are ids)."""
+    return DesiredCredential(
+        service=service,
+        name=name,
+        description=description,
+        service_id=service_id,
+        roles=roles,
+        permission_ids=permissions,
+        sinks=sinks,
+        rotate_after=rotate_after,
+        grace=grace,
+        origin=ORIGIN,
+        roles_origin=ORIGIN,
+        role_ids=roles,
+    )
+
+
+async def no_sleep(_: float) -> None:
+    """An injected sleep for retries and backoff: tests never wait."""
+    return
+
+
+@asynccontextmanager
+async def sim_client(
+    state: SimulatorState,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **options: Any,
+) -> AsyncIterator[StreamkapClient]:
+    """A client logged in to the in-process simulator (or through a wrapping transport)."""
+    options.setdefault("client_id", ADMIN_CLIENT_ID)
+    options.setdefault("secret", SecretStr(ADMIN_SECRET))
+    async with StreamkapClient(
+        "http://sim", transport=transport or httpx.ASGITransport(app=create_app(state)), **options
+    ) as client:
+        yield client
