@@ -14,12 +14,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from provisioner.simulator.calllog import CallLog
 from provisioner.simulator.faults import DROP_EXTENSION, SimulatedConnectionDrop
 from provisioner.simulator.state import (
     CREDENTIALS_PATH,
-    NO_RESPONSE,
     CredentialRecord,
     Role,
     SimulatorState,
@@ -233,35 +233,6 @@ def _unprocessable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.errors}, 422)
 
 
-class _CallLog:
-    """ASGI middleware appending every HTTP call, faulted ones included, to the state's log."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = NO_RESPONSE
-
-        async def logging_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, logging_send)
-        except Exception as exc:
-            # Starlette answers an unexpected error with a 500; a simulated drop answers nothing.
-            if status == NO_RESPONSE and not isinstance(exc, SimulatedConnectionDrop):
-                status = 500
-            raise
-        finally:
-            get_state(scope["app"]).record_call(scope["method"], scope["path"], status)
-
-
 ROUTES = [
     Route("/auth/access-token", access_token, methods=["POST"]),
     Route("/auth/access-token/refresh", refresh_token, methods=["POST"]),
@@ -276,8 +247,12 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
     """A Starlette app serving `state` (a fresh default one if None) as `app.state.sim`."""
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(_CallLog)],
+        middleware=[Middleware(CallLog, record=_record_call)],
         exception_handlers={HTTPException: _http_error, Unprocessable: _unprocessable},
     )
     app.state.sim = state if state is not None else SimulatorState()
     return app
+
+
+def _record_call(app: Starlette, method: str, path: str, status: int) -> None:
+    get_state(app).record_call(method, path, status)

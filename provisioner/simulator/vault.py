@@ -22,9 +22,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from provisioner.simulator.state import NO_RESPONSE
+from provisioner.simulator.calllog import CallLog
 from provisioner.simulator.vault_state import CasMismatch, SecretKey, VaultState, Version
 
 __all__ = ["VaultError", "create_vault_app", "vault_state"]
@@ -241,37 +240,17 @@ def _error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"errors": exc.errors}, exc.status, headers=exc.headers)
 
 
-class _CallLog:
-    """ASGI middleware appending every HTTP call, faulted ones included, to the state's log."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = NO_RESPONSE
-
-        async def logging_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, logging_send)
-        finally:
-            vault_state(scope["app"]).record_call(scope["method"], scope["path"], status or 500)
-
-
 def create_vault_app(state: VaultState | None = None) -> Starlette:
     """A Starlette app serving `state` (a fresh default one if None) as `app.state.vault`."""
     methods = ["GET", "POST", "PUT", "DELETE", "LIST"]
     app = Starlette(
         routes=[Route("/v1/{path:path}", handle, methods=methods)],
-        middleware=[Middleware(_CallLog)],
+        middleware=[Middleware(CallLog, record=_record_call)],
         exception_handlers={VaultError: _error},
     )
     app.state.vault = state if state is not None else VaultState()
     return app
+
+
+def _record_call(app: Starlette, method: str, path: str, status: int) -> None:
+    vault_state(app).record_call(method, path, status)
