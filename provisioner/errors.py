@@ -7,6 +7,7 @@
     │   ├── AuthError         401/403 after one token refresh
     │   └── RateLimited       429 (carries Retry-After)
     ├── TransportError        the request never got a usable answer
+    ├── CircuitOpen           so many calls failed in a row that the run stops calling
     ├── AmbiguousCreate       a create whose outcome is unknown
     └── SinkError             a sink could not read, write or delete
 
@@ -75,6 +76,10 @@ class TransportError(ProvisionerError):
         self.path = path
         self.sent = sent  # False only when the request surely never reached the server
         super().__init__(f"{method} {path}: {cause}")
+
+
+class CircuitOpen(ProvisionerError):
+    """The API looks down: calls fail fast instead of each backing off on its own."""
 
 
 class AmbiguousCreate(ProvisionerError):
