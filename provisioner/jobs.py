@@ -174,8 +174,6 @@ async def apply(
     try:
         planned = await make_plan(session, prune=prune)
         the_plan, blocked = planned.plan, planned.blocked
-        if on_plan is not None:
-            on_plan(the_plan)
         engine = Engine(
             session.client,
             session.sinks,
