@@ -284,14 +284,7 @@ def _run(func: Any) -> Any:
     try:
         return anyio.run(func)
     except BaseExceptionGroup as group:
-        raise _single(group) from None
-
-
-def _single(group: BaseExceptionGroup[Any]) -> BaseException:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+        raise runs.single_error(group) from None
 
 
 def _err(message: str) -> None:
