@@ -20,6 +20,7 @@ from pydantic import (
 
 from provisioner.durations import parse_duration
 from provisioner.errors import ManifestError
+from provisioner.gcpause import gc_paused
 from provisioner.model import DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
 from provisioner.yamlload import YamlFile, YamlProblem, read_yaml
@@ -119,6 +120,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+@gc_paused()
 def load_manifests(paths: Sequence[Path], cli_sinks: Sequence[SinkDefinition] = ()) -> Manifests:
     """Read, validate and flatten; raise ManifestError listing every problem found."""
     loader = _Loader({d.name: d for d in cli_sinks})

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from provisioner.gcpause import gc_paused
 from provisioner.model import DesiredCredential, RemoteCredential
 
 
@@ -64,6 +65,7 @@ class Plan:
 Holdings = Mapping[str, Mapping[str, str | None]]
 
 
+@gc_paused()
 def plan(
     desired: Sequence[DesiredCredential],
     remote: Iterable[RemoteCredential],
