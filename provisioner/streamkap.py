@@ -21,7 +21,9 @@ from provisioner.errors import (
     RateLimited,
     TransportError,
 )
+from provisioner.gcpause import gc_paused
 from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
+from provisioner.pool import Pool
 from provisioner.retry import Sleep, parse_retry_after, retrying
 
 CREDENTIALS = "/auth/client-credentials"
@@ -61,15 +63,13 @@ class StreamkapClient:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+        self._http = Pool(
+            base_url.rstrip("/"),
+            concurrency=concurrency,
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
         )
-        # Never more requests in flight than pooled connections, so httpcore never queues.
-        self._limiter = anyio.CapacityLimiter(concurrency)
         self._max_attempts = max_attempts
         self._sleep = sleep
         self.tokens = TokenSource(
@@ -98,7 +98,7 @@ class StreamkapClient:
 
     async def list_credentials(self) -> list[RemoteCredential]:
         body = await self._retrying("GET", CREDENTIALS)
-        return [parse_credential(item) for item in body]
+        return parse_listing(body)
 
     async def create_credential(self, desired: DesiredCredential) -> CreatedCredential:
         """Create once; an unknown outcome raises AmbiguousCreate instead of retrying blindly."""
@@ -160,14 +160,13 @@ class StreamkapClient:
     async def _send(self, method: str, path: str, payload: Any, token: SecretStr | None) -> Any:
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
         try:
-            async with self._limiter:
-                response = await self._http.request(method, path, json=payload, headers=headers)
+            response = await self._http.request(method, path, json=payload, headers=headers)
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise TransportError(method, path, type(exc).__name__, sent=sent) from None
         self.statuses[response.status_code] += 1
         if response.is_success:
-            return response.json() if response.content else {}
+            return json_body(response)
         raise _api_error(method, path, response)
 
 
@@ -183,6 +182,18 @@ def _api_error(method: str, path: str, response: httpx.Response) -> ApiError:
     if status in {401, 403}:
         return AuthError(method, path, status, detail)
     return ApiError(method, path, status, detail)
+
+
+@gc_paused()
+def json_body(response: httpx.Response) -> Any:
+    """A successful answer's JSON (`{}` when empty); a listing may hold thousands of objects."""
+    return response.json() if response.content else {}
+
+
+@gc_paused()
+def parse_listing(body: list[dict[str, Any]]) -> list[RemoteCredential]:
+    """Every credential of a `GET /auth/client-credentials` answer."""
+    return [parse_credential(item) for item in body]
 
 
 def create_body(desired: DesiredCredential) -> dict[str, Any]:
