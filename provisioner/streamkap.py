@@ -23,6 +23,7 @@ from provisioner.errors import (
 )
 from provisioner.gcpause import gc_paused
 from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
+from provisioner.pacing import Pacer
 from provisioner.pool import Pool
 from provisioner.retry import Sleep, parse_retry_after, retrying
 
@@ -72,6 +73,9 @@ class StreamkapClient:
         )
         self._max_attempts = max_attempts
         self._sleep = sleep
+        self._clock = clock
+        # Learns the API's rate limit from 429s and paces every call just below it.
+        self.pacer = Pacer(clock=clock, sleep=sleep)
         self.tokens = TokenSource(
             self._token_call,
             client_id=client_id,
@@ -159,11 +163,13 @@ class StreamkapClient:
 
     async def _send(self, method: str, path: str, payload: Any, token: SecretStr | None) -> Any:
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
+        ticket = await self.pacer.acquire()
         try:
             response = await self._http.request(method, path, json=payload, headers=headers)
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise TransportError(method, path, type(exc).__name__, sent=sent) from None
+        self.pacer.record(ticket, rejected=response.status_code == 429, now=self._clock())
         self.statuses[response.status_code] += 1
         if response.is_success:
             return json_body(response)

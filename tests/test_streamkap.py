@@ -172,6 +172,7 @@ async def test_rate_limit_is_retried_after_the_servers_delay() -> None:
         secret=SecretStr(ADMIN_SECRET),
         transport=transport,
         sleep=sleep,
+        clock=lambda: clock().timestamp(),  # the pacer's clock moves with the injected sleep
     ) as api:
         await api.list_roles()  # spends the only token in the bucket
         await api.list_credentials()
