@@ -30,8 +30,10 @@ FIRST_SPAN = 1.0
 DOUBLING_INTERVAL = 0.1
 #: A 429 ending slow start halves the rate at least: the API's burst allowance hid the overshoot.
 SLOW_START_CUT = 0.5
-#: Then each calm PROBE_INTERVAL raises the rate by PROBE_STEP, doubled after every calm probe.
-PROBE_INTERVAL = 1.0
+#: Then every PROBE_ANSWERS calm answers (PROBE_INTERVAL seconds at least) raise the rate by
+#: PROBE_STEP, a step doubled after every calm probe.
+PROBE_ANSWERS = 100
+PROBE_INTERVAL = 0.25
 PROBE_STEP = 0.03
 #: The rate binds when requests go out at least this share of it; only then may it rise.
 BINDING = 0.75
@@ -175,10 +177,14 @@ class Pacer:
             return  # not after a 429, nor while the rate holds nothing back
         if self._slow_start and now - self._changed_at >= DOUBLING_INTERVAL:
             self._change(rate * 2, now, cut=False)
-        elif not self._slow_start and now - self._changed_at >= PROBE_INTERVAL:
+        elif not self._slow_start and self._calm_enough(now):
             step = min(1.0, PROBE_STEP * 2**self._probes)
             self._probes += 1
             self._change(rate * (1 + step), now, cut=False)
+
+    def _calm_enough(self, now: float) -> bool:
+        """Whether enough answers came back at this rate, over long enough, to probe higher."""
+        return self._epoch.answers >= PROBE_ANSWERS and now - self._changed_at >= PROBE_INTERVAL
 
     def _binding(self, rate: float, now: float) -> bool:
         """Whether requests went out at (nearly) the paced rate since it was set."""
