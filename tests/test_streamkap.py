@@ -272,3 +272,31 @@ async def test_wrong_login_is_an_auth_error(state: SimulatorState) -> None:
         with pytest.raises(AuthError) as caught:
             await api.list_roles()
     assert "wrong" not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_calls_after_a_429_are_paced_instead_of_refused_again() -> None:
+    clock = ManualClock()
+    state = SimulatorState(now=clock, faults=FaultConfig(rate_limit=2, burst=2))
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with StreamkapClient(
+        "http://sim",
+        client_id=ADMIN_CLIENT_ID,
+        secret=SecretStr(ADMIN_SECRET),
+        transport=transport,
+        sleep=sleep,
+        clock=lambda: clock().timestamp(),
+    ) as api:
+        for _ in range(4):
+            await api.list_roles()
+    statuses = [call.status for call in state.calls(path_prefix="/auth/roles")]
+    assert statuses == [200, 200, 429, 200, 200]  # the burst of two spent, then one refusal
+    assert waits[0] == 1.0  # the refused call waits its Retry-After...
+    assert 0 < waits[1] < 1  # ...and the next waits only for its paced slot
+    assert api.pacer.rate is not None
