@@ -30,10 +30,11 @@ FIRST_SPAN = 1.0
 DOUBLING_INTERVAL = 0.1
 #: A 429 ending slow start halves the rate at least: the API's burst allowance hid the overshoot.
 SLOW_START_CUT = 0.5
-#: Then every PROBE_ANSWERS calm answers (PROBE_INTERVAL seconds at least) raise the rate by
-#: PROBE_STEP, a step doubled after every calm probe.
+#: Then every PROBE_ANSWERS calm answers (PROBE_INTERVAL to PROBE_MAX_INTERVAL seconds) raise
+#: the rate by PROBE_STEP, a step doubled after every calm probe.
 PROBE_ANSWERS = 100
 PROBE_INTERVAL = 0.25
+PROBE_MAX_INTERVAL = 1.0
 PROBE_STEP = 0.03
 #: The rate binds when requests go out at least this share of it; only then may it rise.
 BINDING = 0.75
@@ -143,9 +144,9 @@ class Pacer:
                 self._maybe_raise(now)
             return
         self._epoch.rejected += 1
-        # Exploring upwards, or sent before a raise, a 429 means too far already; otherwise
-        # wait for a fair sample of answers at this rate before judging it.
-        if self._slow_start or not current or self._epoch.answers >= MIN_SAMPLES:
+        # Sent before a raise, a 429 means the raise went too far already; at the current rate,
+        # judge from a fair sample of answers (a few may have met a burst left by others).
+        if self.rate is None or not current or self._epoch.answers >= MIN_SAMPLES:
             self._cut(ticket, now)
 
     def stats(self) -> PacerStats:
@@ -184,7 +185,9 @@ class Pacer:
 
     def _calm_enough(self, now: float) -> bool:
         """Whether enough answers came back at this rate, over long enough, to probe higher."""
-        return self._epoch.answers >= PROBE_ANSWERS and now - self._changed_at >= PROBE_INTERVAL
+        elapsed = now - self._changed_at
+        enough = self._epoch.answers >= PROBE_ANSWERS or elapsed >= PROBE_MAX_INTERVAL
+        return enough and elapsed >= PROBE_INTERVAL
 
     def _binding(self, rate: float, now: float) -> bool:
         """Whether requests went out at (nearly) the paced rate since it was set."""

@@ -9,7 +9,8 @@ ever queues inside httpcore.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -60,17 +61,23 @@ class Pool:
     def shards(self) -> int:
         return len(self._shards)
 
-    async def request(
-        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
-    ) -> httpx.Response:
-        """Send one request and read its whole answer, holding a connection only meanwhile."""
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[httpx.AsyncClient]:
+        """Hold a free connection for one request: yields the client that has it."""
         async with self._limiter:
             shard = max(self._shards, key=lambda s: s.free)
             shard.busy += 1
             try:
-                return await shard.client.request(method, path, json=json, headers=headers)
+                yield shard.client
             finally:
                 shard.busy -= 1
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """Send one request and read its whole answer, holding a connection only meanwhile."""
+        async with self.connection() as client:
+            return await client.request(method, path, json=json, headers=headers)
 
     async def aclose(self) -> None:
         for shard in self._shards:

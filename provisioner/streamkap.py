@@ -163,9 +163,11 @@ class StreamkapClient:
 
     async def _send(self, method: str, path: str, payload: Any, token: SecretStr | None) -> Any:
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
-        ticket = await self.pacer.acquire()
         try:
-            response = await self._http.request(method, path, json=payload, headers=headers)
+            async with self._http.connection() as http:
+                # Paced once a connection is held, so the pace in force is the one it goes at.
+                ticket = await self.pacer.acquire()
+                response = await http.request(method, path, json=payload, headers=headers)
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise TransportError(method, path, type(exc).__name__, sent=sent) from None
