@@ -167,7 +167,8 @@ class StreamkapClient:
             async with self._http.connection() as http:
                 # Paced once a connection is held, so the pace in force is the one it goes at.
                 ticket = await self.pacer.acquire()
-                response = await http.request(method, path, json=payload, headers=headers)
+                url = self._http.url(path)
+                response = await http.request(method, url, json=payload, headers=headers)
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise TransportError(method, path, type(exc).__name__, sent=sent) from None
