@@ -26,8 +26,11 @@ BACKOFF = 0.9
 MIN_SAMPLES = 8
 #: The first cut assumes what was accepted came over at least this long (seconds): cautious.
 FIRST_SPAN = 1.0
-#: Slow start doubles the rate this often (seconds) until a 429 comes back.
+#: Slow start doubles the rate this often (seconds) until a 429 comes back, but only by
+#: NEAR_BOUND_FACTOR past BOUND_SHARE of what the first round trip carried a second.
 DOUBLING_INTERVAL = 0.1
+BOUND_SHARE = 1.0
+NEAR_BOUND_FACTOR = 1.5
 #: A 429 ending slow start halves the rate at least: the API's burst allowance hid the overshoot.
 SLOW_START_CUT = 0.5
 #: Then every PROBE_ANSWERS calm answers (PROBE_INTERVAL to PROBE_MAX_INTERVAL seconds) raise
@@ -94,6 +97,7 @@ class Pacer:
         self._epoch = _Epoch(0, None)
         self._rates: dict[int, float | None] = {0: None}  # epochs since the last cut
         self._slow_start = True
+        self._bound = float("inf")
         self._probes = 0
         self._changed_at = 0.0
         self._last_slot = float("-inf")
@@ -162,9 +166,7 @@ class Pacer:
         """Pace just below the rate the API accepted at, or below the rate of the refused."""
         epoch, paced = self._epoch, self._rates[ticket.epoch]
         if paced is None:
-            # Unpaced requests may all have gone at once: start cautiously, in slow start.
-            span = epoch.last_sent - (epoch.start if epoch.start is not None else now)
-            self._change(epoch.accepted / max(span, FIRST_SPAN), now, cut=True)
+            self._first_cut(ticket, now)
             return
         limit = paced * (SLOW_START_CUT / BACKOFF if self._slow_start else 1.0)
         accepted = epoch.acceptance_rate() if ticket.epoch == epoch.number else paced
@@ -172,12 +174,21 @@ class Pacer:
         self._probes = 0
         self._change(max(BACKOFF * min(accepted, limit), FLOOR * paced), now, cut=True)
 
+    def _first_cut(self, ticket: Ticket, now: float) -> None:
+        """Unpaced requests may all have gone at once: start cautiously, in slow start."""
+        epoch = self._epoch
+        span = epoch.last_sent - (epoch.start if epoch.start is not None else now)
+        # What one round trip carried bounds the rate from above, loosely (a burst allowance).
+        self._bound = epoch.accepted / max(now - ticket.sent_at, 1e-3)
+        self._change(epoch.accepted / max(span, FIRST_SPAN), now, cut=True)
+
     def _maybe_raise(self, now: float) -> None:
         rate = self.rate
         if rate is None or self._epoch.rejected or not self._binding(rate, now):
             return  # not after a 429, nor while the rate holds nothing back
         if self._slow_start and now - self._changed_at >= DOUBLING_INTERVAL:
-            self._change(rate * 2, now, cut=False)
+            factor = 2.0 if rate * 2 <= self._bound * BOUND_SHARE else NEAR_BOUND_FACTOR
+            self._change(rate * factor, now, cut=False)
         elif not self._slow_start and self._calm_enough(now):
             step = min(1.0, PROBE_STEP * 2**self._probes)
             self._probes += 1
