@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from provisioner.engine import Engine, Outcome, Status
 from provisioner.errors import SinkError
 from provisioner.gather import both
+from provisioner.gcpause import gc_paused
 from provisioner.manifest import Manifests, load_manifests
 from provisioner.observe import read_holdings
 from provisioner.plan import Action, Plan, plan
@@ -114,13 +115,15 @@ class Planned:
 async def make_plan(session: Session, *, prune: bool) -> Planned:
     """Resolve roles, observe the remote and the sinks, and plan. Reads only."""
     client, wanted = session.client, session.manifests.credentials
-    # Independent reads, done at once: each is a round trip (or many file reads) of waiting.
-    (roles, remote), (holdings, blocked) = await both(
-        both(client.list_roles(), client.list_credentials()),
-        read_holdings(wanted, session.sinks, session.settings.concurrency),
-    )
-    desired = resolve_roles(session.manifests, roles)
-    result = plan(desired, remote, holdings, now=datetime.now(UTC), prune=prune)
+    # The listing, holdings and plan are acyclic: collecting between the steps only walks them.
+    with gc_paused():
+        # Independent reads, done at once: each is a round trip (or many file reads) of waiting.
+        (roles, remote), (holdings, blocked) = await both(
+            both(client.list_roles(), client.list_credentials()),
+            read_holdings(wanted, session.sinks, session.settings.concurrency),
+        )
+        desired = resolve_roles(session.manifests, roles)
+        result = plan(desired, remote, holdings, now=datetime.now(UTC), prune=prune)
     counts = {str(kind): count for kind, count in result.counts.items()}
     log.info("plan.ready", actions=len(result.actions), **counts)
     for key, error in blocked.items():
