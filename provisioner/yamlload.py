@@ -127,6 +127,10 @@ class _EventBuilder:
     def __init__(self, loader: _Loader) -> None:
         self.loader = loader
         self._resolve: Any = loader.resolve  # untyped in PyYAML's stubs
+        # A plain scalar whose first character starts no implicit type (bool, int, null...) is a
+        # string: most names and descriptions, decided without the resolver's regexes.
+        resolvers = loader.yaml_implicit_resolvers
+        self._typed_starts = frozenset(resolvers) if None not in resolvers else None
 
     def documents(self) -> list[Any]:
         loader = self.loader
@@ -150,7 +154,10 @@ class _EventBuilder:
         return self.mapping()
 
     def scalar(self, event: Any) -> Any:
-        tag = event.tag
+        tag, value = event.tag, event.value
+        starts = self._typed_starts
+        if tag is None and value and starts is not None and value[0] not in starts:
+            return value
         if tag is None or tag == "!":
             tag = self._resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _STR:
