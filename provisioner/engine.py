@@ -21,6 +21,8 @@ from provisioner.streamkap import StreamkapClient
 
 log = structlog.get_logger("provisioner.engine")
 
+WORKERS_PER_REQUEST = 2
+
 
 class Status(StrEnum):
     OK = "ok"
@@ -40,7 +42,7 @@ class Outcome:
 
 @dataclass
 class Engine:
-    """Runs write actions with at most `concurrency` credentials in progress."""
+    """Runs write actions, up to twice `concurrency` credentials in progress at once."""
 
     client: StreamkapClient
     sinks: Mapping[str, Sink]
@@ -74,8 +76,10 @@ class Engine:
                 if self.on_outcome is not None:
                     self.on_outcome(outcome)
 
+        # More credentials in progress than requests in flight (the client's limit): while some
+        # deliver their secrets, others keep every connection busy.
         async with receive, anyio.create_task_group() as group:
-            for _ in range(max(1, min(self.concurrency, len(todo)))):
+            for _ in range(max(1, min(self.concurrency * WORKERS_PER_REQUEST, len(todo)))):
                 group.start_soon(worker)
         return outcomes
 

@@ -16,6 +16,8 @@ from pydantic import SecretStr
 
 from provisioner.engine import Engine, Outcome, Status
 from provisioner.errors import SinkError
+from provisioner.gather import both
+from provisioner.gcpause import gc_paused
 from provisioner.locking import hold_locks
 from provisioner.manifest import Manifests, load_manifests
 from provisioner.observe import read_holdings
@@ -146,12 +148,16 @@ class Planned:
 
 async def make_plan(session: Session, *, prune: bool) -> Planned:
     """Resolve roles, observe the remote and the sinks, and plan. Reads only."""
-    roles = await session.client.list_roles()
-    desired = resolve_roles(session.manifests, roles)
-    remote = await session.client.list_credentials()
-    concurrency = session.settings.concurrency
-    holdings, blocked = await read_holdings(desired, session.sinks, concurrency)
-    result = plan(desired, remote, holdings, now=datetime.now(UTC), prune=prune)
+    client, wanted = session.client, session.manifests.credentials
+    # The listing, holdings and plan are acyclic: collecting between the steps only walks them.
+    with gc_paused():
+        # Independent reads, done at once: each is a round trip (or many file reads) of waiting.
+        (roles, remote), (holdings, blocked) = await both(
+            both(client.list_roles(), client.list_credentials()),
+            read_holdings(wanted, session.sinks, session.settings.concurrency),
+        )
+        desired = resolve_roles(session.manifests, roles)
+        result = plan(desired, remote, holdings, now=datetime.now(UTC), prune=prune)
     counts = {str(kind): count for kind, count in result.counts.items()}
     log.info("plan.ready", actions=len(result.actions), **counts)
     for key, error in blocked.items():

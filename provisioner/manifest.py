@@ -20,6 +20,7 @@ from pydantic import (
 
 from provisioner.durations import parse_duration
 from provisioner.errors import ManifestError
+from provisioner.gcpause import gc_paused
 from provisioner.model import DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
 from provisioner.yamlload import YamlFile, YamlProblem, read_yaml
@@ -119,6 +120,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+@gc_paused()
 def load_manifests(paths: Sequence[Path], cli_sinks: Sequence[SinkDefinition] = ()) -> Manifests:
     """Read, validate and flatten; raise ManifestError listing every problem found."""
     loader = _Loader({d.name: d for d in cli_sinks})
@@ -270,9 +272,10 @@ class _Loader:
             if sink_name not in self.sinks:
                 self._problem(sinks_at, f"unknown sink {sink_name!r}")
         roles, roles_at = _inherit(spec.roles, defaults.roles, at, doc, "roles")
-        permissions, _ = _inherit(spec.permissions, defaults.permissions, at, doc, "permissions")
-        rotate, _ = _inherit(spec.rotate_after, defaults.rotate_after, at, doc, "rotate_after")
-        grace, _ = _inherit(spec.grace, defaults.grace, at, doc, "grace")
+        # Where these were written is never reported: no origin is made for them.
+        permissions = _own_or(spec.permissions, defaults.permissions)
+        rotate = _own_or(spec.rotate_after, defaults.rotate_after)
+        grace = _own_or(spec.grace, defaults.grace)
         return DesiredCredential(
             service=service.name,
             name=spec.name,
@@ -298,6 +301,11 @@ def _inherit(
     if own is not None:
         return own, at.child(field_name)
     return default, doc.child("defaults", field_name)
+
+
+def _own_or(own: T | None, default: T | None) -> T | None:
+    """A credential's own value, else the document default."""
+    return own if own is not None else default
 
 
 def _where(files: dict[str, YamlFile], origin: Origin) -> str:

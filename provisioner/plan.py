@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from provisioner.gcpause import gc_paused
 from provisioner.model import DesiredCredential, RemoteCredential
 
 
@@ -75,6 +76,7 @@ class Plan:
 Holdings = Mapping[str, Mapping[str, str | None]]
 
 
+@gc_paused()
 def plan(
     desired: Sequence[DesiredCredential],
     remote: Iterable[RemoteCredential],

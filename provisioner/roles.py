@@ -6,11 +6,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from provisioner.errors import ManifestError
+from provisioner.gcpause import gc_paused
 from provisioner.manifest import Manifests
 from provisioner.model import DesiredCredential
 from provisioner.streamkap import Role
 
 
+@gc_paused()
 def resolve_roles(manifests: Manifests, roles: Sequence[Role]) -> tuple[DesiredCredential, ...]:
     """Every credential with `role_ids` filled; ManifestError lists each unknown reference."""
     index: dict[str, str] = {}

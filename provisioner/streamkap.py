@@ -14,6 +14,7 @@ import structlog
 from pydantic import SecretStr
 
 from provisioner.auth import TokenSource
+from provisioner.breaker import CircuitBreaker
 from provisioner.errors import (
     AmbiguousCreate,
     ApiError,
@@ -21,14 +22,19 @@ from provisioner.errors import (
     RateLimited,
     TransportError,
 )
+from provisioner.gcpause import gc_paused
 from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
-from provisioner.retry import Sleep, parse_retry_after, retrying
+from provisioner.pacing import Pacer
+from provisioner.pool import Pool
+from provisioner.retry import Sleep, is_transient, parse_retry_after, retrying
 
 CREDENTIALS = "/auth/client-credentials"
 # Statuses after which a create may have been committed: retrying blindly could duplicate it.
 AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
 # httpx errors raised before any byte of the request left: always safe to repeat.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
 
 log = structlog.get_logger("provisioner.streamkap")
 
@@ -61,20 +67,24 @@ class StreamkapClient:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+        self._http = Pool(
+            base_url.rstrip("/"),
+            concurrency=concurrency,
             timeout=timeout,
             transport=transport,
-            # One connection more than slots: token calls run outside the limiter.
-            limits=httpx.Limits(
-                max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1
-            ),
-            headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
+            headers=HEADERS,
         )
-        # Never more requests in flight than pooled connections, so httpcore never queues.
-        self._limiter = anyio.CapacityLimiter(concurrency)
+        # Token calls have a client of their own: a refresh must never wait for a connection
+        # that a call waiting for the refreshed token holds.
+        self._auth_http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers=HEADERS
+        )
+        self.breaker = CircuitBreaker()
         self._max_attempts = max_attempts
         self._sleep = sleep
+        self._clock = clock
+        # Learns the API's rate limit from 429s and paces every call just below it.
+        self.pacer = Pacer(clock=clock, sleep=sleep)
         self.tokens = TokenSource(
             self._token_call,
             client_id=client_id,
@@ -92,6 +102,7 @@ class StreamkapClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._auth_http.aclose()
 
     # --- calls -------------------------------------------------------------------------------
 
@@ -101,7 +112,7 @@ class StreamkapClient:
 
     async def list_credentials(self) -> list[RemoteCredential]:
         body = await self._retrying("GET", CREDENTIALS)
-        return [parse_credential(item) for item in body]
+        return parse_listing(body)
 
     async def create_credential(self, desired: DesiredCredential) -> CreatedCredential:
         """Create once; an unknown outcome raises AmbiguousCreate instead of retrying blindly."""
@@ -143,37 +154,61 @@ class StreamkapClient:
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _request(self, method: str, path: str, payload: Any = None) -> Any:
-        """One call with a bearer token; a 401 renews the token once and repeats."""
-        # The token is taken once a slot is ours: a token fetched before queueing could expire
-        # while the call waits its turn.
-        async with self._limiter:
-            token = await self.tokens.get()
-            try:
-                return await self._send(method, path, payload, token)
-            except AuthError as exc:
-                if exc.status != 401:
-                    raise
-            await self.tokens.invalidate(token)
-            return await self._send(method, path, payload, await self.tokens.get())
+        """One authorized call, through the circuit breaker: once open, calls fail fast."""
+        self.breaker.check()
+        try:
+            answer = await self._authorized(method, path, payload)
+        except (ApiError, TransportError) as exc:
+            if is_transient(exc):
+                self.breaker.failed(exc)
+            raise
+        self.breaker.succeeded()
+        return answer
+
+    async def _authorized(self, method: str, path: str, payload: Any) -> Any:
+        """A 401 has renewed the token (see `_send`): repeat the call once."""
+        try:
+            return await self._send(method, path, payload)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
+        return await self._send(method, path, payload)
+
+    async def _send(self, method: str, path: str, payload: Any) -> Any:
+        try:
+            async with self._http.connection() as http:
+                # Paced once a connection is held, so the pace in force is the one it goes at.
+                ticket = await self.pacer.acquire()
+                # The token is taken last: one fetched before the wait could expire during it.
+                token = await self.tokens.get()
+                headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+                url = self._http.url(path)
+                response = await http.request(method, url, json=payload, headers=headers)
+        except httpx.TransportError as exc:
+            sent = not isinstance(exc, _NOT_SENT)
+            raise TransportError(method, path, type(exc).__name__, sent=sent) from None
+        self.pacer.record(ticket, rejected=response.status_code == 429, now=self._clock())
+        self.statuses[response.status_code] += 1
+        if response.is_success:
+            return json_body(response)
+        if response.status_code == 401:
+            await self.tokens.invalidate(token)  # one renewal, shared by every refused call
+        raise _api_error(method, path, response)
 
     async def _token_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async for attempt in retrying(self._max_attempts, self._sleep, f"POST {path}"):
             with attempt:
-                answer: dict[str, Any] = await self._send("POST", path, body, None)
+                try:
+                    response = await self._auth_http.post(path, json=body)
+                except httpx.TransportError as exc:
+                    sent = not isinstance(exc, _NOT_SENT)
+                    raise TransportError("POST", path, type(exc).__name__, sent=sent) from None
+                self.statuses[response.status_code] += 1
+                if not response.is_success:
+                    raise _api_error("POST", path, response)
+                answer: dict[str, Any] = response.json()
                 return answer
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
-    async def _send(self, method: str, path: str, payload: Any, token: SecretStr | None) -> Any:
-        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
-        try:
-            response = await self._http.request(method, path, json=payload, headers=headers)
-        except httpx.TransportError as exc:
-            sent = not isinstance(exc, _NOT_SENT)
-            raise TransportError(method, path, type(exc).__name__, sent=sent) from None
-        self.statuses[response.status_code] += 1
-        if response.is_success:
-            return response.json() if response.content else {}
-        raise _api_error(method, path, response)
 
 
 def _api_error(method: str, path: str, response: httpx.Response) -> ApiError:
@@ -188,6 +223,18 @@ def _api_error(method: str, path: str, response: httpx.Response) -> ApiError:
     if status in {401, 403}:
         return AuthError(method, path, status, detail)
     return ApiError(method, path, status, detail)
+
+
+@gc_paused()
+def json_body(response: httpx.Response) -> Any:
+    """A successful answer's JSON (`{}` when empty); a listing may hold thousands of objects."""
+    return response.json() if response.content else {}
+
+
+@gc_paused()
+def parse_listing(body: list[dict[str, Any]]) -> list[RemoteCredential]:
+    """Every credential of a `GET /auth/client-credentials` answer."""
+    return [parse_credential(item) for item in body]
 
 
 def create_body(desired: DesiredCredential) -> dict[str, Any]:

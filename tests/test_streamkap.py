@@ -152,7 +152,11 @@ async def test_rate_limit_is_retried_after_the_servers_delay() -> None:
         waits.append(seconds)
         clock.advance(seconds)
 
-    async with sim_client(state, sleep=sleep) as api:
+    async with sim_client(
+        state,
+        sleep=sleep,
+        clock=lambda: clock().timestamp(),  # the pacer's clock moves with the injected sleep
+    ) as api:
         await api.list_roles()  # spends the only token in the bucket
         await api.list_credentials()
     assert waits == [2.0]  # Retry-After: 2 at 0.5 requests per second
@@ -269,3 +273,23 @@ async def test_hundreds_of_creates_outlive_a_one_second_token() -> None:
     assert elapsed > 1  # the run really outlived its first token
     assert 1 <= refreshes <= elapsed / 0.8 + 2  # renewed ahead of expiry, one at a time
     assert not [c for c in state.calls() if c.status == 401]
+
+
+@pytest.mark.anyio
+async def test_calls_after_a_429_are_paced_instead_of_refused_again() -> None:
+    clock = ManualClock()
+    state = SimulatorState(now=clock, faults=FaultConfig(rate_limit=2, burst=2))
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    async with sim_client(state, sleep=sleep, clock=lambda: clock().timestamp()) as api:
+        for _ in range(4):
+            await api.list_roles()
+    statuses = [call.status for call in state.calls(path_prefix="/auth/roles")]
+    assert statuses == [200, 200, 429, 200, 200]  # the burst of two spent, then one refusal
+    assert waits[0] == 1.0  # the refused call waits its Retry-After...
+    assert 0 < waits[1] < 1  # ...and the next waits only for its paced slot
+    assert api.pacer.rate is not None

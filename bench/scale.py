@@ -1,0 +1,104 @@
+"""Validate and plan at scale, in memory: `python -m bench.scale COUNT` prints seconds and peak RSS.
+
+The manifest is a file and the remote listing is the JSON text the API would answer with; both
+are made before the clock starts. Timed: load and validate, resolve roles, parse the listing, plan.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench import workload
+from provisioner.gcpause import gc_paused
+from provisioner.manifest import load_manifests
+from provisioner.model import marked_description
+from provisioner.plan import Kind, plan
+from provisioner.roles import resolve_roles
+from provisioner.simulator import DEFAULT_ROLES
+from provisioner.streamkap import Role, json_body, parse_listing
+
+CREATED_AT = "2024-06-01T00:00:00+00:00"
+
+
+def main(argv: list[str]) -> None:
+    count = int(argv[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = workload.write_manifest(Path(tmp), count)
+        listing = _listing(count)
+        wall, cpu = _validate_and_plan(manifest, listing, _holdings(count), count)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak_rss": peak}))
+
+
+def _validate_and_plan(
+    manifest: Path, listing: bytes, holdings: dict[str, dict[str, str | None]], count: int
+) -> tuple[float, float]:
+    """Wall and CPU seconds of the stages a `plan` run goes through, minus the network."""
+    started, cpu = time.perf_counter(), time.process_time()
+    manifests = load_manifests([manifest])  # as jobs.load
+    with gc_paused():  # as jobs.make_plan, less its network and file reads
+        roles = [Role(r.id, r.key, r.name) for r in DEFAULT_ROLES]
+        remote = parse_listing(json_body(httpx.Response(200, content=listing)))
+        desired = resolve_roles(manifests, roles)
+        result = plan(desired, remote, holdings, now=datetime.now(UTC))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if result.counts != {Kind.NOOP: count}:
+        raise RuntimeError(f"unexpected plan: {result.counts}")
+    return wall, cpu
+
+
+def _holdings(count: int) -> dict[str, dict[str, str | None]]:
+    """Every file sink already holds its credential's client id."""
+    names = workload.names(count)
+    held: dict[str, dict[str, str | None]] = {}
+    for index, (service, credential) in enumerate(names):
+        held[f"{service}/{credential}"] = {"local": _client_id(index)}
+    return held
+
+
+def _client_id(index: int) -> str:
+    return f"cc_{index:024x}"
+
+
+def _listing(count: int) -> bytes:
+    """What `GET /auth/client-credentials` answers when every credential is up to date.
+
+    Encoded one item at a time, so making it does not raise the peak RSS being measured.
+    """
+    role = next(r for r in DEFAULT_ROLES if r.id == workload.ROLE_ID)
+    role_json = {
+        "id": role.id,
+        "key": role.key,
+        "name": role.name,
+        "description": role.description,
+        "created_at": CREATED_AT,
+        "updated_at": CREATED_AT,
+        "permissions": list(role.permissions),
+    }
+    items = (
+        json.dumps(
+            {
+                "client_id": _client_id(i),
+                "description": marked_description(f"Benchmark {s} {c}", f"{s}/{c}"),
+                "created_at": CREATED_AT,
+                "roles": [role_json],
+                "service_id": None,
+                "secret": "****",
+                "permission_ids": [],
+            }
+        )
+        for i, (s, c) in enumerate(workload.names(count))
+    )
+    return ("[" + ",".join(items) + "]").encode()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

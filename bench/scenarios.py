@@ -1,0 +1,137 @@
+"""The rows of the benchmark table: what each scenario measures and the goal it is held to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import median
+
+from bench import measure
+from bench.measure import Run
+from bench.simserver import Faults
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    scenario: str
+    figure: str
+    provisioner: str
+    naive: str
+    goal: str
+    met: bool | None  # None: no goal, for information
+
+
+@dataclass(frozen=True)
+class Runs:
+    """How many times each scenario is measured (the figures are medians)."""
+
+    latency: int = 5
+    rate: int = 3
+    cpu: int = 5
+    scale: int = 5
+    startup: int = 5
+
+
+QUICK = Runs(latency=2, rate=1, cpu=2, scale=2, startup=3)
+
+
+def latency_bound(runs: Runs) -> list[Row]:
+    """600 creates at 100 ms each, 40 at a time: wall time against the ideal."""
+    count, concurrency, latency = 600, 40, 0.1
+    results = measure.side_by_side(Faults(latency=latency), count, concurrency, runs.latency)
+    ideal = count / concurrency * latency
+    mine, naive = (_median(results[side], lambda r: r.wall) / ideal for side in measure.SIDES)
+    goal = "<= 1.3x, and below naive"
+    scenario = f"latency-bound: {count} creates, {latency:.1f} s each, {concurrency} at a time"
+    return [Row(scenario, "wall / ideal", _x(mine), _x(naive), goal, mine <= 1.3 and mine < naive)]
+
+
+def rate_limited(runs: Runs) -> list[Row]:
+    """1000 creates against an API allowing 100 requests a second (burst 10)."""
+    count, concurrency, rate = 1000, 40, 100.0
+    faults = Faults(latency=0.05, rate_limit=rate, burst=10)
+    results = measure.side_by_side(faults, count, concurrency, runs.rate)
+    ideal = count / rate
+    mine, naive = (_median(results[side], lambda r: r.wall) / ideal for side in measure.SIDES)
+    share_mine, share_naive = (_refused(results[side]) for side in measure.SIDES)
+    scenario = f"rate-limited: {count} creates, API allows {rate:.0f}/s (burst 10), 50 ms each"
+    return [
+        Row(scenario, "wall / ideal", _x(mine), _x(naive), "<= 1.2x", mine <= 1.2),
+        Row(
+            scenario, "429 share", _pct(share_mine), _pct(share_naive), "<= 5%", share_mine <= 0.05
+        ),
+    ]
+
+
+def cpu(runs: Runs) -> list[Row]:
+    """User+system CPU per credential against an API that answers at once."""
+    count, concurrency = 2000, 40
+    results = measure.side_by_side(Faults(), count, concurrency, runs.cpu)
+    mine, naive = (_median(results[side], lambda r: r.cpu) / count for side in measure.SIDES)
+    ratio = mine / naive
+    scenario = f"cpu: {count} creates, instant API, {concurrency} at a time"
+    shown = f"{mine * 1000:.2f} ms ({ratio:.2f}x naive)"
+    return [Row(scenario, "CPU / credential", shown, _ms(naive), "<= 1.5x naive", ratio <= 1.5)]
+
+
+def scale(runs: Runs) -> list[Row]:
+    """Validate + plan 10k and 100k credentials against as many observed, in memory."""
+    # Pairs measured back to back, so a busier machine weighs on both sizes of each ratio.
+    pairs = [(measure.scale(10_000), measure.scale(100_000)) for _ in range(runs.scale)]
+    small, large = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+    seconds = [median(r["cpu"] for r in results) for results in (small, large)]
+    peaks = [max(r["peak_rss"] for r in results) for results in (small, large)]
+    ratio = median(big["cpu"] / little["cpu"] for little, big in pairs)
+    rows = [
+        Row(f"scale: validate + plan {n}", "CPU s; peak RSS", f"{s:.2f} s; {_mib(p)}", "", "", None)
+        for n, s, p in zip(("10k", "100k"), seconds, peaks, strict=True)
+    ]
+    goal = "<= 11x, and < 1 GiB"
+    met = ratio <= 11 and peaks[1] < GIB
+    rows.append(Row("scale: 100k against 10k", "time ratio", _x(ratio), "", goal, met))
+    return rows
+
+
+def startup(runs: Runs) -> list[Row]:
+    """Start-up (imports), left out of every figure above."""
+    mine = median(measure.startup("import provisioner.cli") for _ in range(runs.startup))
+    naive = median(measure.startup("import httpx") for _ in range(runs.startup))
+    scenario = "start-up: imports (excluded above)"
+    return [Row(scenario, "wall", f"{mine:.2f} s", f"{naive:.2f} s", "", None)]
+
+
+SCENARIOS: dict[str, Callable[[Runs], list[Row]]] = {
+    "latency": latency_bound,
+    "rate": rate_limited,
+    "cpu": cpu,
+    "scale": scale,
+    "startup": startup,
+}
+
+
+def _median(runs: Sequence[Run], figure: Callable[[Run], float]) -> float:
+    return median(figure(run) for run in runs)
+
+
+def _refused(runs: Sequence[Run]) -> float:
+    return sum(run.refused for run in runs) / sum(run.calls for run in runs)
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _mib(size: float) -> str:
+    return f"{size / 1024**2:.0f} MiB"

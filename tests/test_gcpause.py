@@ -1,0 +1,52 @@
+"""Pausing the cyclic garbage collector, and putting it back as it was."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from provisioner.gcpause import gc_paused
+
+
+@pytest.fixture(autouse=True)
+def _gc_restored() -> Iterator[None]:
+    enabled = gc.isenabled()
+    yield
+    if enabled:
+        gc.enable()
+
+
+def test_the_collector_is_off_inside_and_on_again_after() -> None:
+    gc.enable()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_nested_pauses_resume_only_at_the_outermost_exit() -> None:
+    gc.enable()
+    with gc_paused():
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_collector_already_off_stays_off() -> None:
+    gc.disable()
+    with gc_paused():
+        pass
+    assert not gc.isenabled()
+
+
+def test_it_decorates_functions_too() -> None:
+    gc.enable()
+
+    @gc_paused()
+    def build() -> bool:
+        return gc.isenabled()
+
+    assert build() is False
+    assert gc.isenabled()
