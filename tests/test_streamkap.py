@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from provisioner.errors import AmbiguousCreate, ApiError, AuthError
+from provisioner.errors import AmbiguousCreate, ApiError, AuthError, CircuitOpen
 from provisioner.model import DesiredCredential
 from provisioner.simulator import (
     FaultConfig,
@@ -293,3 +293,18 @@ async def test_calls_after_a_429_are_paced_instead_of_refused_again() -> None:
     assert waits[0] == 1.0  # the refused call waits its Retry-After...
     assert 0 < waits[1] < 1  # ...and the next waits only for its paced slot
     assert api.pacer.rate is not None
+
+
+@pytest.mark.anyio
+async def test_when_the_api_is_down_calls_fail_fast_after_the_breaker_opens(
+    client: StreamkapClient, state: SimulatorState, sleeps: Sleeps
+) -> None:
+    await client.list_roles()
+    state.faults = FaultConfig(fail_all=True)
+    for _ in range(5):  # 4 attempts each: the 20th failure opens the breaker
+        with pytest.raises(ApiError):
+            await client.list_credentials()
+    state.reset_calls()
+    with pytest.raises(CircuitOpen, match="20 API calls in a row failed"):
+        await client.list_credentials()
+    assert state.calls() == []  # failed without calling, and without backing off
