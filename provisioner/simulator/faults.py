@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,3 +114,34 @@ class FaultDecider:
         if self._hit(self.config.error_after_create_rate):
             return "error"
         return None
+
+
+class FaultyClock:
+    """What both fakes share: an injected clock, a lock, and the fault dice rolled under it."""
+
+    def __init__(self, clock: Callable[[], datetime], faults: FaultConfig | None) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._decider = FaultDecider(faults or FaultConfig(), self.now())
+
+    def now(self) -> datetime:
+        """The injected clock's time, as an aware UTC datetime (naive times are taken as UTC)."""
+        moment = self._clock()
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    @property
+    def faults(self) -> FaultConfig:
+        """The fault configuration in force."""
+        return self._decider.config
+
+    @faults.setter
+    def faults(self, config: FaultConfig) -> None:
+        # A new decider re-seeds the dice and refills the rate-limit bucket.
+        decider = FaultDecider(config, self.now())
+        with self._lock:
+            self._decider = decider
+
+    def update_faults(self, **changes: Any) -> FaultConfig:
+        """Replace some fault options (validated), keep the others; returns the new config."""
+        self.faults = FaultConfig.model_validate({**self.faults.model_dump(), **changes})
+        return self.faults

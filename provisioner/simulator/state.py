@@ -7,14 +7,18 @@ thread while uvicorn serves it; no method holds the lock across an `await`.
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from provisioner.simulator.faults import AfterCreate, FaultConfig, FaultDecider, Refusal
+from provisioner.simulator.faults import (
+    AfterCreate,
+    FaultConfig,
+    FaultyClock,
+    Refusal,
+)
 
 CREDENTIALS_PATH = "/auth/client-credentials"
 #: Status recorded in the call log for a call whose connection was dropped without an answer.
@@ -110,7 +114,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SimulatorState:
+class SimulatorState(FaultyClock):
     """The simulated Streamkap account; `create_app` serves it."""
 
     def __init__(
@@ -124,8 +128,7 @@ class SimulatorState:
         now: Clock = _utcnow,
         user: Mapping[str, Any] = DEFAULT_USER,
     ) -> None:
-        self._lock = threading.Lock()
-        self._clock = now
+        super().__init__(now, faults)
         self.admin_client_id = admin_client_id
         self._admin_secret = admin_secret
         self.user: Mapping[str, Any] = MappingProxyType(dict(user))
@@ -137,31 +140,8 @@ class SimulatorState:
         self._refresh_tokens: dict[str, str] = {}
         self._calls: list[Call] = []
         self._issued: list[str] = []  # every secret ever handed out, deleted ones included
-        self._decider = FaultDecider(faults or FaultConfig(), self.now())
-
-    def now(self) -> datetime:
-        """The injected clock's time, as an aware UTC datetime (naive times are taken as UTC)."""
-        moment = self._clock()
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     # Faults ------------------------------------------------------------------------------------
-
-    @property
-    def faults(self) -> FaultConfig:
-        """The fault configuration in force."""
-        return self._decider.config
-
-    @faults.setter
-    def faults(self, config: FaultConfig) -> None:
-        # A new decider re-seeds the dice and refills the rate-limit bucket.
-        decider = FaultDecider(config, self.now())
-        with self._lock:
-            self._decider = decider
-
-    def update_faults(self, **changes: Any) -> FaultConfig:
-        """Replace some fault options (validated), keep the others; returns the new config."""
-        self.faults = FaultConfig.model_validate({**self.faults.model_dump(), **changes})
-        return self.faults
 
     def refusal(self, *, token_call: bool) -> Refusal | None:
         """The fault answer this call gets instead of being done, if any."""

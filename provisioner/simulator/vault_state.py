@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner.simulator.faults import FaultConfig, FaultDecider, Refusal
+from provisioner.simulator.faults import FaultConfig, FaultyClock, Refusal
 from provisioner.simulator.state import Call
 
 #: The stub's root token: may do anything, in every namespace.
@@ -76,7 +75,7 @@ def _same(given: str, expected: str) -> bool:
     return secrets.compare_digest(given.encode(), expected.encode())
 
 
-class VaultState:
+class VaultState(FaultyClock):
     """A simulated Vault server with KV v2 mounts; `create_vault_app` serves it.
 
     `mounts=None` makes every path's first segments before `data/`, `metadata/`... a KV v2 mount,
@@ -92,32 +91,15 @@ class VaultState:
         now: Clock = _utcnow,
         cas_mismatch_status: int = 400,
     ) -> None:
-        self._lock = threading.Lock()
-        self._clock = now
+        super().__init__(now, faults)
         self.mounts = None if mounts is None else frozenset(m.strip("/") for m in mounts)
         self.cas_mismatch_status = cas_mismatch_status
         self._tokens: dict[str, Policy | None] = {root_token: None}
         self._secrets: dict[SecretKey, Secret] = {}
         self._calls: list[Call] = []
-        self._decider = FaultDecider(faults or FaultConfig(), self.now())
         self.fail_writes = False  # writes and deletes answer 503; reads still work
 
-    def now(self) -> datetime:
-        moment = self._clock()
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
     # Faults ------------------------------------------------------------------------------------
-
-    @property
-    def faults(self) -> FaultConfig:
-        """The fault configuration in force (latency, error_rate, fail_all, rate_limit, seed)."""
-        return self._decider.config
-
-    @faults.setter
-    def faults(self, config: FaultConfig) -> None:
-        decider = FaultDecider(config, self.now())
-        with self._lock:
-            self._decider = decider
 
     def refusal(self, *, write: bool) -> Refusal | None:
         """The fault answer this call gets instead of being done, if any."""
