@@ -160,15 +160,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     job = _job(args, _settings(args))
     outputs = _outputs(args)
     stop = Stop()
+    results: list[jobs.RunResult] = []
 
-    async def run() -> jobs.RunResult:
+    async def run() -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(stop.on_signals, group.cancel_scope)
-            result = await runs.apply_once(job, outputs, metrics.Metrics(), stop.attach)
+            results.append(await runs.apply_once(job, outputs, metrics.Metrics(), stop.attach))
             group.cancel_scope.cancel()
-        return result
 
-    ok = runs.finish(_run(run), outputs)
+    _run(run)
+    if not results:  # a second signal cut the run short
+        _err("aborted: no summary; the next apply repairs whatever was cut short")
+        return EXIT_FAILED
+    ok = runs.finish(results[0], outputs)
     return EXIT_OK if ok and not stop.requested else EXIT_FAILED
 
 

@@ -107,6 +107,10 @@ class Engine:
         except ProvisionerError as exc:
             bound.error("credential.failed", error=str(exc), duration=_since(started))
             return Outcome(action, Status.FAILED, error=str(exc))
+        except Exception as exc:  # a bug or an odd answer fails this credential, not the run
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            bound.error("credential.failed", error=error, duration=_since(started), exc_info=True)
+            return Outcome(action, Status.FAILED, error=error)
         bound.info(
             f"credential.{_past(action.kind)}", client_id=client_id, duration=_since(started)
         )
@@ -163,6 +167,8 @@ class Engine:
                 delivered.append(sink)
             except SinkError as exc:
                 failures.append(exc)
+            except Exception as exc:  # e.g. a plugin sink that lets an OSError through
+                failures.append(SinkError(sink.name, f"unexpected {type(exc).__name__}: {exc}"))
 
         async with anyio.create_task_group() as group:
             for name in desired.sinks:

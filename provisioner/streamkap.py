@@ -30,7 +30,7 @@ from provisioner.retry import Sleep, is_transient, parse_retry_after, retrying
 
 CREDENTIALS = "/auth/client-credentials"
 # Statuses after which a create may have been committed: retrying blindly could duplicate it.
-AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
+AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
 # httpx errors raised before any byte of the request left: always safe to repeat.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -205,17 +205,20 @@ class StreamkapClient:
                     raise TransportError("POST", path, type(exc).__name__, sent=sent) from None
                 self.statuses[response.status_code] += 1
                 if not response.is_success:
-                    raise _api_error("POST", path, response)
+                    # Never echo a token call's raw body: a proxy may reflect the credential.
+                    raise _api_error("POST", path, response, echo_body=False)
                 answer: dict[str, Any] = response.json()
                 return answer
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 
-def _api_error(method: str, path: str, response: httpx.Response) -> ApiError:
+def _api_error(
+    method: str, path: str, response: httpx.Response, *, echo_body: bool = True
+) -> ApiError:
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
-        detail = response.text[:200] or response.reason_phrase
+        detail = (response.text[:200] if echo_body else "") or response.reason_phrase
     status = response.status_code
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -148,3 +148,26 @@ def test_overlapping_runs_take_turns_and_make_no_duplicates(tmp_path: Path) -> N
         creates = sim.state.calls("POST", "/auth/client-credentials")
         assert len(creates) == count  # the later runs found everything done
     assert (tmp_path / "secrets" / ".provisioner.lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_signal_aborts_without_a_traceback(tmp_path: Path) -> None:
+    count = 40
+    write_manifest(tmp_path, count)
+    with served(SimulatorState(faults=FaultConfig(latency=0.05))) as sim:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "provisioner", "apply", "manifests"],
+            cwd=tmp_path,
+            env=sim.env(PROVISIONER_CONCURRENCY="4"),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_creates(sim, 4)
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 1
+        assert "aborted" in stderr
+        assert "Traceback" not in stderr
+        result = run_cli("apply", "manifests", cwd=tmp_path, env=sim.env())
+        assert result.returncode == 0, result.stderr
+        assert_converged(sim, tmp_path, count)

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from provisioner.engine import Engine, Status
-from provisioner.model import DesiredCredential, marked_description
+from provisioner.model import DesiredCredential, SinkRecord, marked_description
 from provisioner.plan import plan
 from provisioner.simulator import (
     FaultConfig,
@@ -177,3 +177,27 @@ async def test_giving_up_on_ambiguous_creates_leaves_nothing_behind(
     assert await converge(client, sinks, [wanted("c")]) == [Status.FAILED]
     assert len(state.calls("POST", "/auth/client-credentials")) == 4  # max_attempts
     assert state.live() == []
+
+
+class BrokenPluginSink(MemorySink):
+    """A third-party sink that lets a raw OSError escape instead of a SinkError."""
+
+    async def write(self, record: SinkRecord) -> None:
+        if record.credential == "doomed":
+            raise OSError(28, "No space left on device")
+        await super().write(record)
+
+
+@pytest.mark.anyio
+async def test_an_unexpected_error_fails_one_credential_not_the_run(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    sinks = {"a": MemorySink("a"), "b": BrokenPluginSink("b")}
+    desired = [wanted("doomed"), *(wanted(f"c{i}") for i in range(5))]
+    actions = plan(desired, [], {}, now=datetime.now(UTC)).actions
+    engine = Engine(client, sinks, concurrency=4, max_attempts=2, sleep=no_wait)
+    outcomes = {o.action.key: o for o in await engine.execute(actions)}
+    assert outcomes["api/doomed"].status is Status.FAILED
+    assert "unexpected OSError" in (outcomes["api/doomed"].error or "")
+    assert [o.status for k, o in outcomes.items() if k != "api/doomed"] == [Status.OK] * 5
+    assert len(state.live()) == 5  # the doomed one was undone
