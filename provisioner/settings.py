@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRETS_DIR = Path("/run/secrets")
@@ -20,6 +20,12 @@ def _vault_token_file() -> Path | None:
     return path if path.is_file() else None
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s):// URL, got {value!r}")
+    return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """Everything the provisioner reads from its environment (see the README's table)."""
 
@@ -31,7 +37,7 @@ class Settings(BaseSettings):
         secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
     )
 
-    host: str = Field(
+    host: Annotated[str, AfterValidator(_http_url)] = Field(
         "https://api.streamkap.com",
         validation_alias=AliasChoices("STREAMKAP_HOST", "STREAMKAP_API_URL"),
     )

@@ -29,6 +29,7 @@ from provisioner.pool import Pool
 from provisioner.retry import Sleep, is_transient, parse_retry_after, retrying
 
 CREDENTIALS = "/auth/client-credentials"
+TOKEN_PATHS = "/auth/access-token"  # and its /refresh
 # Statuses after which a create may have been committed: retrying blindly could duplicate it.
 AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
 # httpx errors raised before any byte of the request left: always safe to repeat.
@@ -170,8 +171,8 @@ class StreamkapClient:
         try:
             return await self._send(method, path, payload)
         except AuthError as exc:
-            if exc.status != 401:
-                raise
+            if exc.status != 401 or exc.path.startswith(TOKEN_PATHS):
+                raise  # a refused login is not an expired token: asking again cannot help
         return await self._send(method, path, payload)
 
     async def _send(self, method: str, path: str, payload: Any) -> Any:

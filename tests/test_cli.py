@@ -75,3 +75,10 @@ def test_a_password_in_a_sink_uri_is_never_echoed(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--sink 'vault:https://vault.example:8200/secret'" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_a_host_without_a_scheme_is_a_configuration_error(tmp_path: Path) -> None:
+    env = plain_env() | {"STREAMKAP_HOST": "api.streamkap.com"}
+    result = run_cli("plan", REPO / "manifests", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "expected an http(s):// URL" in result.stderr

@@ -308,3 +308,11 @@ async def test_when_the_api_is_down_calls_fail_fast_after_the_breaker_opens(
     with pytest.raises(CircuitOpen, match="20 API calls in a row failed"):
         await client.list_credentials()
     assert state.calls() == []  # failed without calling, and without backing off
+
+
+@pytest.mark.anyio
+async def test_a_refused_login_is_not_retried(state: SimulatorState) -> None:
+    async with sim_client(state, secret=SecretStr("wrong")) as api:
+        with pytest.raises(AuthError):
+            await api.list_roles()
+    assert len(state.calls("POST", "/auth/access-token")) == 1
