@@ -167,6 +167,11 @@ class Summary:
     failed: int = 0
     orphaned: int = 0
     in_grace: int = 0
+    skipped: int = 0  # never started: the run was stopped (signal, circuit breaker)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.failed or self.skipped)
 
     def line(self) -> str:
         """The summary line, then what was kept on purpose (orphans, grace)."""
@@ -174,19 +179,24 @@ class Summary:
             f"Applied: {self.created} created, {self.replaced} replaced, {self.deleted} deleted, "
             f"{self.unchanged} unchanged, {self.failed} failed."
         )
+        if self.skipped:
+            line += f" {self.skipped} not started."
         return line + _kept_note(self.orphaned, self.in_grace)
 
 
 def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
     done = Counter(o.action.kind for o in outcomes if o.status is Status.OK)
-    failed = {id(o.action) for o in outcomes if o.status is not Status.OK}
-    unchanged = [a for a in plan.actions if a.reason is Reason.UP_TO_DATE and id(a) not in failed]
+    failed = {id(o.action) for o in outcomes if o.status is Status.FAILED}
+    skipped = {id(o.action) for o in outcomes if o.status is Status.SKIPPED}
+    not_ok = failed | skipped
+    unchanged = [a for a in plan.actions if a.reason is Reason.UP_TO_DATE and id(a) not in not_ok]
     return Summary(
         created=done[Kind.CREATE],
         replaced=done[Kind.REPLACE],
         deleted=done[Kind.DELETE],
         unchanged=len(unchanged),
         failed=len(failed),
+        skipped=len(skipped),
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
     )

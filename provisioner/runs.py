@@ -137,7 +137,7 @@ def finish(result: jobs.RunResult, outputs: Outputs) -> bool:
     summary = summarize(result.plan, result.outcomes)
     _print_failures(result.outcomes)
     print(summary.line(), file=sys.stderr, flush=True)
-    return written and not summary.failed
+    return written and summary.complete
 
 
 def _print_failures(outcomes: Sequence[Outcome]) -> None:
@@ -149,10 +149,7 @@ def _print_failures(outcomes: Sequence[Outcome]) -> None:
         elif outcome.error:
             print(f"failed: {outcome.action.key}: {outcome.error}", file=sys.stderr)
     if skipped:
-        print(
-            f"not started: {skipped} actions (the run was stopped); the next apply does them",
-            file=sys.stderr,
-        )
+        print(f"not started: {skipped} actions; the next apply does them", file=sys.stderr)
 
 
 def write_report(path: Path, result: jobs.RunResult) -> bool:

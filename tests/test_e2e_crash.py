@@ -111,6 +111,7 @@ def test_sigterm_starts_no_new_work_and_exits_1(tmp_path: Path) -> None:
         live = len(sim.state.live())
         assert live < count  # it stopped early
         assert f"not started: {count - live} actions" in stderr
+        assert f"0 failed. {count - live} not started." in stderr
         result = run_cli("apply", "manifests", cwd=tmp_path, env=sim.env())
         assert result.returncode == 0, result.stderr
         assert_converged(sim, tmp_path, count)
