@@ -11,14 +11,13 @@ A dropped connection surfaces as `SimulatedConnectionDrop` in-process and as
 """
 
 from provisioner.simulator.app import ClientCredentialCreateReq, create_app, get_state
-from provisioner.simulator.faults import FaultConfig, SimulatedConnectionDrop
+from provisioner.simulator.faults import Call, FaultConfig, SimulatedConnectionDrop
 from provisioner.simulator.serve import serve_forever, serve_in_thread
 from provisioner.simulator.state import (
     ADMIN_CLIENT_ID,
     ADMIN_SECRET,
     DEFAULT_ROLES,
     NO_RESPONSE,
-    Call,
     CredentialRecord,
     ManualClock,
     Role,

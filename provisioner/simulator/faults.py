@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -116,13 +116,42 @@ class FaultDecider:
         return None
 
 
-class FaultyClock:
-    """What both fakes share: an injected clock, a lock, and the fault dice rolled under it."""
+class Call(NamedTuple):
+    """One entry of the call log; `status` is `NO_RESPONSE` (0) when the connection was dropped."""
+
+    method: str
+    path: str
+    status: int
+
+
+class ServiceState:
+    """What both fakes share: an injected clock, a lock, the fault dice, and the call log."""
 
     def __init__(self, clock: Callable[[], datetime], faults: FaultConfig | None) -> None:
         self._lock = threading.Lock()
         self._clock = clock
         self._decider = FaultDecider(faults or FaultConfig(), self.now())
+        self._calls: list[Call] = []
+
+    def record_call(self, method: str, path: str, status: int) -> None:
+        """Append one answered (or dropped) call to the log."""
+        with self._lock:
+            self._calls.append(Call(method, path, status))
+
+    def calls(self, method: str | None = None, path_prefix: str | None = None) -> list[Call]:
+        """The logged calls, optionally only one method and/or paths starting with a prefix."""
+        with self._lock:
+            logged = list(self._calls)
+        return [
+            call
+            for call in logged
+            if (method is None or call.method == method.upper())
+            and (path_prefix is None or call.path.startswith(path_prefix))
+        ]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self._calls.clear()
 
     def now(self) -> datetime:
         """The injected clock's time, as an aware UTC datetime (naive times are taken as UTC)."""

@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from provisioner.simulator.faults import (
     AfterCreate,
+    Call,
     FaultConfig,
-    FaultyClock,
     Refusal,
+    ServiceState,
 )
 
 CREDENTIALS_PATH = "/auth/client-credentials"
@@ -77,14 +78,6 @@ class CredentialRecord:
     created_at: datetime
 
 
-class Call(NamedTuple):
-    """One entry of the call log; `status` is `NO_RESPONSE` when the connection was dropped."""
-
-    method: str
-    path: str
-    status: int
-
-
 @dataclass(frozen=True)
 class _Token:
     principal: str
@@ -114,7 +107,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SimulatorState(FaultyClock):
+class SimulatorState(ServiceState):
     """The simulated Streamkap account; `create_app` serves it."""
 
     def __init__(
@@ -138,7 +131,6 @@ class SimulatorState(FaultyClock):
         self._credentials: dict[str, CredentialRecord] = {}
         self._tokens: dict[str, _Token] = {}
         self._refresh_tokens: dict[str, str] = {}
-        self._calls: list[Call] = []
         self._issued: list[str] = []  # every secret ever handed out, deleted ones included
 
     # Faults ------------------------------------------------------------------------------------
@@ -264,22 +256,6 @@ class SimulatorState(FaultyClock):
 
     # Call log ----------------------------------------------------------------------------------
 
-    def record_call(self, method: str, path: str, status: int) -> None:
-        """Append one answered (or dropped) call to the log."""
-        with self._lock:
-            self._calls.append(Call(method, path, status))
-
-    def calls(self, method: str | None = None, path_prefix: str | None = None) -> list[Call]:
-        """The logged calls, optionally only one method and/or paths starting with a prefix."""
-        with self._lock:
-            logged = list(self._calls)
-        return [
-            call
-            for call in logged
-            if (method is None or call.method == method.upper())
-            and (path_prefix is None or call.path.startswith(path_prefix))
-        ]
-
     def write_calls(self) -> list[Call]:
         """The POST and DELETE calls to the client-credentials endpoints, whatever their answer."""
         return [
@@ -287,8 +263,3 @@ class SimulatorState(FaultyClock):
             for call in self.calls(path_prefix=CREDENTIALS_PATH)
             if call.method in ("POST", "DELETE")
         ]
-
-    def reset_calls(self) -> None:
-        """Forget the call log."""
-        with self._lock:
-            self._calls.clear()

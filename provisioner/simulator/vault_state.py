@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner.simulator.faults import FaultConfig, FaultyClock, Refusal
-from provisioner.simulator.state import Call
+from provisioner.simulator.faults import FaultConfig, Refusal, ServiceState
 
 #: The stub's root token: may do anything, in every namespace.
 VAULT_ROOT_TOKEN = "sim-vault-root-token"
@@ -75,7 +74,7 @@ def _same(given: str, expected: str) -> bool:
     return secrets.compare_digest(given.encode(), expected.encode())
 
 
-class VaultState(FaultyClock):
+class VaultState(ServiceState):
     """A simulated Vault server with KV v2 mounts; `create_vault_app` serves it.
 
     `mounts=None` makes every path's first segments before `data/`, `metadata/`... a KV v2 mount,
@@ -96,7 +95,6 @@ class VaultState(FaultyClock):
         self.cas_mismatch_status = cas_mismatch_status
         self._tokens: dict[str, Policy | None] = {root_token: None}
         self._secrets: dict[SecretKey, Secret] = {}
-        self._calls: list[Call] = []
         self.fail_writes = False  # writes and deletes answer 503; reads still work
 
     # Faults ------------------------------------------------------------------------------------
@@ -234,27 +232,6 @@ class VaultState(FaultyClock):
         """Every key path in a mount, sorted, deleted ones included."""
         with self._lock:
             return sorted(p for ns, m, p in self._secrets if ns == namespace and m == mount)
-
-    # Call log ----------------------------------------------------------------------------------
-
-    def record_call(self, method: str, path: str, status: int) -> None:
-        with self._lock:
-            self._calls.append(Call(method, path, status))
-
-    def calls(self, method: str | None = None, path_prefix: str | None = None) -> list[Call]:
-        """The logged calls, optionally only one method and/or paths starting with a prefix."""
-        with self._lock:
-            logged = list(self._calls)
-        return [
-            call
-            for call in logged
-            if (method is None or call.method == method.upper())
-            and (path_prefix is None or call.path.startswith(path_prefix))
-        ]
-
-    def reset_calls(self) -> None:
-        with self._lock:
-            self._calls.clear()
 
 
 def _copy(version: Version) -> Version:
