@@ -93,9 +93,17 @@ class AmbiguousCreate(ProvisionerError):
 class SinkError(ProvisionerError):
     """A sink failed to read, write or delete."""
 
-    def __init__(self, sink: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        sink: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.sink = sink
         self.retryable = retryable
+        self.retry_after = retry_after  # the sink's own hint (e.g. Vault's 429), in seconds
         super().__init__(f"sink {sink!r}: {message}")
 
 

@@ -68,8 +68,9 @@ class wait_retry_after(wait_base):  # named like tenacity's own strategies
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(exc.retry_after, self.cap)
+        hint = exc.retry_after if isinstance(exc, RateLimited | SinkError) else None
+        if hint is not None:
+            return min(hint, self.cap)
         return float(self.fallback(retry_state))
 
 

@@ -342,3 +342,16 @@ def test_bad_sink_uris_are_usage_errors(uri: str, message: str) -> None:
 def test_options_reject_unknown_keys() -> None:
     with pytest.raises(ValidationError):
         VaultSinkOptions.model_validate({"address": ADDRESS, "path": "x"})
+
+
+async def test_a_rate_limited_write_carries_vaults_retry_after(
+    state: VaultState, make_sink: MakeSink
+) -> None:
+    sink = make_sink()
+    await sink.read("payments-api", "ingest")
+    state.faults = FaultConfig(rate_limit=0.5, burst=1)
+    await sink.read("payments-api", "other")  # spends the only token
+    with pytest.raises(SinkError) as caught:
+        await sink.write(record())
+    assert caught.value.retryable
+    assert caught.value.retry_after == 2.0  # what the engine's retry will wait

@@ -18,7 +18,7 @@ import structlog
 
 from provisioner.errors import SinkError
 from provisioner.model import SinkRecord
-from provisioner.retry import Sleep, retrying
+from provisioner.retry import Sleep, parse_retry_after, retrying
 from provisioner.sinks import _vault_config
 from provisioner.sinks._vault_config import Connection, VaultSinkOptions
 from provisioner.sinks.base import SinkContext, SinkOptions
@@ -163,7 +163,10 @@ class VaultSink:
         if status == 404:
             raise SinkError(self.name, f"no KV mount {self._mount!r} at {self._where()}: {errors}")
         message = f"cannot {verb} {self._url(path)}: HTTP {status}: {errors[:200]}"
-        raise SinkError(self.name, message, retryable=status == 429 or status >= 500)
+        hint = parse_retry_after(response.headers.get("Retry-After"))
+        raise SinkError(
+            self.name, message, retryable=status == 429 or status >= 500, retry_after=hint
+        )
 
     def _denied(self, verb: str, path: str) -> str:
         folder = "/".join(filter(None, (self._mount, "data", self._prefix, "*")))
