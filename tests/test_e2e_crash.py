@@ -71,6 +71,22 @@ def wait_for_creates(sim: Served, at_least: int, timeout: float = 20) -> None:
         time.sleep(0.005)
 
 
+def signalled_apply(sim: Served, workdir: Path, *signals: signal.Signals) -> tuple[int, str]:
+    """Start apply, send `signals` once it is creating, and return its exit code and stderr."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "apply", "manifests"],
+        cwd=workdir,
+        env=sim.env(PROVISIONER_CONCURRENCY="4"),
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        wait_for_creates(sim, 4)
+        for signum in signals:
+            process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    return process.returncode, stderr
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_run_killed_at_any_instant_is_repaired_by_the_next(tmp_path: Path, seed: int) -> None:
     count = 30
@@ -95,17 +111,8 @@ def test_sigterm_starts_no_new_work_and_exits_1(tmp_path: Path) -> None:
     count = 40
     write_manifest(tmp_path, count)
     with served(SimulatorState(faults=FaultConfig(latency=0.05))) as sim:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "provisioner", "apply", "manifests"],
-            cwd=tmp_path,
-            env=sim.env(PROVISIONER_CONCURRENCY="4"),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wait_for_creates(sim, 4)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-        assert process.returncode == 1
+        returncode, stderr = signalled_apply(sim, tmp_path, signal.SIGTERM)
+        assert returncode == 1
         assert "stopping" in stderr
         assert "Applied:" in stderr
         live = len(sim.state.live())
@@ -155,18 +162,8 @@ def test_a_second_signal_aborts_without_a_traceback(tmp_path: Path) -> None:
     count = 40
     write_manifest(tmp_path, count)
     with served(SimulatorState(faults=FaultConfig(latency=0.05))) as sim:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "provisioner", "apply", "manifests"],
-            cwd=tmp_path,
-            env=sim.env(PROVISIONER_CONCURRENCY="4"),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wait_for_creates(sim, 4)
-        process.send_signal(signal.SIGTERM)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-        assert process.returncode == 1
+        returncode, stderr = signalled_apply(sim, tmp_path, signal.SIGTERM, signal.SIGINT)
+        assert returncode == 1
         assert "aborted" in stderr
         assert "Traceback" not in stderr
         result = run_cli("apply", "manifests", cwd=tmp_path, env=sim.env())
