@@ -1,4 +1,4 @@
-"""The connection pool: small httpx clients behind one limiter, over a real socket."""
+"""The connection pool: one httpx client over aiohttp, behind a limiter, on a real socket."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from provisioner.pool import Pool, split
+from provisioner.pool import Pool
 from provisioner.simulator import serve_in_thread
 
 
@@ -37,21 +37,12 @@ class HoldUntilFull:
         await send({"type": "http.response.body", "body": b"{}"})
 
 
-@pytest.mark.parametrize(
-    ("total", "size", "shards"), [(40, 8, [8, 8, 8, 8, 8]), (10, 4, [4, 3, 3]), (1, 8, [1])]
-)
-def test_connections_are_split_into_near_equal_shards(
-    total: int, size: int, shards: list[int]
-) -> None:
-    assert split(total, size) == shards
-
-
 @pytest.mark.anyio
 async def test_every_connection_is_used_and_no_more_are_opened() -> None:
-    """30 requests, 10 at most in flight: all 10 are (so none queued in a shard), on 10 sockets."""
+    """30 requests, 10 at most in flight: all 10 are at once, on 10 sockets kept alive."""
     app = HoldUntilFull(expected=10)
     with serve_in_thread(app) as url:
-        pool = Pool(url, concurrency=10, timeout=10, headers={}, shard_size=4)
+        pool = Pool(url, concurrency=10, timeout=10, headers={})
         try:
             with anyio.fail_after(20):
                 async with anyio.create_task_group() as group:
@@ -59,6 +50,36 @@ async def test_every_connection_is_used_and_no_more_are_opened() -> None:
                         group.start_soon(pool.request, "GET", "/")
         finally:
             await pool.aclose()
-    assert pool.shards == 3
     assert app.peak == 10
     assert len(app.clients) == 10
+
+
+@pytest.mark.anyio
+async def test_default_headers_and_the_answer_come_through() -> None:
+    seen: list[dict[bytes, bytes]] = []
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(dict(scope["headers"]))
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(b"content-type", b"application/json"), (b"x-seen", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    with serve_in_thread(echo) as url:
+        pool = Pool(url, concurrency=2, timeout=10, headers={"User-Agent": "provisioner-test"})
+        try:
+            response = await pool.request("POST", "/x?y=1", json={"a": [1, "é"]})
+        finally:
+            await pool.aclose()
+    assert response.status_code == 201
+    assert response.json() == {"a": [1, "é"]}
+    assert response.headers["x-seen"] == str(len(response.content))
+    assert seen[0][b"user-agent"] == b"provisioner-test"
+    assert seen[0][b"content-type"] == b"application/json"

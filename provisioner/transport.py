@@ -1,0 +1,115 @@
+"""An httpx transport that sends requests over aiohttp's connection pool.
+
+The client keeps httpx's API (requests, responses, errors, proxies from the environment), but
+httpcore spends about a millisecond of CPU per call (its pool scans every connection, and each
+scan asks the socket for its attributes), while aiohttp's C parser and pool cost a fraction of
+it. At thousands of credentials that difference decides whether a run waits on the API or on us.
+
+aiohttp's errors are mapped onto httpx's with one rule that matters for safety: only an error
+before the request left (no connection yet) becomes ConnectError/ConnectTimeout. Anything later
+may have reached the server, so a create is never retried blindly because of a mislabelled error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import httpx
+from yarl import URL
+
+#: Seconds an idle connection is kept (httpx's default too).
+KEEPALIVE = 5.0
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Up to `connections` keep-alive HTTP/1.1 connections, verified with `ssl_context`."""
+
+    def __init__(self, *, connections: int, ssl_context: ssl.SSLContext) -> None:
+        self._connections = connections
+        self._ssl_context = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Made on first use: aiohttp binds a session to the running event loop.
+        connector = aiohttp.TCPConnector(
+            limit=self._connections,
+            limit_per_host=0,
+            keepalive_timeout=KEEPALIVE,
+            ssl=self._ssl_context,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+            auto_decompress=False,  # httpx decodes the body
+            trust_env=False,  # httpx routes proxied hosts to transports of its own
+        )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session or self._open()
+        timeout = request.extensions.get("timeout", {})
+        body = await request.aread()
+        with _mapped_errors():
+            async with session.request(
+                request.method,
+                URL(str(request.url), encoded=True),  # httpx has already encoded it
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                compress=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=timeout.get("pool"),
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            ) as answer:
+                content = await answer.read()
+        extensions = {"http_version": b"HTTP/1.1"}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason.encode()
+        return httpx.Response(
+            answer.status,
+            headers=answer.raw_headers,
+            content=content,
+            request=request,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+#: Most specific first: the first match names the httpx error.
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # DNS, refused, TLS: nothing sent
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),  # no connection in time
+    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (asyncio.TimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # e.g. a malformed answer
+    (aiohttp.ClientError, httpx.ReadError),  # a reset or other failure after sending
+)
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError:
+        raise
+    except Exception as exc:
+        for source, target in _ERRORS:
+            if isinstance(exc, source):
+                raise target(str(exc) or type(exc).__name__) from exc
+        raise
