@@ -66,8 +66,12 @@ def refuse_symlink(dir_fd: int, name: str) -> None:
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name)
 
 
-def write_atomic(dir_fd: int, name: str, data: bytes) -> None:
-    """Replace `name` in the directory with `data` (0600); readers see old or new, not half."""
+def write_atomic(dir_fd: int, name: str, data: bytes, *, sync_dir: bool = True) -> None:
+    """Replace `name` in the directory with `data` (0600); readers see old or new, not half.
+
+    With sync_dir=False the rename is durable only once the caller fsyncs the directory (done
+    once for many files).
+    """
     refuse_symlink(dir_fd, name)
     temp = f".{name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(temp, _TEMP_FLAGS, FILE_MODE, dir_fd=dir_fd)
@@ -82,7 +86,8 @@ def write_atomic(dir_fd: int, name: str, data: bytes) -> None:
     except BaseException:
         _unlink_quietly(dir_fd, temp)
         raise
-    os.fsync(dir_fd)  # make the rename itself durable
+    if sync_dir:
+        os.fsync(dir_fd)  # make the rename itself durable
 
 
 def remove(dir_fd: int, name: str) -> None:

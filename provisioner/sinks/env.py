@@ -11,7 +11,6 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -23,6 +22,7 @@ from pydantic import Field
 from provisioner.errors import SinkError
 from provisioner.model import SinkRecord
 from provisioner.sinks import _atomic
+from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks.base import SinkContext, SinkOptions
 
 __all__ = ["STDOUT", "EnvSink", "EnvSinkOptions", "quote_value", "variable_names"]
@@ -159,15 +159,6 @@ def _quoted_value_end(text: str, start: int) -> int:
     return closed.end() if closed else start
 
 
-@dataclass(eq=False)
-class _Change:
-    """One writer's edit of the document, waiting for the next group commit."""
-
-    apply: Callable[[_Document], bool]  # True when it changed something
-    done: bool = False
-    failure: str | None = None
-
-
 class _DotenvFile:
     """The env file: loaded once, edited in memory, committed for every queued writer at once."""
 
@@ -176,8 +167,9 @@ class _DotenvFile:
         self._path = path
         self._shown = shown
         self._document: _Document | None = None  # always what is durably on disk
-        self._lock = anyio.Lock()  # held while loading or committing
-        self._queue: list[_Change] = []
+        interrupted = f"cannot write {shown}: the commit was interrupted"
+        self._commits = GroupCommit(self._commit, interrupted=interrupted)
+        self._lock = self._commits.lock  # also held while loading
         self.file_writes = 0
 
     @property
@@ -188,38 +180,24 @@ class _DotenvFile:
         return (await self._loaded()).get(name)
 
     async def submit(self, apply: Callable[[_Document], bool]) -> None:
-        """Apply an edit; return once it is on disk, having possibly been committed by another."""
+        """Apply an edit (True when it changed something); return once it is on disk, having
+        possibly been committed by another writer."""
         await self._loaded()
-        change = _Change(apply)
-        self._queue.append(change)
-        try:
-            async with self._lock:
-                if not change.done:
-                    await self._commit()
-        finally:
-            if not change.done and change in self._queue:  # cancelled while waiting
-                self._queue.remove(change)
-        if change.failure is not None:
-            raise SinkError(self._sink, change.failure)
+        failure = await self._commits.submit(apply)
+        if failure is not None:
+            raise SinkError(self._sink, failure)
 
-    async def _commit(self) -> None:
-        batch, self._queue = self._queue, []
+    async def _commit(self, batch: list[Pending[Callable[[_Document], bool]]]) -> None:
         try:
             draft = (await self._loaded_locked()).copy()
-            changed = [change.apply(draft) for change in batch]
+            changed = [pending.work(draft) for pending in batch]
             if any(changed):
                 await to_thread.run_sync(self._store, draft.render())
                 self.file_writes += 1
             self._document = draft
         except OSError as exc:
-            _fail(batch, f"cannot write {self._shown}: {_atomic.describe(exc)}")
-        except BaseException:
-            # The writers sharing this commit must not take it for a success.
-            _fail(batch, f"cannot write {self._shown}: the commit was interrupted")
-            raise
-        finally:
-            for change in batch:
-                change.done = True
+            for pending in batch:
+                pending.failure = f"cannot write {self._shown}: {_atomic.describe(exc)}"
 
     async def _loaded(self) -> _Document:
         if self._document is None:
@@ -247,11 +225,6 @@ class _DotenvFile:
         _atomic.ensure_dir(self._path.parent)
         with _atomic.open_dir(self._path.parent, follow=True) as dir_fd:
             _atomic.write_atomic(dir_fd, self._path.name, text.encode())
-
-
-def _fail(batch: list[_Change], failure: str) -> None:
-    for change in batch:
-        change.failure = failure
 
 
 def _read_text(path: Path) -> str:

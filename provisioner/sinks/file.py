@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,6 +16,7 @@ from pydantic import Field
 from provisioner.errors import SinkError
 from provisioner.model import SinkRecord
 from provisioner.sinks import _atomic
+from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks.base import SinkContext, SinkOptions
 
 __all__ = ["FileSink", "FileSinkOptions"]
@@ -28,6 +31,13 @@ class FileSinkOptions(SinkOptions):
 
 
 LOCK_FILE = ".provisioner.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class _FileWrite:
+    service: str
+    credential: str
+    data: bytes = field(repr=False)
 
 
 class FileSink:
@@ -46,6 +56,8 @@ class FileSink:
         self._shown = Path(options.path)  # as the user wrote it, for messages
         self._root = context.cwd / options.path
         self._locks: dict[str, anyio.Lock] = {}
+        # Writes arriving together share a thread hop and one fsync per service directory.
+        self._writes = GroupCommit(self._commit, interrupted="the write was interrupted")
 
     def lock_path(self) -> Path:
         """Where overlapping runs on this directory take turns (see provisioner.locking)."""
@@ -61,7 +73,9 @@ class FileSink:
         self._check_names(record.service, record.credential)
         data = (json.dumps(record.to_document(), indent=2) + "\n").encode()
         async with self._lock(record.key):
-            await to_thread.run_sync(self._write, record.service, record.credential, data)
+            failure = await self._writes.submit(_FileWrite(record.service, record.credential, data))
+        if failure is not None:
+            raise SinkError(self.name, failure)
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Remove the file if it still holds `client_id`."""
@@ -87,13 +101,36 @@ class FileSink:
         except OSError as exc:
             raise self._error("read", service, credential, exc) from exc
 
-    def _write(self, service: str, credential: str, data: bytes) -> None:
-        try:
-            _atomic.ensure_dir(self._root / service)
-            with _atomic.open_dir(self._root / service, follow=False) as dir_fd:
-                _atomic.write_atomic(dir_fd, f"{credential}.json", data)
-        except OSError as exc:
-            raise self._error("write", service, credential, exc) from exc
+    async def _commit(self, batch: list[Pending[_FileWrite]]) -> None:
+        await to_thread.run_sync(self._write_batch, batch)
+
+    def _write_batch(self, batch: list[Pending[_FileWrite]]) -> None:
+        """Write every file, then fsync each directory once: the renames become durable."""
+        with ExitStack() as stack:
+            dirs: dict[str, int] = {}
+            renamed: dict[str, list[Pending[_FileWrite]]] = {}
+            for pending in batch:
+                service, credential = pending.work.service, pending.work.credential
+                try:
+                    if service not in dirs:
+                        _atomic.ensure_dir(self._root / service)
+                        dirs[service] = stack.enter_context(
+                            _atomic.open_dir(self._root / service, follow=False)
+                        )
+                    name = f"{credential}.json"
+                    _atomic.write_atomic(dirs[service], name, pending.work.data, sync_dir=False)
+                except OSError as exc:
+                    pending.failure = self._failure("write", service, credential, exc)
+                    continue
+                renamed.setdefault(service, []).append(pending)
+            for service, done in renamed.items():
+                try:
+                    os.fsync(dirs[service])
+                except OSError as exc:
+                    for pending in done:
+                        pending.failure = self._failure(
+                            "write", service, pending.work.credential, exc
+                        )
 
     def _delete(self, service: str, credential: str, client_id: str) -> None:
         name = f"{credential}.json"
@@ -107,8 +144,11 @@ class FileSink:
             raise self._error("delete", service, credential, exc) from exc
 
     def _error(self, verb: str, service: str, credential: str, exc: OSError) -> SinkError:
+        return SinkError(self.name, self._failure(verb, service, credential, exc))
+
+    def _failure(self, verb: str, service: str, credential: str, exc: OSError) -> str:
         shown = self._shown / service / f"{credential}.json"
-        return SinkError(self.name, f"cannot {verb} {shown}: {_atomic.describe(exc)}")
+        return f"cannot {verb} {shown}: {_atomic.describe(exc)}"
 
     def _check_names(self, service: str, credential: str) -> None:
         # Names are validated by the manifest; this guards the filesystem against anything else.
