@@ -3,7 +3,7 @@
 The limiter admits no more requests than there are connections, so a request that holds a slot
 never queues inside the HTTP stack: whatever it does once admitted (pacing, taking a token) is
 done right before it is sent. The client sends through `AiohttpTransport` (see its module for
-why); a transport passed in (tests, `--simulate`) replaces it.
+why), unless it is given another transport (tests, `--simulate`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ class Pool:
         headers: Mapping[str, str],
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if transport is None:
-            context = httpx.create_ssl_context()  # the CA bundle, or SSL_CERT_FILE/SSL_CERT_DIR
-            transport = AiohttpTransport(connections=concurrency, ssl_context=context)
+        transport = transport or AiohttpTransport(connections=concurrency)
         self._client = httpx.AsyncClient(
             base_url=base_url, timeout=timeout, transport=transport, headers=dict(headers)
         )

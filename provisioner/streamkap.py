@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from provisioner.model import CreatedCredential, DesiredCredential, RemoteCreden
 from provisioner.pacing import Pacer
 from provisioner.pool import Pool
 from provisioner.retry import Sleep, is_transient, parse_retry_after, retrying
+from provisioner.transport import AiohttpTransport
 
 CREDENTIALS = "/auth/client-credentials"
 TOKEN_PATHS = "/auth/access-token"  # and its /refresh
@@ -68,17 +70,23 @@ class StreamkapClient:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # One set of CA certificates for both clients, loaded only if the API is on HTTPS.
+        ssl_context = functools.cache(httpx.create_ssl_context)
+        pooled = transport or AiohttpTransport(connections=concurrency, ssl_context=ssl_context)
         self._http = Pool(
             base_url.rstrip("/"),
             concurrency=concurrency,
             timeout=timeout,
-            transport=transport,
+            transport=pooled,
             headers=HEADERS,
         )
         # Token calls have a client of their own: a refresh must never wait for a connection
-        # that a call waiting for the refreshed token holds.
+        # that a call waiting for the refreshed token holds. (One at a time: see TokenSource.)
         self._auth_http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers=HEADERS
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport or AiohttpTransport(connections=1, ssl_context=ssl_context),
+            headers=HEADERS,
         )
         self.breaker = CircuitBreaker()
         self._max_attempts = max_attempts

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import aiohttp
@@ -26,20 +26,27 @@ KEEPALIVE = 5.0
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Up to `connections` keep-alive HTTP/1.1 connections, verified with `ssl_context`."""
+    """Up to `connections` keep-alive HTTP/1.1 connections.
 
-    def __init__(self, *, connections: int, ssl_context: ssl.SSLContext) -> None:
+    HTTPS is verified with the context `ssl_context()` returns, asked for on the first HTTPS
+    request: loading CA certificates takes tens of milliseconds that plain HTTP never needs.
+    """
+
+    def __init__(
+        self,
+        *,
+        connections: int,
+        ssl_context: Callable[[], ssl.SSLContext] = httpx.create_ssl_context,
+    ) -> None:
         self._connections = connections
-        self._ssl_context = ssl_context
+        self._make_ssl_context = ssl_context
+        self._ssl_context: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         # Made on first use: aiohttp binds a session to the running event loop.
         connector = aiohttp.TCPConnector(
-            limit=self._connections,
-            limit_per_host=0,
-            keepalive_timeout=KEEPALIVE,
-            ssl=self._ssl_context,
+            limit=self._connections, limit_per_host=0, keepalive_timeout=KEEPALIVE
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -61,6 +68,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 compress=False,
+                ssl=self._verified() if request.url.scheme == "https" else True,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=timeout.get("pool"),
@@ -79,6 +87,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions=extensions,
         )
+
+    def _verified(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = self._make_ssl_context()
+        return self._ssl_context
 
     async def aclose(self) -> None:
         if self._session is not None:
