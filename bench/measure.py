@@ -49,7 +49,7 @@ def measure(side: str, faults: Faults, count: int, concurrency: int) -> Run:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, simulator(faults) as url:
         args = [side, url, str(count), str(concurrency), tmp]
         data = _run_json(["-m", "bench.run", *args], Path(tmp) / "stderr.log")
-    if False:
+    if data["written"] != count:
         raise RuntimeError(f"{side} wrote {data['written']} of {count} secrets")
     statuses = {int(status): n for status, n in data["statuses"].items()}
     return Run(float(data["wall"]), float(data["cpu"]), statuses)

@@ -18,17 +18,13 @@ from bench import naive, provision, workload
 
 
 def main(argv: list[str]) -> None:
-    import os; sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
     side, url, count, concurrency, workdir = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
     root = Path(workdir)
     manifest = workload.write_manifest(root, count)
-    started, cpu, tt = time.perf_counter(), cpu_seconds(), time.thread_time(); print("START", started, file=sys.stderr)
-    import os
-    if os.environ.get("UVL"):
-        import uvloop; uvloop.install()
+    started, cpu = time.perf_counter(), cpu_seconds()
     statuses = asyncio.run(_provision(side, url, count, concurrency, root, manifest))
-    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu; print("main", time.thread_time()-tt, file=sys.stderr)
-    written = count if __import__("os").environ.get("NOSINK") else sum(1 for _ in (root / workload.SINK_DIR).glob("*/*.json"))
+    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    written = sum(1 for _ in (root / workload.SINK_DIR).glob("*/*.json"))
     print(json.dumps({"wall": wall, "cpu": cpu, "statuses": statuses, "written": written}))
 
 
