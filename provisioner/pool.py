@@ -55,6 +55,9 @@ class Pool:
         """Hold a free connection for one request: yields the client to send it with."""
         async with self._limiter:
             yield self._client
+        # Answers come in bursts: yield, so the requests this one's release let go are sent
+        # before the burst's answers are processed, not after (that would idle the connection).
+        await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def request(
         self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
