@@ -1,7 +1,8 @@
 """One measured run in a fresh process: `python -m bench.run SIDE URL COUNT CONCURRENCY WORKDIR`.
 
-Everything is imported before the clock starts, so start-up is left out (`startup.py` measures
-it); prints one JSON object: wall and CPU seconds, the HTTP statuses seen, the files written.
+Everything is imported and warmed up before the clock starts, so start-up is left out (the
+start-up row measures it); prints one JSON object: wall and CPU seconds, the HTTP statuses seen,
+the files written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def main(argv: list[str]) -> None:
     side, url, count, concurrency, workdir = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
     root = Path(workdir)
     manifest = workload.write_manifest(root, count)
+    (naive if side == "naive" else provision).warm_up()
     started, cpu = time.perf_counter(), cpu_seconds()
     statuses = asyncio.run(_provision(side, url, count, concurrency, root, manifest))
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
