@@ -20,6 +20,7 @@ from provisioner import jobs, metrics, runs
 from provisioner.durations import parse_duration
 from provisioner.engine import Engine
 from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError
+from provisioner.gcpause import freeze_startup
 from provisioner.logs import configure_logging
 from provisioner.manifest import DEFAULT_SINK, manifest_schema
 from provisioner.reconciler import Reconciler, reconcile
@@ -34,6 +35,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CHANGES = 0, 1, 2, 3
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m provisioner`."""
     args = build_parser().parse_args(argv)
+    freeze_startup()
     try:
         return int(args.handler(args))
     except ManifestError as exc:

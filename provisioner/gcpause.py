@@ -1,4 +1,4 @@
-"""Pausing Python's cyclic garbage collector while large acyclic structures are built.
+"""Keeping Python's cyclic garbage collector out of the way of a run.
 
 Every container allocated counts towards a collection and each full collection walks the whole
 heap, so building 100,000 credentials spent three quarters of its time collecting nothing.
@@ -22,3 +22,12 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def freeze_startup() -> None:
+    """Exempt everything loaded so far (modules, classes, settings) from future collections.
+
+    They live as long as the process, yet each full collection during a run would walk them all
+    again: about a tenth of the CPU of a run of creates.
+    """
+    gc.freeze()
