@@ -329,3 +329,79 @@ async def test_concurrent_writes_into_a_new_service_directory_all_land(tmp_path:
 async def test_names_that_escape_the_directory_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(SinkError, match="invalid name"):
         await make_sink(tmp_path).write(record(credential=name))
+
+
+@pytest.mark.anyio
+async def test_writes_arriving_together_share_batches_and_directory_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 writes over 10 service directories: few batches, and each syncs a directory once."""
+    sink = make_sink(tmp_path)
+    (tmp_path / "secrets").mkdir()
+    synced_dirs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            synced_dirs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    async with anyio.create_task_group() as group:
+        for index in range(100):
+            rec = record(
+                service=f"svc-{index % 10}", credential=f"c{index}", client_id=f"id{index}"
+            )
+            group.start_soon(sink.write, rec)
+    batches = sink._writes.batches
+    assert 1 <= batches < 100
+    new_dirs = 10  # creating a directory syncs its parent once
+    assert len(synced_dirs) <= batches * 10 + new_dirs
+    assert len(synced_dirs) < 100  # one per write would be 100, plus the new directories
+    for index in range(100):
+        path = tmp_path / "secrets" / f"svc-{index % 10}" / f"c{index}.json"
+        assert load(path)["client_id"] == f"id{index}"
+        assert mode(path) == 0o600
+
+
+@pytest.mark.anyio
+async def test_reads_arriving_together_share_batches(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    for index in range(0, 60, 2):  # every other credential exists
+        await sink.write(
+            record(service=f"svc-{index % 3}", credential=f"c{index}", client_id=f"id{index}")
+        )
+    found: dict[int, str | None] = {}
+
+    async def read(index: int) -> None:
+        found[index] = await sink.read(f"svc-{index % 3}", f"c{index}")
+
+    before = sink._reads.batches
+    async with anyio.create_task_group() as group:
+        for index in range(60):
+            group.start_soon(read, index)
+    assert found == {i: f"id{i}" if i % 2 == 0 else None for i in range(60)}
+    assert sink._reads.batches - before < 60
+
+
+@pytest.mark.anyio
+async def test_one_failing_write_in_a_batch_fails_alone(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "bad").symlink_to(elsewhere)
+    sink = make_sink(tmp_path)
+    failures: dict[str, str] = {}
+
+    async def write(service: str, credential: str) -> None:
+        try:
+            await sink.write(record(service=service, credential=credential))
+        except SinkError as exc:
+            failures[f"{service}/{credential}"] = str(exc)
+
+    async with anyio.create_task_group() as group:
+        for index in range(20):
+            group.start_soon(write, "bad" if index == 7 else "good", f"c{index}")
+    assert list(failures) == ["bad/c7"]
+    assert "symbolic link" in failures["bad/c7"]
+    assert len(list((tmp_path / "secrets" / "good").glob("*.json"))) == 19

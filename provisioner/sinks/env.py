@@ -168,6 +168,7 @@ class _DotenvFile:
         self._shown = shown
         self._document: _Document | None = None  # always what is durably on disk
         interrupted = f"cannot write {shown}: the commit was interrupted"
+        self._commits: GroupCommit[Callable[[_Document], bool], None]
         self._commits = GroupCommit(self._commit, interrupted=interrupted)
         self._lock = self._commits.lock  # also held while loading
         self.file_writes = 0
@@ -183,11 +184,11 @@ class _DotenvFile:
         """Apply an edit (True when it changed something); return once it is on disk, having
         possibly been committed by another writer."""
         await self._loaded()
-        failure = await self._commits.submit(apply)
-        if failure is not None:
-            raise SinkError(self._sink, failure)
+        done = await self._commits.submit(apply)
+        if done.failure is not None:
+            raise SinkError(self._sink, done.failure)
 
-    async def _commit(self, batch: list[Pending[Callable[[_Document], bool]]]) -> None:
+    async def _commit(self, batch: list[Pending[Callable[[_Document], bool], None]]) -> None:
         try:
             draft = (await self._loaded_locked()).copy()
             changed = [pending.work(draft) for pending in batch]

@@ -40,6 +40,12 @@ class _FileWrite:
     data: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class _FileRead:
+    service: str
+    credential: str
+
+
 class FileSink:
     """Secrets as JSON files (0600) in per-service directories (0700), replaced atomically."""
 
@@ -56,8 +62,12 @@ class FileSink:
         self._shown = Path(options.path)  # as the user wrote it, for messages
         self._root = context.cwd / options.path
         self._locks: dict[str, anyio.Lock] = {}
-        # Writes arriving together share a thread hop and one fsync per service directory.
+        # Writes arriving together share a thread hop and one fsync per service directory;
+        # reads arriving together share a thread hop.
+        self._writes: GroupCommit[_FileWrite, None]
         self._writes = GroupCommit(self._commit, interrupted="the write was interrupted")
+        self._reads: GroupCommit[_FileRead, str]
+        self._reads = GroupCommit(self._read_all, interrupted="the read was interrupted")
 
     def lock_path(self) -> Path:
         """Where overlapping runs on this directory take turns (see provisioner.locking)."""
@@ -66,16 +76,19 @@ class FileSink:
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`, or None when the file is missing, unreadable or corrupt."""
         self._check_names(service, credential)
-        return await to_thread.run_sync(self._read, service, credential)
+        done = await self._reads.submit(_FileRead(service, credential))
+        if done.failure is not None:
+            raise SinkError(self.name, done.failure)
+        return done.result
 
     async def write(self, record: SinkRecord) -> None:
         """Replace the record's file atomically and durably."""
         self._check_names(record.service, record.credential)
         data = (json.dumps(record.to_document(), indent=2) + "\n").encode()
         async with self._lock(record.key):
-            failure = await self._writes.submit(_FileWrite(record.service, record.credential, data))
-        if failure is not None:
-            raise SinkError(self.name, failure)
+            done = await self._writes.submit(_FileWrite(record.service, record.credential, data))
+        if done.failure is not None:
+            raise SinkError(self.name, done.failure)
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Remove the file if it still holds `client_id`."""
@@ -92,23 +105,32 @@ class FileSink:
             self._locks[key] = anyio.Lock()
         return self._locks[key]
 
-    def _read(self, service: str, credential: str) -> str | None:
-        try:
-            with _atomic.open_dir(self._root / service, follow=False) as dir_fd:
-                return _stored_client_id(dir_fd, f"{credential}.json")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise self._error("read", service, credential, exc) from exc
+    async def _read_all(self, batch: list[Pending[_FileRead, str]]) -> None:
+        await to_thread.run_sync(self._read_batch, batch)
 
-    async def _commit(self, batch: list[Pending[_FileWrite]]) -> None:
+    def _read_batch(self, batch: list[Pending[_FileRead, str]]) -> None:
+        """Each record's `client_id` (None when missing); a directory is opened once."""
+        with ExitStack() as stack:
+            dirs: dict[str, int | None] = {}  # None: the service has no directory yet
+            for pending in batch:
+                service, credential = pending.work.service, pending.work.credential
+                try:
+                    if service not in dirs:
+                        dirs[service] = _open_if_present(stack, self._root / service)
+                    dir_fd = dirs[service]
+                    if dir_fd is not None:
+                        pending.result = _stored_client_id(dir_fd, f"{credential}.json")
+                except OSError as exc:
+                    pending.failure = self._failure("read", service, credential, exc)
+
+    async def _commit(self, batch: list[Pending[_FileWrite, None]]) -> None:
         await to_thread.run_sync(self._write_batch, batch)
 
-    def _write_batch(self, batch: list[Pending[_FileWrite]]) -> None:
+    def _write_batch(self, batch: list[Pending[_FileWrite, None]]) -> None:
         """Write every file, then fsync each directory once: the renames become durable."""
         with ExitStack() as stack:
             dirs: dict[str, int] = {}
-            renamed: dict[str, list[Pending[_FileWrite]]] = {}
+            renamed: dict[str, list[Pending[_FileWrite, None]]] = {}
             for pending in batch:
                 service, credential = pending.work.service, pending.work.credential
                 try:
@@ -155,6 +177,14 @@ class FileSink:
         for part in (service, credential):
             if part in ("", ".", "..") or "/" in part or "\0" in part:
                 raise SinkError(self.name, f"invalid name {part!r} for a file path")
+
+
+def _open_if_present(stack: ExitStack, path: Path) -> int | None:
+    """A descriptor of the directory `path` (closed with the stack), or None if it is missing."""
+    try:
+        return stack.enter_context(_atomic.open_dir(path, follow=False))
+    except FileNotFoundError:
+        return None
 
 
 def _stored_client_id(dir_fd: int, name: str) -> str | None:
