@@ -170,9 +170,12 @@ class Engine:
             except Exception as exc:  # e.g. a plugin sink that lets an OSError through
                 failures.append(SinkError(sink.name, f"unexpected {type(exc).__name__}: {exc}"))
 
-        async with anyio.create_task_group() as group:
-            for name in desired.sinks:
-                group.start_soon(deliver, self.sinks[name])
+        if len(desired.sinks) == 1:  # the usual case: no task group needed
+            await deliver(self.sinks[desired.sinks[0]])
+        else:
+            async with anyio.create_task_group() as group:
+                for name in desired.sinks:
+                    group.start_soon(deliver, self.sinks[name])
         if failures:
             undo_error = await self._undo(desired, created, delivered)
             if undo_error is not None:
