@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -30,6 +31,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     HTTPS is verified with the context `ssl_context()` returns, asked for on the first HTTPS
     request: loading CA certificates takes tens of milliseconds that plain HTTP never needs.
+    Proxies come from the environment as httpx reads them (`HTTP_PROXY`, `HTTPS_PROXY`,
+    `ALL_PROXY`, `NO_PROXY`, through urllib), which httpx itself skips for a transport given
+    to it.
     """
 
     def __init__(
@@ -42,6 +46,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._make_ssl_context = ssl_context
         self._ssl_context: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._proxies = urllib.request.getproxies()  # read once, as httpx does
+        self._proxy_of: dict[tuple[str, str], str | None] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # Made on first use: aiohttp binds a session to the running event loop.
@@ -52,7 +58,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
             auto_decompress=False,  # httpx decodes the body
-            trust_env=False,  # httpx routes proxied hosts to transports of its own
+            trust_env=False,  # no ~/.netrc logins; proxies are chosen in `_proxy`
         )
         return self._session
 
@@ -69,6 +75,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 compress=False,
                 ssl=self._verified() if request.url.scheme == "https" else True,
+                proxy=self._proxy(request.url),
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=timeout.get("pool"),
@@ -87,6 +94,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions=extensions,
         )
+
+    def _proxy(self, url: httpx.URL) -> str | None:
+        """The proxy for `url`'s scheme and host, if the environment names one."""
+        key = (url.scheme, url.host)
+        if key not in self._proxy_of:
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+            bypass = proxy is not None and bool(urllib.request.proxy_bypass(url.host))
+            self._proxy_of[key] = None if bypass else proxy
+        return self._proxy_of[key]
 
     def _verified(self) -> ssl.SSLContext:
         if self._ssl_context is None:

@@ -83,3 +83,42 @@ async def test_default_headers_and_the_answer_come_through() -> None:
     assert response.headers["x-seen"] == str(len(response.content))
     assert seen[0][b"user-agent"] == b"provisioner-test"
     assert seen[0][b"content-type"] == b"application/json"
+
+
+@pytest.mark.anyio
+async def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx routes the API's URL through HTTP_PROXY, around our own transport."""
+    targets: list[str] = []
+
+    async def proxy(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        targets.append(scope["path"])  # a forward proxy gets the absolute URL
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    with serve_in_thread(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        pool = Pool("http://api.example.invalid", concurrency=2, timeout=10, headers={})
+        try:
+            response = await pool.request("GET", "/auth/roles")
+        finally:
+            await pool.aclose()
+    assert response.status_code == 200
+    assert targets == ["http://api.example.invalid/auth/roles"]
+
+
+@pytest.mark.anyio
+async def test_no_proxy_sends_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = HoldUntilFull(expected=1)
+    with serve_in_thread(app) as url:
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        pool = Pool(url, concurrency=1, timeout=10, headers={})
+        try:
+            response = await pool.request("GET", "/")
+        finally:
+            await pool.aclose()
+    assert response.status_code == 200
