@@ -98,9 +98,10 @@ def scale(runs: Runs) -> list[Row]:
 
 def startup(runs: Runs) -> list[Row]:
     """Start-up (imports), left out of every figure above."""
-    code = "import provisioner.cli; from bench.{} import warm_up; warm_up()"
-    mine = median(measure.startup(code.format("provision")) for _ in range(runs.startup))
-    naive = median(measure.startup(code.format("naive")) for _ in range(runs.startup))
+    code = "from bench.provision import warm_up; import provisioner.cli; warm_up()"
+    mine = median(measure.startup(code) for _ in range(runs.startup))
+    code = "from bench.naive import warm_up; warm_up()"
+    naive = median(measure.startup(code) for _ in range(runs.startup))
     scenario = "start-up: imports, plugins (excluded above)"
     return [Row(scenario, "wall", f"{mine:.2f} s", f"{naive:.2f} s", "", None)]
 
