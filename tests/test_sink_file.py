@@ -85,6 +85,15 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
 
 
+def symlinked_service_dir(tmp_path: Path, service: str) -> Path:
+    """Make secrets/<service> a symbolic link to a directory elsewhere; return that directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / service).symlink_to(elsewhere)
+    return elsewhere
+
+
 def fail_with(code: int) -> Any:
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(code, os.strerror(code))
@@ -213,10 +222,7 @@ async def test_refuses_to_write_through_a_symlinked_file(tmp_path: Path) -> None
 
 @pytest.mark.anyio
 async def test_refuses_to_write_through_a_symlinked_service_directory(tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "payments-api").symlink_to(elsewhere)
+    elsewhere = symlinked_service_dir(tmp_path, "payments-api")
     with pytest.raises(SinkError, match="symbolic link"):
         await make_sink(tmp_path).write(record())
     assert list(elsewhere.iterdir()) == []
@@ -386,10 +392,7 @@ async def test_reads_arriving_together_share_batches(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_one_failing_write_in_a_batch_fails_alone(tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "bad").symlink_to(elsewhere)
+    symlinked_service_dir(tmp_path, "bad")
     sink = make_sink(tmp_path)
     failures: dict[str, str] = {}
 
