@@ -34,8 +34,15 @@ CREDENTIALS = "/auth/client-credentials"
 TOKEN_PATHS = "/auth/access-token"  # and its /refresh
 # Statuses after which a create may have been committed: retrying blindly could duplicate it.
 AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
-# httpx errors raised before any byte of the request left: always safe to repeat.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# httpx errors raised before the request could reach the API (a proxy refusing the tunnel among
+# them): always safe to repeat.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
 
 HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
 

@@ -22,6 +22,8 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from provisioner.errors import UsageError
+
 #: Seconds an idle connection is kept (httpx's default too).
 KEEPALIVE = 5.0
 
@@ -46,8 +48,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._make_ssl_context = ssl_context
         self._ssl_context: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._proxies = urllib.request.getproxies()  # read once, as httpx does
-        self._proxy_of: dict[tuple[str, str], str | None] = {}
+        self._proxies = environment_proxies()  # read once, as httpx does
+        self._proxy_of: dict[tuple[str, str, int | None], str | None] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # Made on first use: aiohttp binds a session to the running event loop.
@@ -97,10 +99,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _proxy(self, url: httpx.URL) -> str | None:
         """The proxy for `url`'s scheme and host, if the environment names one."""
-        key = (url.scheme, url.host)
+        key = (url.scheme, url.host, url.port)
         if key not in self._proxy_of:
             proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
-            bypass = proxy is not None and bool(urllib.request.proxy_bypass(url.host))
+            # NO_PROXY entries may name a port; urllib matches the host with or without it.
+            where = url.host if url.port is None else f"{url.host}:{url.port}"
+            bypass = proxy is not None and bool(urllib.request.proxy_bypass(where))
             self._proxy_of[key] = None if bypass else proxy
         return self._proxy_of[key]
 
@@ -115,6 +119,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
+def environment_proxies() -> dict[str, str]:
+    """Proxy URLs by scheme (`http`, `https`, `all`) from the environment, as httpx reads them.
+
+    A proxy without a scheme is an HTTP proxy. Only HTTP(S) proxies are supported: anything else
+    (SOCKS) is refused here rather than spoken to in HTTP, credentials and all.
+    """
+    proxies: dict[str, str] = {}
+    for scheme, url in urllib.request.getproxies().items():
+        if scheme not in ("http", "https", "all") or not url:
+            continue
+        url = url if "://" in url else f"http://{url}"
+        proxy_scheme = url.partition("://")[0].lower()
+        if proxy_scheme not in ("http", "https"):
+            raise UsageError(
+                f"the proxy for {scheme} requests is a {proxy_scheme}:// proxy, which is not "
+                "supported: use an http:// or https:// proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)"
+            )
+        proxies[scheme] = url
+    return proxies
+
+
 #: Most specific first: the first match names the httpx error.
 _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ClientConnectorError, httpx.ConnectError),  # DNS, refused, TLS: nothing sent
@@ -126,7 +151,6 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (asyncio.TimeoutError, httpx.ReadTimeout),
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
     (aiohttp.ClientPayloadError, httpx.ReadError),
-    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # e.g. a malformed answer
     (aiohttp.ClientError, httpx.ReadError),  # a reset or other failure after sending
 )
 
@@ -137,8 +161,14 @@ def _mapped_errors() -> Iterator[None]:
         yield
     except httpx.TransportError:
         raise
+    except aiohttp.ClientResponseError as exc:
+        # Its text holds the URL, which for a proxy may carry the proxy's password: left out.
+        proxy = isinstance(exc, aiohttp.ClientHttpProxyError)  # refused the tunnel: nothing sent
+        error = httpx.ProxyError if proxy else httpx.RemoteProtocolError  # e.g. a bad answer
+        raise error(f"HTTP {exc.status}: {exc.message}") from None
     except Exception as exc:
         for source, target in _ERRORS:
             if isinstance(exc, source):
-                raise target(str(exc) or type(exc).__name__) from exc
+                # Not chained: aiohttp's error carries the connection key, with any proxy login.
+                raise target(str(exc) or type(exc).__name__) from None
         raise

@@ -7,6 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
+from provisioner.errors import UsageError
 from provisioner.pool import Pool
 from provisioner.simulator import serve_in_thread
 
@@ -86,8 +87,11 @@ async def test_default_headers_and_the_answer_come_through() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx routes the API's URL through HTTP_PROXY, around our own transport."""
+@pytest.mark.parametrize("scheme", ["http://", ""])  # without one, it is an HTTP proxy
+async def test_a_proxy_from_the_environment_is_used(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """The API's URL goes through HTTP_PROXY (our transport reads it; httpx would not)."""
     targets: list[str] = []
 
     async def proxy(scope: Any, receive: Any, send: Any) -> None:
@@ -98,7 +102,7 @@ async def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPa
         await send({"type": "http.response.body", "body": b"{}"})
 
     with serve_in_thread(proxy) as proxy_url:
-        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.setenv("HTTP_PROXY", proxy_url.replace("http://", scheme))
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         pool = Pool("http://api.example.invalid", concurrency=2, timeout=10, headers={})
@@ -111,14 +115,25 @@ async def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.anyio
-async def test_no_proxy_sends_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("with_port", [False, True])
+async def test_no_proxy_sends_directly(monkeypatch: pytest.MonkeyPatch, with_port: bool) -> None:
     app = HoldUntilFull(expected=1)
     with serve_in_thread(app) as url:
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.setenv("NO_PROXY", url.removeprefix("http://") if with_port else "127.0.0.1")
         pool = Pool(url, concurrency=1, timeout=10, headers={})
         try:
             response = await pool.request("GET", "/")
         finally:
             await pool.aclose()
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("variable", ["ALL_PROXY", "HTTPS_PROXY"])
+def test_a_socks_proxy_is_refused_up_front_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "socks5://user:s0cks-pw@127.0.0.1:1080")
+    with pytest.raises(UsageError, match="socks5:// proxy, which is not supported") as caught:
+        Pool("https://api.example.invalid", concurrency=1, timeout=10, headers={})
+    assert "s0cks-pw" not in str(caught.value)

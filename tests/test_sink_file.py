@@ -405,6 +405,40 @@ async def test_one_failing_write_in_a_batch_fails_alone(tmp_path: Path) -> None:
     async with anyio.create_task_group() as group:
         for index in range(20):
             group.start_soon(write, "bad" if index == 7 else "good", f"c{index}")
+    assert sink._writes.batches < 20  # so the failure shared a batch with successes
     assert list(failures) == ["bad/c7"]
     assert "symbolic link" in failures["bad/c7"]
     assert len(list((tmp_path / "secrets" / "good").glob("*.json"))) == 19
+
+
+@pytest.mark.anyio
+async def test_a_failed_directory_fsync_fails_every_write_renamed_into_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until its directory is synced a rename is not durable: those writers must not succeed."""
+    sink = make_sink(tmp_path)
+    await sink.write(record(service="flaky", credential="first"))  # the directories exist
+    await sink.write(record(service="steady", credential="first"))
+    flaky = os.stat(tmp_path / "secrets" / "flaky")
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (flaky.st_dev, flaky.st_ino):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    failures: dict[str, str] = {}
+
+    async def write(service: str, credential: str) -> None:
+        try:
+            await sink.write(record(service=service, credential=credential))
+        except SinkError as exc:
+            failures[f"{service}/{credential}"] = str(exc)
+
+    async with anyio.create_task_group() as group:
+        for index in range(10):
+            group.start_soon(write, "flaky" if index % 2 else "steady", f"c{index}")
+    assert sorted(failures) == [f"flaky/c{i}" for i in (1, 3, 5, 7, 9)]
+    assert all("Input/output error" in failure for failure in failures.values())

@@ -23,7 +23,8 @@ from tests.factories import desired, no_sleep
 
 @contextmanager
 def misbehaving(behaviour: str) -> Iterator[str]:
-    """A TCP server that reads each request, then closes, stalls or answers garbage."""
+    """A TCP server that reads each request, then closes, stalls, answers garbage, or (as a
+    proxy) refuses to open a tunnel."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)  # so the loop sees `stop` soon
     stop = threading.Event()
@@ -45,6 +46,9 @@ def misbehaving(behaviour: str) -> Iterator[str]:
             elif behaviour == "garbage":
                 conn.sendall(b"this is not HTTP\r\n\r\n")
                 conn.close()
+            elif behaviour == "refuse-tunnel":
+                conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n")
+                conn.sendall(b"Content-Length: 0\r\n\r\n")
             # "stall": keep the connection open and never answer
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -141,3 +145,25 @@ async def test_tls_is_verified(tls_url: tuple[str, Path], monkeypatch: pytest.Mo
         await send_one(url)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
     assert (await send_one(url)).text == "ok"
+
+
+@pytest.mark.anyio
+async def test_a_proxy_refusing_the_tunnel_is_a_proxy_error_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with misbehaving("refuse-tunnel") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.replace("http://", "http://user:pr0xy-pw@"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        with pytest.raises(httpx.ProxyError) as caught:
+            await send_one("https://api.example.invalid")
+        client = StreamkapClient(
+            "https://api.example.invalid", access_token=SecretStr("t"), sleep=no_sleep
+        )
+        async with client:
+            with pytest.raises(TransportError) as unsent:
+                await client.create_credential(desired())
+    assert "407" in str(caught.value)
+    assert "pr0xy-pw" not in repr(caught.value)
+    assert caught.value.__cause__ is None  # aiohttp's error, holding the login, is not chained
+    assert caught.value.__suppress_context__
+    assert unsent.value.sent is False  # the API never saw it: safe to retry, not ambiguous

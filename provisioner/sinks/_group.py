@@ -9,7 +9,7 @@ failed. Reads batch the same way: thousands of small files cost a few thread hop
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import anyio
@@ -22,7 +22,7 @@ R = TypeVar("R")
 class Pending(Generic[W, R]):
     """One caller's work, waiting for a batch; the batch sets `result`, or `failure`."""
 
-    work: W
+    work: W = field(repr=False)  # may hold a secret
     done: bool = False
     failure: str | None = None
     result: R | None = None
@@ -57,7 +57,10 @@ class GroupCommit(Generic[W, R]):
         batch, self._queue = self._queue, []
         self.batches += 1
         try:
-            await self._run_batch(batch)
+            # Shielded: the batch is other callers' work too (a cancelled caller must not fail
+            # theirs), and once in its worker thread it cannot be stopped anyway.
+            with anyio.CancelScope(shield=True):
+                await self._run_batch(batch)
         except BaseException:
             # The callers sharing this batch must not take it for a success.
             for pending in batch:
