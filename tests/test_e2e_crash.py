@@ -132,6 +132,8 @@ def test_chaos_converges_within_two_runs(tmp_path: Path) -> None:
         drop_after_create_rate=0.05,
         error_after_create_rate=0.05,
         token_ttl=1,
+        # 200 creates, 16 at a time, take over a second: longer than the token lives.
+        latency=0.1,
         seed=11,
     )
     with served(SimulatorState(faults=faults)) as sim:
