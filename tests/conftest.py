@@ -1,7 +1,8 @@
-"""Shared fixtures: the anyio backend, manifest writing, and logging reset."""
+"""Shared fixtures: the anyio backend, the umask, manifest writing, and logging reset."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from tests.e2e import Served, served
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
 
 
 @pytest.fixture

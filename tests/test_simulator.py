@@ -34,11 +34,6 @@ ADMIN_LOGIN = {"client_id": ADMIN_CLIENT_ID, "secret": ADMIN_SECRET}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 

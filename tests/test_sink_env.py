@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,6 @@ CLIENT_VAR = "STREAMKAP_PAYMENTS_API_INGEST_CLIENT_ID"
 SECRET_VAR = "STREAMKAP_PAYMENTS_API_INGEST_SECRET"
 SECRET = "s3cr3t"
 PRINTABLE_ASCII = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E))
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
-def umask(request: pytest.FixtureRequest) -> Iterator[int]:
-    old = os.umask(request.param)
-    yield request.param
-    os.umask(old)
 
 
 def record(

@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +36,10 @@ def _permissions_enforced() -> bool:
 
 
 needs_permissions = pytest.mark.skipif(
-    not _permissions_enforced(), reason="file permissions are not enforced for this user"
+    not _permissions_enforced(),
+    reason="file modes do not bind this user (root); tests/test_privileges.py reruns these "
+    "tests with that privilege dropped",
 )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
-def umask(request: pytest.FixtureRequest) -> Iterator[int]:
-    old = os.umask(request.param)
-    yield request.param
-    os.umask(old)
 
 
 def record(
@@ -83,6 +72,22 @@ def mode(path: Path) -> int:
 
 def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+async def write_together(sink: FileSink, keys: list[tuple[str, str]]) -> dict[str, str]:
+    """Write a record for each (service, credential) at once; the failures by key."""
+    failures: dict[str, str] = {}
+
+    async def write(service: str, credential: str) -> None:
+        try:
+            await sink.write(record(service=service, credential=credential))
+        except SinkError as exc:
+            failures[f"{service}/{credential}"] = str(exc)
+
+    async with anyio.create_task_group() as group:
+        for service, credential in keys:
+            group.start_soon(write, service, credential)
+    return failures
 
 
 def symlinked_service_dir(tmp_path: Path, service: str) -> Path:
@@ -394,17 +399,9 @@ async def test_reads_arriving_together_share_batches(tmp_path: Path) -> None:
 async def test_one_failing_write_in_a_batch_fails_alone(tmp_path: Path) -> None:
     symlinked_service_dir(tmp_path, "bad")
     sink = make_sink(tmp_path)
-    failures: dict[str, str] = {}
-
-    async def write(service: str, credential: str) -> None:
-        try:
-            await sink.write(record(service=service, credential=credential))
-        except SinkError as exc:
-            failures[f"{service}/{credential}"] = str(exc)
-
-    async with anyio.create_task_group() as group:
-        for index in range(20):
-            group.start_soon(write, "bad" if index == 7 else "good", f"c{index}")
+    failures = await write_together(
+        sink, [("bad" if i == 7 else "good", f"c{i}") for i in range(20)]
+    )
     assert sink._writes.batches < 20  # so the failure shared a batch with successes
     assert list(failures) == ["bad/c7"]
     assert "symbolic link" in failures["bad/c7"]
@@ -429,16 +426,7 @@ async def test_a_failed_directory_fsync_fails_every_write_renamed_into_it(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    failures: dict[str, str] = {}
-
-    async def write(service: str, credential: str) -> None:
-        try:
-            await sink.write(record(service=service, credential=credential))
-        except SinkError as exc:
-            failures[f"{service}/{credential}"] = str(exc)
-
-    async with anyio.create_task_group() as group:
-        for index in range(10):
-            group.start_soon(write, "flaky" if index % 2 else "steady", f"c{index}")
+    keys = [("flaky" if i % 2 else "steady", f"c{i}") for i in range(10)]
+    failures = await write_together(sink, keys)
     assert sorted(failures) == [f"flaky/c{i}" for i in (1, 3, 5, 7, 9)]
     assert all("Input/output error" in failure for failure in failures.values())
