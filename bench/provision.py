@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,10 @@ from typing import Any
 import anyio
 from pydantic import SecretStr
 
-from provisioner import jobs
-from provisioner.gcpause import freeze_startup
+from provisioner.config import Settings
 from provisioner.logs import configure_logging
-from provisioner.settings import Settings
+from provisioner.reconcile import pipeline
+from provisioner.reconcile.session import Job, open_session
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET
 from provisioner.sinks import sink_types
 
@@ -21,7 +22,7 @@ def warm_up() -> None:
     """Load now what a run loads on first use: start-up, measured apart from the work."""
     sink_types()  # the sink plugins, found through entry points
     anyio.run(anyio.lowlevel.checkpoint)  # anyio's event-loop backend
-    freeze_startup()  # as the CLI does once it has started
+    gc.freeze()  # as the CLI does once it has started
 
 
 async def provision(url: str, manifest: Path, concurrency: int, workdir: Path) -> Counter[int]:
@@ -35,10 +36,10 @@ async def provision(url: str, manifest: Path, concurrency: int, workdir: Path) -
     }
     settings = Settings(**values)  # as the CLI builds it: the environment is read too
     configure_logging(settings.log_level, settings.log_format)
-    job = jobs.Job(paths=(manifest,), settings=settings, cwd=workdir)
-    manifests = jobs.load(job)
-    async with jobs.open_session(job, manifests) as session:
-        result = await jobs.apply(session, prune=False)
+    job = Job(paths=(manifest,), settings=settings, cwd=workdir)
+    manifests = pipeline.load(job)
+    async with open_session(job, manifests) as session:
+        result = await pipeline.apply(session, prune=False)
         statuses = Counter(session.client.statuses)
     if result.failed:
         raise RuntimeError("some actions failed")

@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx
 
 from bench import workload
-from provisioner.gcpause import gc_paused
 from provisioner.manifest import load_manifests
-from provisioner.model import marked_description
-from provisioner.plan import Kind, plan
-from provisioner.roles import resolve_roles
+from provisioner.reconcile.model import Kind, Role, marked_description
+from provisioner.reconcile.pipeline import collector_paused as gc_paused
+from provisioner.reconcile.plan import plan
+from provisioner.reconcile.resolve import resolve_roles
 from provisioner.simulator import DEFAULT_ROLES
-from provisioner.streamkap import Role, json_body, parse_listing
+from provisioner.streamkap.client import json_body, parse_listing
 
 CREATED_AT = "2024-06-01T00:00:00+00:00"
 

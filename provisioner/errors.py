@@ -6,10 +6,11 @@
     ├── ApiError              a non-2xx answer from the Streamkap API
     │   ├── AuthError         401/403 after one token refresh
     │   └── RateLimited       429 (carries Retry-After)
-    ├── TransportError        the request never got a usable answer
+    ├── RequestFailed         the request got no usable answer (connect, read, timeout)
     ├── CircuitOpen           so many calls failed in a row that the run stops calling
     ├── AmbiguousCreate       a create whose outcome is unknown
-    └── SinkError             a sink could not read, write or delete
+    ├── SinkError             a sink could not read, write or delete
+    └── LockTimeout           another run held a sink's lock for too long
 
 No exception ever carries a secret: messages are built from ids, keys and the API's `detail`.
 """
@@ -68,7 +69,7 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
-class TransportError(ProvisionerError):
+class RequestFailed(ProvisionerError):
     """The request failed below HTTP (connect, read, timeout, protocol)."""
 
     def __init__(self, method: str, path: str, cause: str, *, sent: bool) -> None:
@@ -121,3 +122,18 @@ def _format_validation_error(item: dict[str, Any]) -> str:
     loc = item.get("loc") or []
     field = ".".join(str(part) for part in loc if part != "body") or "body"
     return f"{field}: {item.get('msg', 'invalid')}"
+
+
+class LockTimeout(ProvisionerError):
+    """Another run held a sink's lock for longer than we were willing to wait."""
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error a task group's failure stands for: the first one inside its (nested) groups.
+
+    The one place exception groups are unwrapped: concurrent reads that fail together (every
+    call to an API that is down) are reported as the first failure, not as a group.
+    """
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

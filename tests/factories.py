@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from provisioner.model import DesiredCredential, Origin
+from provisioner.reconcile.model import DesiredCredential, Origin
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
-from provisioner.streamkap import StreamkapClient
+from provisioner.streamkap.client import StreamkapClient
 
 ORIGIN = Origin("m.yaml", 0, ())
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from provisioner.model import DesiredCredential, RemoteCredential
-from provisioner.plan import Action, Holdings, Kind, Plan, plan
+from provisioner.reconcile.model import (
+    Action,
+    DesiredCredential,
+    Holdings,
+    Kind,
+    Plan,
+    RemoteCredential,
+)
+from provisioner.reconcile.plan import plan
 
 READABLE = ("files", "vault")
 WRITE_ONLY = ("stdout",)

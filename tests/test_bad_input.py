@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from provisioner import yamlload
 from provisioner.cli import main
 from provisioner.errors import ManifestError
 from provisioner.manifest import load_manifests
+from provisioner.manifest import yamlfile as yamlload
 from tests.e2e import run_cli, served
 
 HEAD = "version: 1\nsinks:\n  s: {type: file, path: ./out}\nservices:\n"

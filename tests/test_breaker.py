@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.breaker import CircuitBreaker
-from provisioner.errors import ApiError, CircuitOpen, RateLimited, TransportError
+from provisioner.errors import ApiError, CircuitOpen, RateLimited, RequestFailed
+from provisioner.streamkap.breaker import CircuitBreaker
 
 DOWN = ApiError("GET", "/auth/roles", 503, "Service Unavailable")
 
@@ -15,7 +15,7 @@ def test_opens_after_the_threshold_of_failures_in_a_row() -> None:
     for _ in range(2):
         breaker.failed(DOWN)
     breaker.check()
-    breaker.failed(TransportError("GET", "/x", "ConnectError", sent=False))
+    breaker.failed(RequestFailed("GET", "/x", "ConnectError", sent=False))
     with pytest.raises(CircuitOpen, match="3 API calls in a row failed; last: GET /x"):
         breaker.check()
 

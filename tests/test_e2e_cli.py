@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from provisioner.model import marked_description
+from provisioner.reconcile.model import marked_description
 from provisioner.simulator import FaultConfig, SimulatorState
 from tests.e2e import Served, run_cli, served
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.model import owner_key
+from provisioner.reconcile.model import owner_key
 from provisioner.simulator import FaultConfig, SimulatorState
 from tests.e2e import Served, run_cli, served
 

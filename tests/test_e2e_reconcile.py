@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 from dotenv import dotenv_values
 
-from provisioner.model import marked_description, owner_key
-from provisioner.report import PLAN_JSON_SCHEMA
+from provisioner.cli.render import PLAN_JSON_SCHEMA
+from provisioner.reconcile.model import marked_description, owner_key
 from provisioner.simulator import CredentialRecord
 from tests.e2e import Served, run_cli
 

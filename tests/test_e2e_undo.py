@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from provisioner.model import owner_key
+from provisioner.reconcile.model import owner_key
 from tests.e2e import Served, served
 
 MANIFEST = """\

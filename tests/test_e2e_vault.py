@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.model import owner_key
+from provisioner.reconcile.model import owner_key
 from provisioner.simulator import FaultConfig
 from tests.e2e import REPO, Served, run_cli
 from tests.vault_support import ServedVault, hvac_client, hvac_read, served_vault

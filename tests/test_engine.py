@@ -8,17 +8,17 @@ from datetime import UTC, datetime
 import anyio
 import pytest
 
-from provisioner.engine import Engine, Status
-from provisioner.model import DesiredCredential, SinkRecord, marked_description
-from provisioner.plan import plan
+from provisioner.reconcile.engine import Engine
+from provisioner.reconcile.model import DesiredCredential, SinkRecord, Status, marked_description
+from provisioner.reconcile.plan import plan
 from provisioner.simulator import (
     FaultConfig,
     SimulatorState,
 )
-from provisioner.sinks.memory import MemorySink
-from provisioner.streamkap import StreamkapClient
+from provisioner.streamkap.client import StreamkapClient
 from tests.factories import desired, sim_client
 from tests.factories import no_sleep as no_wait
+from tests.fakes.memory import MemorySink
 
 
 def wanted(name: str, sinks: tuple[str, ...] = ("a", "b")) -> DesiredCredential:

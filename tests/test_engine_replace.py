@@ -8,12 +8,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from provisioner.engine import Engine, Status
-from provisioner.model import DesiredCredential, Origin, marked_description
-from provisioner.plan import Kind, plan
+from provisioner.reconcile.engine import Engine
+from provisioner.reconcile.model import DesiredCredential, Kind, Origin, Status, marked_description
+from provisioner.reconcile.plan import plan
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
-from provisioner.sinks.memory import MemorySink
-from provisioner.streamkap import CREDENTIALS, StreamkapClient
+from provisioner.streamkap.client import CREDENTIALS, StreamkapClient
+from tests.fakes.memory import MemorySink
 
 ORIGIN = Origin("m.yaml", 0, ())
 KEY = "api/ingest"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioner.gcpause import gc_paused
+from provisioner.reconcile.pipeline import collector_paused as gc_paused
 
 
 @pytest.fixture(autouse=True)

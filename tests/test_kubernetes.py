@@ -13,10 +13,10 @@ import jsonschema
 import pytest
 import yaml
 
-from provisioner.cli import build_parser
+from provisioner.cli.main import build_parser
+from provisioner.config import SECRETS_DIR, Settings
 from provisioner.logs import SECRET_KEYS
 from provisioner.manifest import load_manifests, manifest_schema
-from provisioner.settings import SECRETS_DIR, Settings
 from tests.e2e import REPO
 
 DEPLOY = REPO / "deploy" / "kubernetes"

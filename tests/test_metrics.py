@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from provisioner.metrics import LAST_SUCCESS, Metrics, RunStats, call_label, write_textfile
+from provisioner.cli.metrics import LAST_SUCCESS, Metrics, RunStats, call_label, write_textfile
 from provisioner.simulator import FaultConfig
 from tests.e2e import Served, run_cli
 

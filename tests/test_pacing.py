@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from provisioner.pacing import FIRST_SPAN, Pacer, Ticket
+from provisioner.streamkap.pacing import FIRST_SPAN, Pacer, Ticket
 
 
 class Clock:

@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from provisioner.model import DesiredCredential, RemoteCredential, marked_description
-from provisioner.plan import Action, Kind, Plan, Reason, grace_of, plan
+from provisioner.reconcile.model import (
+    Action,
+    DesiredCredential,
+    Kind,
+    Plan,
+    Reason,
+    RemoteCredential,
+    marked_description,
+)
+from provisioner.reconcile.plan import grace_of, plan
 from tests.factories import desired as make_desired
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

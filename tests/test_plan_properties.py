@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.model import DesiredCredential, Origin, RemoteCredential, marked_description
-from provisioner.plan import Kind, _age_order, grace_of
+from provisioner.reconcile.model import (
+    DesiredCredential,
+    Kind,
+    Origin,
+    RemoteCredential,
+    marked_description,
+)
+from provisioner.reconcile.plan import _age_order, grace_of
 from tests.plan_world import READABLE, WRITE_ONLY, World
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -8,8 +8,9 @@ import anyio
 import pytest
 
 from provisioner.errors import UsageError
-from provisioner.pool import Pool
 from provisioner.simulator import serve_in_thread
+from provisioner.streamkap.pool import Pool
+from tests.support.http import send
 
 
 class HoldUntilFull:
@@ -48,7 +49,7 @@ async def test_every_connection_is_used_and_no_more_are_opened() -> None:
             with anyio.fail_after(20):
                 async with anyio.create_task_group() as group:
                     for _ in range(30):
-                        group.start_soon(pool.request, "GET", "/")
+                        group.start_soon(send, pool, "GET", "/")
         finally:
             await pool.aclose()
     assert app.peak == 10
@@ -76,7 +77,7 @@ async def test_default_headers_and_the_answer_come_through() -> None:
     with serve_in_thread(echo) as url:
         pool = Pool(url, concurrency=2, timeout=10, headers={"User-Agent": "provisioner-test"})
         try:
-            response = await pool.request("POST", "/x?y=1", json={"a": [1, "é"]})
+            response = await send(pool, "POST", "/x?y=1", json={"a": [1, "é"]})
         finally:
             await pool.aclose()
     assert response.status_code == 201
@@ -107,7 +108,7 @@ async def test_a_proxy_from_the_environment_is_used(
         monkeypatch.delenv("no_proxy", raising=False)
         pool = Pool("http://api.example.invalid", concurrency=2, timeout=10, headers={})
         try:
-            response = await pool.request("GET", "/auth/roles")
+            response = await send(pool, "GET", "/auth/roles")
         finally:
             await pool.aclose()
     assert response.status_code == 200
@@ -123,7 +124,7 @@ async def test_no_proxy_sends_directly(monkeypatch: pytest.MonkeyPatch, with_por
         monkeypatch.setenv("NO_PROXY", url.removeprefix("http://") if with_port else "127.0.0.1")
         pool = Pool(url, concurrency=1, timeout=10, headers={})
         try:
-            response = await pool.request("GET", "/")
+            response = await send(pool, "GET", "/")
         finally:
             await pool.aclose()
     assert response.status_code == 200

@@ -15,10 +15,9 @@ import pytest
 import structlog
 from rich.console import Console
 
-from provisioner.engine import Outcome, Status
+from provisioner.cli.progress import LiveProgress, Tracker, tracker_for
 from provisioner.logs import configure_logging
-from provisioner.plan import Action, Kind, Plan, Reason
-from provisioner.progress import LiveProgress, Tracker, tracker_for
+from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
 from tests.e2e import Served
 
 ACTIONS = (

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import jsonschema
 
-from provisioner.engine import Outcome, Status
-from provisioner.plan import Holdings, Plan, plan
-from provisioner.report import PLAN_JSON_SCHEMA, plan_json, render_plan, summarize
+from provisioner.cli.render import PLAN_JSON_SCHEMA, plan_json, render_plan, summarize
+from provisioner.reconcile.model import Holdings, Outcome, Plan, Status
+from provisioner.reconcile.plan import plan
 from tests.test_plan import NOW, desired, remote
 
 HELD: Holdings = {"api/ingest": {"local": "c1"}, "api/fresh": {"local": None}}

@@ -6,7 +6,7 @@ import pytest
 from tenacity import RetryCallState, wait_fixed
 
 from provisioner.errors import ApiError, RateLimited, SinkError
-from provisioner.retry import is_transient, parse_retry_after, wait_retry_after
+from provisioner.http.retry import is_transient, parse_retry_after, wait_retry_after
 
 
 def state_failing_with(exc: BaseException) -> RetryCallState:

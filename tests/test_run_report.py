@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from provisioner.engine import Outcome, Status
-from provisioner.plan import Action, Kind, Plan, Reason
-from provisioner.report import run_report
+from provisioner.cli.render import run_report
+from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
 from tests.e2e import Served, run_cli
 
 MANIFEST = """\

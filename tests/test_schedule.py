@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from provisioner.schedule import Cadence, run_every, sleep_unless_stopped
+from provisioner.cli.schedule import Cadence, run_every, sleep_unless_stopped
 
 pytestmark = pytest.mark.anyio
 

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from provisioner.errors import AmbiguousCreate, ApiError, AuthError, CircuitOpen
-from provisioner.model import DesiredCredential
+from provisioner.reconcile.model import DesiredCredential
 from provisioner.simulator import (
     FaultConfig,
     ManualClock,
     SimulatorState,
     create_app,
 )
-from provisioner.streamkap import StreamkapClient, create_body
+from provisioner.streamkap.client import StreamkapClient, create_body
 from tests.factories import desired, sim_client
 
 SCHEMA = json.loads(

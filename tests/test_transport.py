@@ -14,11 +14,12 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
-from provisioner.errors import AmbiguousCreate, TransportError
-from provisioner.pool import Pool
+from provisioner.errors import AmbiguousCreate, RequestFailed
 from provisioner.simulator import serve_in_thread
-from provisioner.streamkap import StreamkapClient
+from provisioner.streamkap.client import StreamkapClient
+from provisioner.streamkap.pool import Pool
 from tests.factories import desired, no_sleep
+from tests.support.http import send
 
 
 @contextmanager
@@ -72,7 +73,7 @@ def refused_url() -> str:
 async def send_one(url: str, read_timeout: float = 5.0) -> httpx.Response:
     pool = Pool(url, concurrency=1, timeout=read_timeout, headers={})
     try:
-        return await pool.request("POST", "/auth/client-credentials", json={})
+        return await send(pool, "POST", "/auth/client-credentials", json={})
     finally:
         await pool.aclose()
 
@@ -115,7 +116,7 @@ async def test_a_create_that_could_not_connect_is_retried_then_reported_unsent()
         refused_url(), access_token=SecretStr("t"), sleep=no_sleep, max_attempts=3
     )
     async with client:
-        with pytest.raises(TransportError) as caught:
+        with pytest.raises(RequestFailed) as caught:
             await client.create_credential(desired())
     assert caught.value.sent is False
 
@@ -160,7 +161,7 @@ async def test_a_proxy_refusing_the_tunnel_is_a_proxy_error_without_its_password
             "https://api.example.invalid", access_token=SecretStr("t"), sleep=no_sleep
         )
         async with client:
-            with pytest.raises(TransportError) as unsent:
+            with pytest.raises(RequestFailed) as unsent:
                 await client.create_credential(desired())
     assert "407" in str(caught.value)
     assert "pr0xy-pw" not in repr(caught.value)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioner.yamlload import YamlProblem, read_yaml
+from provisioner.manifest.yamlfile import YamlProblem, read_yaml
 
 SAME_AS_SAFE_LOADER = [
     "a: 1\nb: [1, 2.5, true, null, ~, yes, off, 0x1f, 1_000, .inf, -.Inf]\n",

@@ -17,7 +17,7 @@ import httpx
 from pydantic import SecretStr, field_validator
 
 from provisioner.errors import UsageError
-from provisioner.sinks import _atomic
+from provisioner.sinks import atomic
 from provisioner.sinks.base import SinkContext, SinkOptions
 
 URI_FORM = "vault:http(s)://HOST:PORT/MOUNT[/PREFIX]"
@@ -140,7 +140,7 @@ def _read_token_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        reason = _atomic.describe(exc)
+        reason = atomic.describe(exc)
         raise UsageError(f"cannot read the Vault token file {path}: {reason}") from None
     except UnicodeDecodeError:
         raise UsageError(f"the Vault token file {path} is not UTF-8 text") from None
@@ -153,5 +153,5 @@ def _verify(environ: Mapping[str, str], cwd: Path) -> ssl.SSLContext | bool:
     try:
         return ssl.create_default_context(cafile=cwd / cacert)
     except OSError as exc:  # ssl.SSLError included
-        reason = str(exc) if isinstance(exc, ssl.SSLError) else _atomic.describe(exc)
+        reason = str(exc) if isinstance(exc, ssl.SSLError) else atomic.describe(exc)
         raise UsageError(f"VAULT_CACERT {cacert}: cannot load it: {reason}") from None

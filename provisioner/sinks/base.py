@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from provisioner.model import SinkRecord
+from provisioner.reconcile.model import SinkRecord
 
 
 class SinkOptions(BaseModel):
@@ -29,6 +29,7 @@ class SinkContext:
     transport: httpx.AsyncBaseTransport | None = None
     timeout: float = 30.0
     max_attempts: int = 6
+    connections: int = 16  # most requests a remote sink has in flight
 
 
 @runtime_checkable
@@ -48,6 +49,10 @@ class Sink(Protocol):
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Remove the stored record if it still holds `client_id` (undo of a write)."""
+        ...
+
+    def lock_path(self) -> Path | None:
+        """The file overlapping runs take turns on (see `locking`); None for a remote sink."""
         ...
 
     async def aclose(self) -> None:

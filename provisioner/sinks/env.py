@@ -20,8 +20,8 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
-from provisioner.model import SinkRecord
-from provisioner.sinks import _atomic
+from provisioner.reconcile.model import SinkRecord
+from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks.base import SinkContext, SinkOptions
 
@@ -198,7 +198,7 @@ class _DotenvFile:
             self._document = draft
         except OSError as exc:
             for pending in batch:
-                pending.failure = f"cannot write {self._shown}: {_atomic.describe(exc)}"
+                pending.failure = f"cannot write {self._shown}: {atomic.describe(exc)}"
 
     async def _loaded(self) -> _Document:
         if self._document is None:
@@ -217,15 +217,15 @@ class _DotenvFile:
         except FileNotFoundError:
             return _Document.parse("")
         except OSError as exc:
-            reason = _atomic.describe(exc)
+            reason = atomic.describe(exc)
         except UnicodeDecodeError:
             reason = "not UTF-8 text; refusing to rewrite it"
         raise SinkError(self._sink, f"cannot read {self._shown}: {reason}")
 
     def _store(self, text: str) -> None:
-        _atomic.ensure_dir(self._path.parent)
-        with _atomic.open_dir(self._path.parent, follow=True) as dir_fd:
-            _atomic.write_atomic(dir_fd, self._path.name, text.encode())
+        atomic.ensure_dir(self._path.parent)
+        with atomic.open_dir(self._path.parent, follow=True) as dir_fd:
+            atomic.write_atomic(dir_fd, self._path.name, text.encode())
 
 
 def _read_text(path: Path) -> str:
@@ -247,7 +247,7 @@ class _Stdout:
             try:
                 await to_thread.run_sync(self._emit, text)
             except (OSError, ValueError) as exc:
-                reason = _atomic.describe(exc) if isinstance(exc, OSError) else str(exc)
+                reason = atomic.describe(exc) if isinstance(exc, OSError) else str(exc)
                 raise SinkError(self._sink, f"cannot write to standard output: {reason}") from exc
 
     def _emit(self, text: str) -> None:

@@ -14,8 +14,8 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
-from provisioner.model import SinkRecord
-from provisioner.sinks import _atomic
+from provisioner.reconcile.model import SinkRecord
+from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks.base import SinkContext, SinkOptions
 
@@ -70,7 +70,7 @@ class FileSink:
         self._reads = GroupCommit(self._read_all, interrupted="the read was interrupted")
 
     def lock_path(self) -> Path:
-        """Where overlapping runs on this directory take turns (see provisioner.locking)."""
+        """Where overlapping runs on this directory take turns (see provisioner.sinks.locking)."""
         return self._root / LOCK_FILE
 
     async def read(self, service: str, credential: str) -> str | None:
@@ -135,12 +135,12 @@ class FileSink:
                 service, credential = pending.work.service, pending.work.credential
                 try:
                     if service not in dirs:
-                        _atomic.ensure_dir(self._root / service)
+                        atomic.ensure_dir(self._root / service)
                         dirs[service] = stack.enter_context(
-                            _atomic.open_dir(self._root / service, follow=False)
+                            atomic.open_dir(self._root / service, follow=False)
                         )
                     name = f"{credential}.json"
-                    _atomic.write_atomic(dirs[service], name, pending.work.data, sync_dir=False)
+                    atomic.write_atomic(dirs[service], name, pending.work.data, sync_dir=False)
                 except OSError as exc:
                     pending.failure = self._failure("write", service, credential, exc)
                     continue
@@ -157,9 +157,9 @@ class FileSink:
     def _delete(self, service: str, credential: str, client_id: str) -> None:
         name = f"{credential}.json"
         try:
-            with _atomic.open_dir(self._root / service, follow=False) as dir_fd:
+            with atomic.open_dir(self._root / service, follow=False) as dir_fd:
                 if _stored_client_id(dir_fd, name) == client_id:
-                    _atomic.remove(dir_fd, name)
+                    atomic.remove(dir_fd, name)
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -170,7 +170,7 @@ class FileSink:
 
     def _failure(self, verb: str, service: str, credential: str, exc: OSError) -> str:
         shown = self._shown / service / f"{credential}.json"
-        return f"cannot {verb} {shown}: {_atomic.describe(exc)}"
+        return f"cannot {verb} {shown}: {atomic.describe(exc)}"
 
     def _check_names(self, service: str, credential: str) -> None:
         # Names are validated by the manifest; this guards the filesystem against anything else.
@@ -182,7 +182,7 @@ class FileSink:
 def _open_if_present(stack: ExitStack, path: Path) -> int | None:
     """A descriptor of the directory `path` (closed with the stack), or None if it is missing."""
     try:
-        return stack.enter_context(_atomic.open_dir(path, follow=False))
+        return stack.enter_context(atomic.open_dir(path, follow=False))
     except FileNotFoundError:
         return None
 

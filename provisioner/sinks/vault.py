@@ -17,8 +17,9 @@ import httpx
 import structlog
 
 from provisioner.errors import SinkError
-from provisioner.model import SinkRecord
-from provisioner.retry import Sleep, parse_retry_after, retrying
+from provisioner.http.retry import Sleep, parse_retry_after, retrying
+from provisioner.http.transport import open_transport
+from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import _vault_config
 from provisioner.sinks._vault_config import Connection, VaultSinkOptions
 from provisioner.sinks.base import SinkContext, SinkOptions
@@ -58,8 +59,8 @@ class VaultSink:
         self._prefix = options.prefix
         self._http = httpx.AsyncClient(
             base_url=f"{self._connection.address}/v1/",
-            transport=self._connection.transport,
-            verify=self._connection.verify,
+            transport=self._connection.transport
+            or open_transport(connections=context.connections, verify=self._connection.verify),
             timeout=context.timeout,
             headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
         )
@@ -98,6 +99,10 @@ class VaultSink:
             stored, self._versions[path] = await self._retrying("read", self._fetch, path)
             if stored == client_id:
                 await self._retrying("delete", self._delete_latest, path)
+
+    def lock_path(self) -> None:
+        """No lock: a remote store: runs elsewhere are kept apart by the planner, not a lock."""
+        return
 
     async def aclose(self) -> None:
         """Close the connection pool; nothing is buffered."""

@@ -12,7 +12,7 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
-from provisioner.model import SinkRecord
+from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks.base import SinkContext, SinkOptions
 
 
@@ -49,6 +49,10 @@ class JsonFileSink:
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         async with self._lock:
             await to_thread.run_sync(self._update, f"{service}/{credential}", None, client_id)
+
+    def lock_path(self) -> None:
+        """No lock: a plugin may do without one."""
+        return
 
     async def aclose(self) -> None:
         """Nothing is buffered."""

@@ -1,0 +1,60 @@
+"""The `provisioner` entry point: parse flags, run a command, map its errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+from collections.abc import Sequence
+
+from provisioner.cli import apply, plan, run, schema, simulate, validate
+from provisioner.cli.common import EXIT_FAILED, EXIT_INVALID, err
+from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError, first_error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m provisioner`."""
+    args = build_parser().parse_args(argv)
+    # What start-up loaded lives as long as the process: keep every collection from walking it.
+    gc.freeze()
+    try:
+        return int(args.handler(args))
+    except BaseException as exc:  # task groups wrap errors: map the lone one inside
+        code = exit_code(first_error(exc))
+        if code is None:
+            raise
+        return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provisioner",
+        description="Provision Streamkap API client credentials from YAML manifests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (validate, plan, apply, run, simulate, schema):
+        command.add_parser(commands)
+    return parser
+
+
+def exit_code(error: BaseException) -> int | None:
+    """Report an error on stderr and return its exit code; None for one that is a bug."""
+    if isinstance(error, ManifestError):
+        for problem in error.problems:
+            err(problem)
+        err(f"error: {len(error.problems)} problem(s) in the manifests; nothing was changed")
+        return EXIT_INVALID
+    if isinstance(error, UsageError | AuthError):
+        err(f"error: {error}")
+        return EXIT_INVALID
+    if isinstance(error, ProvisionerError):
+        err(f"error: {error}")
+        return EXIT_FAILED
+    if isinstance(error, KeyboardInterrupt):
+        err("interrupted")
+        return EXIT_FAILED
+    if isinstance(error, BrokenPipeError):  # stdout closed early (`| head`): not ours to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    return None

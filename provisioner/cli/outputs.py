@@ -1,0 +1,172 @@
+"""One apply with everything around it: progress, metrics, the JSON report and the summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import structlog
+
+from provisioner.cli import metrics
+from provisioner.cli.progress import Tracker, tracker_for
+from provisioner.cli.render import change_lines, run_report, summarize
+from provisioner.errors import ManifestError, UsageError, first_error
+from provisioner.http.retry import retry_counts
+from provisioner.reconcile import pipeline
+from provisioner.reconcile.model import Outcome, Plan, RunResult, Status
+from provisioner.reconcile.session import Job, open_session
+from provisioner.sinks.atomic import describe, replace_file
+
+log = structlog.get_logger("provisioner.outputs")
+
+_SCHEMES = ("http://", "https://")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run's results go besides the summary on stderr."""
+
+    report: Path | None = None
+    metrics_file: Path | None = None
+    pushgateway: str | None = None
+    progress: bool = True
+
+    def check(self) -> None:
+        """Fail before any API call when an output could never be written."""
+        for flag, path in (("--report", self.report), ("--metrics-file", self.metrics_file)):
+            if path is not None and not path.absolute().parent.is_dir():
+                raise UsageError(f"{flag} {path}: directory {path.absolute().parent} not found")
+        if self.pushgateway is not None and not self.pushgateway.startswith(_SCHEMES):
+            raise UsageError(f"--pushgateway {self.pushgateway}: expected an http(s):// URL")
+
+
+@dataclass
+class _Tally:
+    """What a run counts as it goes, kept even when it fails half-way."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+
+
+async def apply_once(
+    job: Job, outputs: Outputs, recorder: metrics.Metrics, stop: anyio.Event | None = None
+) -> RunResult:
+    """Load and apply; whatever happens, the run is recorded in the metrics and published."""
+    started, tally = time.monotonic(), _Tally()
+    token = retry_counts.set(tally.retries)
+    try:
+        result = await _apply(job, outputs, tally, stop)
+    except BaseException as exc:
+        invalid = isinstance(first_error(exc), ManifestError)
+        await _publish(outputs, recorder, _stats(started, tally, None, invalid=invalid))
+        raise
+    finally:
+        retry_counts.reset(token)
+    await _publish(outputs, recorder, _stats(started, tally, result))
+    return result
+
+
+async def _apply(job: Job, outputs: Outputs, tally: _Tally, stop: anyio.Event | None) -> RunResult:
+    manifests = pipeline.load(job)
+    async with open_session(job, manifests, lock=True) as session:
+        tally.statuses = session.client.statuses  # filled as calls are made, even if apply fails
+        with tracker_for(outputs.progress) as tracker:
+            observer = _Shown(tracker)
+            return await pipeline.apply(session, prune=job.prune, stop=stop, observer=observer)
+
+
+class _Shown:
+    """Before anything is written, say what will be; then let the progress display follow."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self._tracker = tracker
+
+    def on_plan(self, plan: Plan) -> None:
+        show_changes(plan)
+        self._tracker.on_plan(plan)
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        self._tracker.on_outcome(outcome)
+
+
+def show_changes(the_plan: Plan) -> None:
+    for line in change_lines(the_plan):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _stats(
+    started: float, tally: _Tally, result: RunResult | None, *, invalid: bool = False
+) -> metrics.RunStats:
+    duration = time.monotonic() - started
+    return metrics.RunStats(time.time(), duration, result, tally.statuses, tally.retries, invalid)
+
+
+async def _publish(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.RunStats) -> None:
+    with anyio.CancelScope(shield=True):  # an aborted run is still worth recording
+        await anyio.to_thread.run_sync(publish_metrics, outputs, recorder, stats)
+
+
+def publish_metrics(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.RunStats) -> None:
+    """Record the run, then write the textfile and push; blocking I/O."""
+    if outputs.metrics_file is not None and not stats.ok:
+        carried = metrics.previous_success(outputs.metrics_file)
+        if carried is not None:  # keep what an earlier process knew of the last success
+            recorder.mark_success(carried)
+    recorder.observe(stats)
+    write_metrics(outputs, recorder)
+
+
+def finish(result: RunResult, outputs: Outputs) -> bool:
+    """Write the report, then print each failure and the summary; True if all went well."""
+    written = outputs.report is None or write_report(outputs.report, result)
+    summary = summarize(result.plan, result.outcomes)
+    _print_failures(result.outcomes)
+    print(summary.line(), file=sys.stderr, flush=True)
+    return written and summary.complete
+
+
+def _print_failures(outcomes: Sequence[Outcome]) -> None:
+    """Each failure on its own line; actions a stopped run never started, as one line."""
+    skipped = 0
+    for outcome in outcomes:
+        if outcome.status is Status.SKIPPED:
+            skipped += 1
+        elif outcome.error:
+            print(f"failed: {outcome.action.key}: {outcome.error}", file=sys.stderr)
+    if skipped:
+        print(f"not started: {skipped} actions; the next apply does them", file=sys.stderr)
+
+
+def write_report(path: Path, result: RunResult) -> bool:
+    """Replace the JSON report atomically (ids and outcomes, never a secret); False on failure."""
+    report = run_report(
+        result.run_id, result.started_at, result.finished_at, result.plan, result.outcomes
+    )
+    try:
+        replace_file(path, (json.dumps(report, indent=2) + "\n").encode())
+    except OSError as exc:
+        log.error("report.write_failed", path=str(path), error=describe(exc))
+        return False
+    return True
+
+
+def write_metrics(outputs: Outputs, recorder: metrics.Metrics) -> None:
+    """Write the textfile and push; a failure is logged, never fails the run it measures."""
+    if outputs.metrics_file is not None:
+        try:
+            metrics.write_textfile(outputs.metrics_file, recorder)
+        except OSError as exc:
+            log.error("metrics.write_failed", path=str(outputs.metrics_file), error=str(exc))
+    if outputs.pushgateway is not None:
+        try:
+            metrics.push(outputs.pushgateway, recorder)
+        except Exception as exc:  # URLError, HTTPError, InvalidURL...: never fail the run for it
+            log.error("metrics.push_failed", url=outputs.pushgateway, error=str(exc))
+        else:
+            log.info("metrics.pushed", url=outputs.pushgateway)

@@ -1,0 +1,58 @@
+"""`provisioner plan`: show what apply would do; reads only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import anyio
+
+from provisioner.cli.common import (
+    EXIT_CHANGES,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_paths,
+    add_run_flags,
+    err,
+    job_from,
+    settings_from,
+)
+from provisioner.cli.render import plan_json, render_plan
+from provisioner.reconcile import pipeline
+from provisioner.reconcile.model import Planned
+from provisioner.reconcile.session import Job, open_session
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("plan", help="show what apply would do; no writes")
+    add_paths(parser)
+    add_run_flags(parser, prune_help="also plan the deletion of orphaned credentials")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    parser.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 3 when changes are pending"
+    )
+    parser.set_defaults(handler=plan)
+
+
+def plan(args: argparse.Namespace) -> int:
+    job = job_from(args, settings_from(args))
+    planned = anyio.run(_plan, job)
+    err(render_plan(planned.plan))
+    if args.json:
+        blocked = {key: str(error) for key, error in planned.blocked.items()}
+        print(json.dumps(plan_json(planned.plan, blocked), indent=2))
+    if planned.blocked:  # those keys were not planned: neither "no changes" nor "changes"
+        return EXIT_FAILED
+    if args.detailed_exitcode and planned.plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+async def _plan(job: Job) -> Planned:
+    manifests = pipeline.load(job)
+    async with open_session(job, manifests) as session:
+        planned = await pipeline.make_plan(session, prune=job.prune)
+    for key, error in planned.blocked.items():
+        err(f"cannot plan {key}: {error}")
+    return planned

@@ -1,0 +1,105 @@
+"""When to retry a call and how long to wait: composable tenacity strategies, no I/O."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
+
+from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_WAIT = 30.0
+
+log = structlog.get_logger("provisioner.http.retry")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+#: While set, every scheduled retry is counted here by call (for metrics). A context variable,
+#: so tasks of one run share it and concurrent runs (tests) never mix their counts.
+retry_counts: ContextVar[Counter[str] | None] = ContextVar("retry_counts", default=None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether repeating the same call may succeed (never for other 4xx)."""
+    if isinstance(exc, ApiError):
+        return exc.status in RETRYABLE_STATUSES
+    if isinstance(exc, SinkError):
+        return exc.retryable
+    return isinstance(exc, RequestFailed)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class wait_retry_after(wait_base):  # named like tenacity's own strategies
+    """Wait what the server asked for (capped), else defer to the fallback strategy."""
+
+    def __init__(self, fallback: wait_base, cap: float = MAX_WAIT) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        hint = exc.retry_after if isinstance(exc, RateLimited | SinkError) else None
+        if hint is not None:
+            return min(hint, self.cap)
+        return float(self.fallback(retry_state))
+
+
+def retrying(max_attempts: int, sleep: Sleep, what: str, **fields: Any) -> AsyncRetrying:
+    """Full-jitter exponential backoff capped at 30 s, honouring Retry-After, transient only."""
+    return AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_retry_after(wait_random_exponential(multiplier=0.5, max=MAX_WAIT)),
+        stop=stop_after_attempt(max_attempts),
+        sleep=sleep,
+        before_sleep=_log_retry(what, fields),
+        reraise=True,
+    )
+
+
+def _log_retry(what: str, fields: dict[str, Any]) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        counts = retry_counts.get()
+        if counts is not None:
+            counts[what] += 1
+        log.info(
+            "retry.scheduled",
+            call=what,
+            attempt=state.attempt_number,
+            wait=round(wait, 3),
+            error=str(exc),
+            **fields,
+        )
+
+    return before_sleep

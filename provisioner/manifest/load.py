@@ -1,0 +1,289 @@
+"""Load manifests, validate them entirely (every problem at once), and flatten to desired state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import (
+    ValidationError,
+)
+
+from provisioner.errors import ManifestError
+from provisioner.manifest.durations import parse_duration
+from provisioner.manifest.format import (
+    DEFAULT_SINK,
+    SINK_MAP,
+    CredentialSpec,
+    DefaultsSpec,
+    ManifestDocument,
+    ServiceSpec,
+    SinkSpec,
+)
+from provisioner.manifest.yamlfile import YamlFile, YamlProblem, read_yaml
+from provisioner.reconcile.model import DesiredCredential, Origin
+from provisioner.sinks import SinkDefinition, sink_type
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """Validated desired state: credentials in file order, and the sinks they name."""
+
+    credentials: tuple[DesiredCredential, ...]
+    sinks: dict[str, SinkDefinition]
+    files: dict[str, YamlFile] = field(repr=False, default_factory=dict)
+
+    def where(self, origin: Origin) -> str:
+        """`file:line: field.path` for an origin, as error messages start."""
+        return _where(self.files, origin)
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; directories become their `*.yaml`/`*.yml` files, sorted."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"}))
+        else:
+            out.append(path)
+    return out
+
+
+def load_manifests(paths: Sequence[Path], cli_sinks: Sequence[SinkDefinition] = ()) -> Manifests:
+    """Read, validate and flatten; raise ManifestError listing every problem found."""
+    loader = _Loader({d.name: d for d in cli_sinks})
+    files = expand_paths(paths)
+    if not files:
+        raise ManifestError(["no manifest files found in " + ", ".join(map(str, paths))])
+    for path in files:
+        loader.add_file(path)
+    return loader.finish()
+
+
+class _Loader:
+    """Accumulates documents and problems across files; flattening happens once all are read."""
+
+    def __init__(self, cli_sinks: dict[str, SinkDefinition]) -> None:
+        self.files: dict[str, YamlFile] = {}
+        self.problems: list[str] = []
+        self.sinks: dict[str, SinkDefinition] = dict(cli_sinks)
+        self.sink_origins: dict[str, Origin] = {}
+        self.documents: list[tuple[ManifestDocument, Origin]] = []
+
+    def add_file(self, path: Path) -> None:
+        name = str(path)
+        try:
+            yaml_file = read_yaml(path)
+        except OSError as exc:
+            self.problems.append(f"{name}: cannot read: {exc.strerror or exc}")
+            return
+        except YamlProblem as exc:
+            self.problems.append(
+                f"{name}:{exc.line}: {exc.message}" if exc.line else f"{name}: {exc.message}"
+            )
+            return
+        self.files[name] = yaml_file
+        for index, raw in enumerate(yaml_file.documents):
+            if raw is not None:
+                self._add_document(raw, Origin(name, index, ()))
+
+    def _add_document(self, raw: Any, origin: Origin) -> None:
+        if not isinstance(raw, dict):
+            self._problem(origin, "a manifest document must be a mapping")
+            return
+        try:
+            document = ManifestDocument.model_validate(raw)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                self._problem(origin.child(*error["loc"]), _message(error))
+            self._add_sinks_of_invalid_document(raw, origin)
+            return
+        self.documents.append((document, origin))
+        for sink_name, spec in document.sinks.items():
+            self._add_sink(sink_name, spec, origin.child("sinks", sink_name))
+
+    def _add_sinks_of_invalid_document(self, raw: dict[Any, Any], origin: Origin) -> None:
+        """Check the sinks of a document that failed, so their problems are reported too."""
+        try:
+            sinks = SINK_MAP.validate_python(raw.get("sinks") or {})
+        except ValidationError:
+            return  # already reported with the document
+        for sink_name, spec in sinks.items():
+            self._add_sink(sink_name, spec, origin.child("sinks", sink_name))
+
+    def _add_sink(self, name: str, spec: SinkSpec, origin: Origin) -> None:
+        try:
+            kind = sink_type(spec.type)
+        except KeyError as exc:
+            self._problem(origin.child("type"), str(exc.args[0]))
+            return
+        try:
+            options = kind.options_model.model_validate(spec.model_extra or {})
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                self._problem(origin.child(*error["loc"]), _message(error))
+            return
+        definition = SinkDefinition(name=name, type=spec.type, options=options)
+        known = self.sinks.get(name)
+        if known is not None and known != definition:
+            first = self.sink_origins.get(name)
+            where = f" (first at {_where(self.files, first)})" if first else " (by --sink)"
+            self._problem(origin, f"sink {name!r} defined again with other options{where}")
+            return
+        self.sinks[name] = definition
+        self.sink_origins.setdefault(name, origin)
+
+    def finish(self) -> Manifests:
+        credentials: list[DesiredCredential] = []
+        seen: dict[str, Origin] = {}
+        for document, origin in self.documents:
+            for credential in self._flatten(document, origin):
+                first = seen.setdefault(credential.key, credential.origin)
+                if first is not credential.origin:
+                    self._problem(
+                        credential.origin.child("name"),
+                        f"duplicate credential {credential.key!r} "
+                        f"(first at {_where(self.files, first)})",
+                    )
+                credentials.append(credential)
+        self._check_addresses(credentials)
+        if self.problems:
+            raise ManifestError(self.problems)
+        return Manifests(tuple(credentials), self.sinks, self.files)
+
+    def _check_addresses(self, credentials: list[DesiredCredential]) -> None:
+        """Two keys that a sink would store in one place (e.g. `a-b/c`, `a/b-c` in dotenv)."""
+        taken: dict[tuple[str, str], DesiredCredential] = {}
+        for credential in credentials:
+            for name in credential.sinks:
+                definition = self.sinks.get(name)
+                address = (
+                    getattr(sink_type(definition.type), "record_address", None)
+                    if definition
+                    else None
+                )
+                if address is None:
+                    continue
+                spot = (name, address(credential.service, credential.name))
+                first = taken.setdefault(spot, credential)
+                if first is not credential and first.key != credential.key:
+                    self._problem(
+                        credential.origin.child("name"),
+                        f"{credential.key!r} and {first.key!r} would share {spot[1]} in sink "
+                        f"{name!r}; rename one",
+                    )
+
+    def _flatten(self, document: ManifestDocument, origin: Origin) -> Iterable[DesiredCredential]:
+        defaults = document.defaults
+        for s_index, service in enumerate(document.services):
+            for c_index, spec in enumerate(service.credentials):
+                at = origin.child("services", s_index, "credentials", c_index)
+                credential = self._credential(service, spec, defaults, at, origin)
+                if credential is not None:
+                    yield credential
+
+    def _credential(
+        self,
+        service: ServiceSpec,
+        spec: CredentialSpec,
+        defaults: DefaultsSpec,
+        at: Origin,
+        doc: Origin,
+    ) -> DesiredCredential | None:
+        sinks, sinks_at = _inherit(spec.sinks, defaults.sinks, at, doc, "sinks")
+        if sinks is None:
+            sinks = [DEFAULT_SINK] if DEFAULT_SINK in self.sinks else []
+        if not sinks:
+            self._problem(at, "no sink: name one in `sinks`, in `defaults.sinks`, or give --sink")
+            return None
+        for sink_name in sinks:
+            if sink_name not in self.sinks:
+                self._problem(sinks_at, f"unknown sink {sink_name!r}")
+        roles, roles_at = _inherit(spec.roles, defaults.roles, at, doc, "roles")
+        # Where these were written is never reported: no origin is made for them.
+        permissions = _own_or(spec.permissions, defaults.permissions)
+        rotate = _own_or(spec.rotate_after, defaults.rotate_after)
+        grace = _own_or(spec.grace, defaults.grace)
+        return DesiredCredential(
+            service=service.name,
+            name=spec.name,
+            description=spec.description,
+            service_id=service.service_id,
+            roles=tuple(dict.fromkeys(roles or ())),
+            permission_ids=tuple(dict.fromkeys(permissions or ())),
+            sinks=tuple(dict.fromkeys(sinks)),
+            rotate_after=parse_duration(rotate) if rotate else None,
+            grace=parse_duration(grace) if grace else timedelta(0),
+            origin=at,
+            roles_origin=roles_at,
+        )
+
+    def _problem(self, origin: Origin, message: str) -> None:
+        self.problems.append(f"{_where(self.files, origin)}: {message}")
+
+
+def _inherit(
+    own: T | None, default: T | None, at: Origin, doc: Origin, field_name: str
+) -> tuple[T | None, Origin]:
+    """A credential's own value, else the document default, with where it was written."""
+    if own is not None:
+        return own, at.child(field_name)
+    return default, doc.child("defaults", field_name)
+
+
+def _own_or(own: T | None, default: T | None) -> T | None:
+    """A credential's own value, else the document default."""
+    return own if own is not None else default
+
+
+def _where(files: dict[str, YamlFile], origin: Origin) -> str:
+    yaml_file = files.get(origin.file)
+    line = yaml_file.line_of(origin.doc, origin.path) if yaml_file else 0
+    location = f"{origin.file}:{line}" if line else origin.file
+    return f"{location}: {origin.dotted or '(document)'}"
+
+
+_EXPECTED = {
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "a string",
+}
+
+
+def _yaml_type(value: Any) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "nothing (null)"
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _message(error: Any) -> str:
+    """Pydantic's error in the words of this format."""
+    kind, loc, value = error.get("type"), error["loc"], error.get("input")
+    last = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "literal_error" and loc == ("version",):
+        return f"unsupported version {value!r} (expected 1)"
+    if kind == "too_short":
+        return "must not be empty (leave the field out instead)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_yaml_type(value)}"
+    if kind == "string_pattern_mismatch" and last in {"rotate_after", "grace"}:
+        return f"invalid duration {json.dumps(value)}: expected a number and a unit (s, m, h, d, w)"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"invalid name {json.dumps(value)}: use lowercase letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 63 characters"
+        )
+    return str(error["msg"])

@@ -1,0 +1,252 @@
+"""Carry out a plan: concurrent, bounded, every credential its own unit of work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+
+from provisioner.errors import AmbiguousCreate, ProvisionerError, SinkError
+from provisioner.http.retry import Sleep, retrying
+from provisioner.reconcile.model import (
+    Action,
+    CreatedCredential,
+    DesiredCredential,
+    Kind,
+    Outcome,
+    RemoteCredential,
+    SinkRecord,
+    Status,
+)
+from provisioner.sinks import Sink
+from provisioner.streamkap import StreamkapClient
+
+log = structlog.get_logger("provisioner.reconcile.engine")
+
+WORKERS_PER_REQUEST = 2
+
+
+@dataclass
+class Engine:
+    """Runs write actions, up to twice `concurrency` credentials in progress at once."""
+
+    client: StreamkapClient
+    sinks: Mapping[str, Sink]
+    concurrency: int
+    max_attempts: int = 6
+    sleep: Sleep = anyio.sleep
+    # Set by the caller (a signal): actions not yet started are skipped, those in flight finish.
+    stop: anyio.Event = field(default_factory=anyio.Event)
+    on_outcome: Callable[[Outcome], None] | None = None
+    # Actions failing in a row, after their retries, that mean the API or a sink is down.
+    failure_limit: int = 10
+
+    def __post_init__(self) -> None:
+        self._listing = FreshListing(self.client)
+        self._halted: str | None = None  # why the circuit breaker stopped starting work
+        self._failures_in_row = 0
+
+    async def execute(self, actions: Sequence[Action]) -> list[Outcome]:
+        """Carry out every write action; one failure never stops the others."""
+        todo = [action for action in actions if action.writes]
+        outcomes: list[Outcome] = []
+        send, receive = anyio.create_memory_object_stream[Action](len(todo) or 1)
+        for action in todo:
+            send.send_nowait(action)
+        send.close()
+
+        async def worker() -> None:
+            async for action in receive:
+                outcome = await self._run(action)
+                self._watch(outcome)
+                outcomes.append(outcome)
+                if self.on_outcome is not None:
+                    self.on_outcome(outcome)
+
+        # More credentials in progress than requests in flight (the client's limit): while some
+        # deliver their secrets, others keep every connection busy.
+        async with receive, anyio.create_task_group() as group:
+            for _ in range(max(1, min(self.concurrency * WORKERS_PER_REQUEST, len(todo)))):
+                group.start_soon(worker)
+        return outcomes
+
+    def _watch(self, outcome: Outcome) -> None:
+        """Circuit breaker: when everything fails, stop starting work rather than grind on."""
+        if outcome.status is Status.OK:
+            self._failures_in_row = 0
+        elif outcome.status is Status.FAILED:
+            self._failures_in_row += 1
+            if self._failures_in_row == self.failure_limit and not self.stop.is_set():
+                self._halted = (
+                    f"not started: {self.failure_limit} actions in a row failed "
+                    f"(last: {outcome.error})"
+                )
+                log.error("run.circuit_open", failures=self._failures_in_row, error=outcome.error)
+
+    async def _run(self, action: Action) -> Outcome:
+        if self._halted is not None:
+            return Outcome(action, Status.SKIPPED, error=self._halted)
+        if self.stop.is_set():
+            return Outcome(action, Status.SKIPPED, error="run stopped before this action started")
+        started = time.perf_counter()
+        bound = log.bind(key=action.key, action=str(action.kind), reason=str(action.reason))
+        try:
+            client_id = await self._perform(action)
+        except ProvisionerError as exc:
+            bound.error("credential.failed", error=str(exc), duration=_since(started))
+            return Outcome(action, Status.FAILED, error=str(exc))
+        except Exception as exc:  # a bug or an odd answer fails this credential, not the run
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            bound.error("credential.failed", error=error, duration=_since(started), exc_info=True)
+            return Outcome(action, Status.FAILED, error=error)
+        bound.info(
+            f"credential.{_past(action.kind)}", client_id=client_id, duration=_since(started)
+        )
+        return Outcome(action, Status.OK, client_id=client_id)
+
+    async def _perform(self, action: Action) -> str | None:
+        if action.kind is Kind.DELETE:
+            assert action.client_id is not None
+            await self.client.delete_credential(action.client_id)
+            return action.client_id
+        assert action.desired is not None
+        known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
+        created = await self._create(action.desired, known)
+        await self._deliver_or_undo(action.desired, created)
+        for old in action.retire:
+            await self.client.delete_credential(old)
+        return created.remote.client_id
+
+    async def _create(self, desired: DesiredCredential, known: set[str]) -> CreatedCredential:
+        """Create; after an unknown outcome, delete what the lost attempt made, then try again."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await self.client.create_credential(desired)
+            except AmbiguousCreate as exc:
+                ticket = self._listing.ticket()
+                log.warning("create.ambiguous", key=desired.key, attempt=attempt, error=str(exc))
+                # Even when giving up: a credential the lost attempt made must not outlive us.
+                await self._remove_leftovers(desired.key, known, ticket)
+                if attempt == self.max_attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _remove_leftovers(self, key: str, known: set[str], ticket: int) -> None:
+        for credential in await self._listing.after(ticket):
+            if credential.key == key and credential.client_id not in known:
+                log.warning("create.leftover_deleted", key=key, client_id=credential.client_id)
+                await self.client.delete_credential(credential.client_id)
+
+    async def _deliver_or_undo(
+        self, desired: DesiredCredential, created: CreatedCredential
+    ) -> None:
+        """Write to every sink concurrently; if any still fails, take the credential back."""
+        record = sink_record(desired, created)
+        failures: list[SinkError] = []
+        delivered: list[Sink] = []
+
+        async def deliver(sink: Sink) -> None:
+            try:
+                async for attempt in retrying(
+                    self.max_attempts, self.sleep, "deliver", sink=sink.name
+                ):
+                    with attempt:
+                        await sink.write(record)
+                delivered.append(sink)
+            except SinkError as exc:
+                failures.append(exc)
+            except Exception as exc:  # e.g. a plugin sink that lets an OSError through
+                failures.append(SinkError(sink.name, f"unexpected {type(exc).__name__}: {exc}"))
+
+        if len(desired.sinks) == 1:  # the usual case: no task group needed
+            await deliver(self.sinks[desired.sinks[0]])
+        else:
+            async with anyio.create_task_group() as group:
+                for name in desired.sinks:
+                    group.start_soon(deliver, self.sinks[name])
+        if failures:
+            undo_error = await self._undo(desired, created, delivered)
+            if undo_error is not None:
+                raise SinkError(
+                    failures[0].sink, f"{failures[0]}; and the undo failed: {undo_error}"
+                )
+            raise failures[0]
+
+    async def _undo(
+        self, desired: DesiredCredential, created: CreatedCredential, delivered: list[Sink]
+    ) -> ProvisionerError | None:
+        """Delete the new credential, then its copies; return what failed, if anything."""
+        client_id = created.remote.client_id
+        log.warning("credential.undo", key=desired.key, client_id=client_id)
+        failed: ProvisionerError | None = None
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.client.delete_credential(client_id)
+            except ProvisionerError as exc:  # the next run deletes it as a credential no sink holds
+                log.error("credential.undo_failed", key=desired.key, error=str(exc))
+                failed = exc
+            for sink in delivered:
+                try:
+                    await sink.delete(desired.service, desired.name, client_id)
+                except SinkError as exc:
+                    log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=str(exc))
+                    failed = failed or exc
+        return failed
+
+
+def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:
+    """The record every sink stores for a freshly created credential."""
+    remote = created.remote
+    created_at = (remote.created_at or datetime.now(UTC)).isoformat()
+    return SinkRecord(
+        service=desired.service,
+        credential=desired.name,
+        client_id=remote.client_id,
+        secret=created.secret,
+        description=desired.description,
+        role_ids=desired.role_ids,
+        permission_ids=desired.permission_ids,
+        service_id=desired.service_id,
+        created_at=created_at,
+    )
+
+
+def _past(kind: Kind) -> str:
+    return {"create": "created", "replace": "replaced", "delete": "deleted"}.get(kind, str(kind))
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 4)
+
+
+class FreshListing:
+    """Lists remote credentials for ambiguous-create recovery, sharing one call between tasks.
+
+    A caller must see a listing that *started* after its own failed attempt, so each listing is
+    numbered when it starts and reused only by callers whose failure came before that number.
+    """
+
+    def __init__(self, client: StreamkapClient) -> None:
+        self._client = client
+        self._lock = anyio.Lock()
+        self._started = 0
+        self._latest: tuple[int, list[RemoteCredential]] = (0, [])
+
+    def ticket(self) -> int:
+        """Take right after a failed attempt; pass to `after`."""
+        return self._started
+
+    async def after(self, ticket: int) -> list[RemoteCredential]:
+        async with self._lock:
+            generation, listing = self._latest
+            if generation > ticket:
+                return listing
+            self._started += 1
+            generation = self._started
+            listing = await self._client.list_credentials()
+            self._latest = (generation, listing)
+            return listing

@@ -1,0 +1,261 @@
+"""Plain data passed between stages: what is desired, observed, planned, created and done.
+
+Every stage imports its inputs and outputs from here, never from the stage that makes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import SecretStr
+
+from provisioner.errors import SinkError
+
+_MARKER = re.compile(r"(?:^|(?<= ))\[provisioner:([^\[\]]+)\]$")
+
+
+def marker(key: str) -> str:
+    """The ownership marker that ends the description of every credential we manage."""
+    return f"[provisioner:{key}]"
+
+
+def marked_description(description: str | None, key: str) -> str:
+    """The description to send on create: the manifest's text, then the marker."""
+    return f"{description} {marker(key)}" if description else marker(key)
+
+
+def owner_key(description: str | None) -> str | None:
+    """The key a remote description marks as ours, or None when it carries no marker."""
+    if not description:
+        return None
+    found = _MARKER.search(description)
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a value came from: a file, the YAML document in it, and the field path."""
+
+    file: str
+    doc: int
+    path: tuple[str | int, ...]
+
+    def child(self, *parts: str | int) -> Origin:
+        return Origin(self.file, self.doc, self.path + parts)
+
+    @property
+    def dotted(self) -> str:
+        out = ""
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredCredential:
+    """One credential a manifest asks for, with defaults applied."""
+
+    service: str
+    name: str
+    description: str | None
+    service_id: str | None
+    roles: tuple[str, ...]  # as written: role keys, names or ids
+    permission_ids: tuple[str, ...]
+    sinks: tuple[str, ...]
+    rotate_after: timedelta | None
+    grace: timedelta
+    origin: Origin
+    roles_origin: Origin
+    role_ids: tuple[str, ...] = ()  # filled in once roles are resolved
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}/{self.name}"
+
+    @property
+    def remote_description(self) -> str:
+        return marked_description(self.description, self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCredential:
+    """A client credential as the API lists it (never with its secret)."""
+
+    client_id: str
+    description: str | None
+    role_ids: frozenset[str]
+    service_id: str | None
+    created_at: datetime | None
+    permission_ids: frozenset[str] | None = None  # None: the API did not say
+
+    @property
+    def key(self) -> str | None:
+        return owner_key(self.description)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedCredential:
+    """A credential just created: the only moment its secret is known."""
+
+    remote: RemoteCredential
+    secret: SecretStr = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRecord:
+    """What a sink stores for one credential; the layout of the file and Vault sinks."""
+
+    service: str
+    credential: str
+    client_id: str
+    secret: SecretStr = field(repr=False)
+    description: str | None = None
+    role_ids: tuple[str, ...] = ()
+    permission_ids: tuple[str, ...] = ()
+    service_id: str | None = None
+    created_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}/{self.credential}"
+
+    def to_document(self) -> dict[str, object]:
+        """The stored JSON object, secret unwrapped: call only inside a sink's write."""
+        return {
+            "client_id": self.client_id,
+            "secret": self.secret.get_secret_value(),
+            "service": self.service,
+            "credential": self.credential,
+            "description": self.description,
+            "role_ids": list(self.role_ids),
+            "permission_ids": list(self.permission_ids),
+            "service_id": self.service_id,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A role as `GET /auth/roles` lists it."""
+
+    id: str
+    key: str
+    name: str
+
+
+class Kind(StrEnum):
+    CREATE = "create"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "noop"
+
+
+class Reason(StrEnum):
+    MISSING = "missing"
+    LOST_SECRET = "lost-secret"
+    DRIFT_ROLES = "drift:roles"
+    DRIFT_PERMISSIONS = "drift:permissions"
+    DRIFT_SERVICE_ID = "drift:service_id"
+    ROTATION = "rotation"
+    DUPLICATE = "duplicate"  # newer than the credential the sinks hold: its secret is lost
+    SUPERSEDED = "superseded"  # older than the credential the sinks hold, past grace
+    ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without
+    IN_GRACE = "in-grace"  # superseded, left live until the kept one is older than grace
+    UP_TO_DATE = "up-to-date"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One step of a plan, about one key. `client_id` is the existing credential it concerns."""
+
+    kind: Kind
+    key: str
+    reason: Reason
+    desired: DesiredCredential | None = None
+    client_id: str | None = None
+    # Replace: old credentials to delete once the new one is delivered (empty under grace).
+    retire: tuple[str, ...] = ()
+    # Every marked credential of this key seen when planning: never a create's lost leftover.
+    known: tuple[str, ...] = ()
+    detail: str = ""  # why, in words: shown to people next to the reason
+
+    @property
+    def writes(self) -> bool:
+        return self.kind is not Kind.NOOP
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Actions in order: each desired key's actions in manifest order, then orphans."""
+
+    actions: tuple[Action, ...]
+
+    @property
+    def counts(self) -> Mapping[Kind, int]:
+        return Counter(action.kind for action in self.actions)
+
+    def count(self, kind: Kind, reason: Reason | None = None) -> int:
+        return sum(1 for a in self.actions if a.kind is kind and reason in (None, a.reason))
+
+    @property
+    def has_changes(self) -> bool:
+        return any(action.writes for action in self.actions)
+
+
+# What readable sinks hold: key -> sink name -> client_id (None when a sink holds nothing).
+# A sink absent from a key's mapping is write-only: it counts as holding whatever is live.
+Holdings = Mapping[str, Mapping[str, str | None]]
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not started: the run was asked to stop
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one action; `client_id` is the new credential for create/replace."""
+
+    action: Action
+    status: Status
+    client_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a run saw before planning; `blocked` holds the keys a sink could not be read for."""
+
+    roles: Sequence[Role]
+    remote: Sequence[RemoteCredential]
+    holdings: Holdings
+    blocked: Mapping[str, SinkError]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan, and the credentials that cannot be reconciled this run (a sink was unreadable)."""
+
+    plan: Plan
+    blocked: Mapping[str, SinkError]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One apply: its plan and what became of each action."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    plan: Plan
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(outcome.status != "ok" for outcome in self.outcomes)

@@ -1,0 +1,197 @@
+"""Reconciliation rules as one pure function: (desired, observed, now) -> actions. No I/O here."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from provisioner.manifest.durations import format_duration
+from provisioner.reconcile.model import (
+    Action,
+    DesiredCredential,
+    Holdings,
+    Kind,
+    Plan,
+    Reason,
+    RemoteCredential,
+)
+
+
+def plan(
+    desired: Sequence[DesiredCredential],
+    remote: Iterable[RemoteCredential],
+    holdings: Holdings,
+    *,
+    now: datetime,
+    prune: bool = False,
+) -> Plan:
+    """Actions that converge the observed world to the desired one (DESIGN.md's rule table)."""
+    now = _aware(now)
+    by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
+    for credential in remote:
+        if credential.key is not None:  # unmarked credentials are never ours to touch
+            by_key[credential.key].append(credential)
+    actions: list[Action] = []
+    for wanted in desired:
+        found = sorted(by_key.pop(wanted.key, ()), key=_age_order)
+        actions.extend(_reconcile(wanted, found, holdings.get(wanted.key, {}), now))
+    for key, leftovers in by_key.items():
+        actions.extend(_orphan(key, credential, prune) for credential in leftovers)
+    return Plan(tuple(actions))
+
+
+def grace_of(wanted: DesiredCredential) -> timedelta:
+    """The overlap actually granted: never longer than `rotate_after`.
+
+    A grace at least as long as the rotation period would keep every superseded credential live
+    forever (the kept one is rotated before it is ever older than grace).
+    """
+    if wanted.rotate_after:
+        return min(wanted.grace, wanted.rotate_after)
+    return wanted.grace
+
+
+def _reconcile(
+    wanted: DesiredCredential,
+    found: list[RemoteCredential],
+    held: Mapping[str, str | None],
+    now: datetime,
+) -> list[Action]:
+    if not found:
+        return [Action(Kind.CREATE, wanted.key, Reason.MISSING, wanted)]
+    known = tuple(c.client_id for c in found)
+    kept = _held_by_sinks(wanted, found, held)
+    if kept is None:
+        return [_replace_lost(wanted, found, held, known)]
+    others = [_other(wanted, other, kept, now) for other in found if other is not kept]
+    return [_keep_or_replace(wanted, kept, now, known), *others]
+
+
+def _held_by_sinks(
+    wanted: DesiredCredential, found: list[RemoteCredential], held: Mapping[str, str | None]
+) -> RemoteCredential | None:
+    """The credential every readable sink holds; the newest if no sink can be read."""
+    readable = [held[name] for name in wanted.sinks if name in held]
+    if not readable:
+        return found[-1]
+    return next((c for c in found if all(cid == c.client_id for cid in readable)), None)
+
+
+def _replace_lost(
+    wanted: DesiredCredential,
+    found: list[RemoteCredential],
+    held: Mapping[str, str | None],
+    known: tuple[str, ...],
+) -> Action:
+    """No credential is held by every readable sink: a new one, delivered everywhere."""
+    current = found[-1]
+    misses = [
+        f"{name} holds {held[name] or 'nothing'}"
+        for name in wanted.sinks
+        if name in held and held[name] != current.client_id
+    ]
+    retire = () if grace_of(wanted) else known
+    return Action(
+        Kind.REPLACE,
+        wanted.key,
+        Reason.LOST_SECRET,
+        wanted,
+        client_id=current.client_id,
+        retire=retire,
+        known=known,
+        detail="; ".join(misses),
+    )
+
+
+def _keep_or_replace(
+    wanted: DesiredCredential, kept: RemoteCredential, now: datetime, known: tuple[str, ...]
+) -> Action:
+    found = _drift(wanted, kept) or _rotation(wanted, kept, now)
+    if found is None:
+        return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
+    reason, detail = found
+    retire = () if grace_of(wanted) else (kept.client_id,)
+    return Action(
+        Kind.REPLACE,
+        wanted.key,
+        reason,
+        wanted,
+        client_id=kept.client_id,
+        retire=retire,
+        known=known,
+        detail=detail,
+    )
+
+
+def _other(
+    wanted: DesiredCredential, other: RemoteCredential, kept: RemoteCredential, now: datetime
+) -> Action:
+    """A second marked credential for a key: deleted once the kept one is older than grace."""
+    reason = Reason.SUPERSEDED if _age_order(other) < _age_order(kept) else Reason.DUPLICATE
+    grace = grace_of(wanted)
+    # An undated kept credential cannot be said to be young: it holds nothing in grace.
+    if not grace or kept.created_at is None or _age(kept, now) >= grace:
+        detail = f"the sinks hold {kept.client_id}"
+        return Action(Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail)
+    until = _when(kept.created_at + grace)
+    detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
+    return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
+
+
+def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
+    kind = Kind.DELETE if prune else Kind.NOOP
+    detail = "in no manifest" if prune else "in no manifest; --prune deletes it"
+    return Action(kind, key, Reason.ORPHAN, None, credential.client_id, detail=detail)
+
+
+def _drift(wanted: DesiredCredential, current: RemoteCredential) -> tuple[Reason, str] | None:
+    if current.role_ids != frozenset(wanted.role_ids):
+        return Reason.DRIFT_ROLES, _change("roles", current.role_ids, wanted.role_ids)
+    permissions = current.permission_ids
+    # None: the API did not list permissions, so they cannot be said to differ.
+    if permissions is not None and permissions != frozenset(wanted.permission_ids):
+        return Reason.DRIFT_PERMISSIONS, _change("permissions", permissions, wanted.permission_ids)
+    if (current.service_id or None) != wanted.service_id:
+        return Reason.DRIFT_SERVICE_ID, _change(
+            "service_id", [current.service_id or ""], [wanted.service_id or ""]
+        )
+    return None
+
+
+def _rotation(
+    wanted: DesiredCredential, current: RemoteCredential, now: datetime
+) -> tuple[Reason, str] | None:
+    # A rotate_after of zero means "never": rotating on every run would be churn, not rotation.
+    if not wanted.rotate_after or _age(current, now) < wanted.rotate_after:
+        return None
+    age = format_duration(_age(current, now))
+    return Reason.ROTATION, f"{age} old, rotate_after {format_duration(wanted.rotate_after)}"
+
+
+def _change(name: str, old: Iterable[str], new: Iterable[str]) -> str:
+    def shown(values: Iterable[str]) -> str:
+        return ",".join(sorted(v for v in values if v)) or "none"
+
+    return f"{name} {shown(old)} -> {shown(new)}"
+
+
+def _age(credential: RemoteCredential, now: datetime) -> timedelta:
+    """How old a credential is; unknown creation times count as brand new (never rotated)."""
+    if credential.created_at is None:
+        return timedelta(0)
+    return now - _aware(credential.created_at)
+
+
+def _age_order(credential: RemoteCredential) -> tuple[datetime, str]:
+    """Oldest first. Undated ones sort first, so a credential just created is the newest."""
+    created = credential.created_at or datetime.min
+    return _aware(created), credential.client_id
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _when(moment: datetime) -> str:
+    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

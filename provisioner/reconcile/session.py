@@ -1,0 +1,160 @@
+"""What one plan or apply works with: the job it was given, and the connections it opens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import httpx
+from pydantic import SecretStr
+
+from provisioner.config import Settings
+from provisioner.errors import UsageError
+from provisioner.manifest import Manifests
+from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
+from provisioner.sinks.locking import hold_locks
+from provisioner.streamkap import StreamkapClient
+
+if TYPE_CHECKING:
+    from provisioner.simulator import SimulatorState, VaultState
+
+SIMULATOR_URL = "http://simulator.invalid"
+SIMULATOR_EXTRA = "pip install 'streamkap-provisioner[simulator]'"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one plan or apply is asked to do."""
+
+    paths: tuple[Path, ...]
+    settings: Settings
+    cli_sinks: tuple[SinkDefinition, ...] = ()
+    prune: bool = False
+    simulate: bool = False
+    cwd: Path = field(default_factory=Path.cwd)
+    # With simulate: the simulators' state, shared by every session of a `run` so cycles converge.
+    simulator: Simulated | None = None
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """The in-process Streamkap API and Vault that `--simulate` talks to."""
+
+    streamkap: SimulatorState
+    vault: VaultState
+
+    @classmethod
+    def fresh(cls) -> Simulated:
+        simulator = import_simulator()
+        return cls(simulator.SimulatorState(), simulator.VaultState(mounts=None))  # any mount
+
+
+@dataclass
+class Session:
+    """The open connections of one run: the API client and the sinks the manifests name."""
+
+    manifests: Manifests
+    client: StreamkapClient
+    sinks: dict[str, Sink]
+    settings: Settings
+
+
+@asynccontextmanager
+async def open_session(
+    job: Job, manifests: Manifests, *, lock: bool = False
+) -> AsyncIterator[Session]:
+    """Connect to the API (or the in-process simulator) and open every sink in use.
+
+    With `lock`, wait for other runs writing to the same local sinks to finish first.
+    """
+    settings = job.settings
+    transport = sink_transport = None
+    if job.simulate:
+        transport, sink_transport, settings = _simulator(settings, job.simulator)
+    context = SinkContext(
+        cwd=job.cwd,
+        environ=_sink_environ(settings),
+        transport=sink_transport,
+        timeout=settings.timeout,
+        max_attempts=settings.max_attempts,
+        connections=settings.concurrency,
+    )
+    async with AsyncExitStack() as stack:
+        client = StreamkapClient(
+            settings.host,
+            client_id=settings.client_id,
+            secret=settings.secret,
+            access_token=settings.access_token,
+            concurrency=settings.concurrency,
+            max_attempts=settings.max_attempts,
+            timeout=settings.timeout,
+            transport=transport,
+        )
+        stack.push_async_callback(client.aclose)
+        used = {name for credential in manifests.credentials for name in credential.sinks}
+        sinks: dict[str, Sink] = {}
+        for name in sorted(used):
+            sinks[name] = open_sink(manifests.sinks[name], context)
+            stack.push_async_callback(sinks[name].aclose)
+        if lock:
+            await stack.enter_async_context(hold_locks(_lock_paths(sinks), settings.lock_timeout))
+        yield Session(manifests, client, sinks, settings)
+
+
+def _lock_paths(sinks: Mapping[str, Sink]) -> list[Path]:
+    """Lock files of the sinks that have one (local files; not Vault or standard output)."""
+    paths = (sink.lock_path() for sink in sinks.values())
+    return [path for path in paths if path is not None]
+
+
+def import_simulator() -> ModuleType:
+    """The simulator package, an optional extra; without it, say how to install it (exit 2)."""
+    try:
+        import provisioner.simulator as simulator
+    except ImportError as exc:
+        raise UsageError(
+            f"the simulator is not installed ({exc.name} is missing): {SIMULATOR_EXTRA}"
+        ) from None
+    return simulator
+
+
+def _simulator(
+    settings: Settings, simulated: Simulated | None
+) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport, Settings]:
+    """In-process Streamkap and Vault simulators, and the settings that log in to them."""
+    simulator = import_simulator()  # only --simulate pays for the import
+    simulated = simulated or Simulated.fresh()
+    update = {
+        "host": SIMULATOR_URL,
+        "client_id": "sim-admin",
+        "secret": SecretStr("sim-admin-secret"),
+        "access_token": None,
+        # Every Vault sink goes to the stub, whatever its address; it serves any mount.
+        "vault_token": SecretStr(simulator.VAULT_ROOT_TOKEN),
+        "vault_namespace": None,
+        "vault_cacert": None,
+    }
+    return (
+        httpx.ASGITransport(app=simulator.create_app(simulated.streamkap)),
+        httpx.ASGITransport(app=simulator.create_vault_app(simulated.vault)),
+        settings.model_copy(update=update),
+    )
+
+
+def _sink_environ(settings: Settings) -> Mapping[str, str]:
+    values: Sequence[tuple[str, str | Path | SecretStr | None]] = [
+        ("VAULT_ADDR", settings.vault_addr),
+        ("VAULT_TOKEN", settings.vault_token),
+        ("VAULT_NAMESPACE", settings.vault_namespace),
+        ("VAULT_CACERT", settings.vault_cacert),
+        ("VAULT_TOKEN_FILE", settings.vault_token_file),
+    ]
+    return {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        for name, value in values
+        if value is not None
+    }

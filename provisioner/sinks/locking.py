@@ -1,0 +1,62 @@
+"""Overlapping runs on the same local sinks take turns: an exclusive flock per sink location.
+
+Two cron runs that overlap would otherwise both see a credential missing and both create it.
+The lock only covers runs on one machine; runs elsewhere (e.g. on a shared Vault) still converge,
+because the planner keeps the credential the sinks hold and deletes the other.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import anyio
+import structlog
+
+from provisioner.errors import LockTimeout
+
+log = structlog.get_logger("provisioner.sinks.locking")
+POLL = 0.1
+
+
+@asynccontextmanager
+async def hold_locks(paths: Iterable[Path], patience: float) -> AsyncIterator[None]:
+    """Hold every lock, taken in sorted order so two runs never wait on each other in a cycle."""
+    async with AsyncExitStack() as stack:
+        for path in sorted({p.resolve() for p in paths}):
+            fd = await _acquire(path, patience)
+            if fd is not None:
+                stack.callback(os.close, fd)  # closing the descriptor releases the flock
+        yield
+
+
+async def _acquire(path: Path, patience: float) -> int | None:
+    """Wait up to `patience` seconds for the lock at `path`; return its descriptor.
+
+    A lock that cannot even be created means its sink is broken: every credential that uses the
+    sink fails on its own, so the run goes on without that lock rather than failing as a whole.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        log.warning("lock.unavailable", path=str(path), error=exc.strerror)
+        return None
+    deadline = time.monotonic() + patience
+    waited = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise LockTimeout(f"another run still holds {path} after {patience:g} s") from None
+        if not waited:
+            log.warning("lock.waiting", path=str(path))
+            waited = True
+        await anyio.sleep(POLL)

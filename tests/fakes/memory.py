@@ -1,0 +1,92 @@
+"""An in-memory sink for tests: a real implementation of the protocol, with injectable failures.
+
+Not registered as an entry point; tests construct it directly and inspect `records`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from provisioner.errors import SinkError
+from provisioner.reconcile.model import SinkRecord
+from provisioner.sinks.base import SinkContext, SinkOptions
+
+__all__ = ["MemorySink", "MemorySinkOptions"]
+
+# A failure switch: always, never, or decided per key (`service/credential`).
+Failure = bool | Callable[[str], bool]
+
+
+class MemorySinkOptions(SinkOptions):
+    """The `memory` sink takes no options."""
+
+
+class MemorySink:
+    """Records in a dict keyed by `service/credential`; `writes` and `deletes` log every call."""
+
+    options_model: ClassVar[type[SinkOptions]] = MemorySinkOptions
+
+    @classmethod
+    def options_from_uri(cls, target: str) -> dict[str, Any]:
+        """`memory:ANYTHING` takes no options."""
+        return {}
+
+    def __init__(
+        self,
+        name: str = "memory",
+        options: MemorySinkOptions | None = None,
+        context: SinkContext | None = None,
+        *,
+        readable: bool = True,
+        fail_reads: Failure = False,
+        fail_writes: Failure = False,
+        fail_deletes: Failure = False,
+    ) -> None:
+        self.name = name
+        self.readable = readable
+        self.records: dict[str, SinkRecord] = {}
+        self.writes: list[SinkRecord] = []
+        self.deletes: list[tuple[str, str]] = []  # (key, client_id) of each delete call
+        self.closed = False
+        self.fail_reads = fail_reads
+        self.fail_writes = fail_writes
+        self.fail_deletes = fail_deletes
+
+    async def read(self, service: str, credential: str) -> str | None:
+        """The stored client id; None when missing or when the sink is write-only."""
+        key = f"{service}/{credential}"
+        self._maybe_fail(self.fail_reads, "read", key)
+        record = self.records.get(key) if self.readable else None
+        return record.client_id if record else None
+
+    async def write(self, record: SinkRecord) -> None:
+        """Store the record, unless a write failure is injected for its key."""
+        self._maybe_fail(self.fail_writes, "write", record.key)
+        self.writes.append(record)
+        self.records[record.key] = record
+
+    async def delete(self, service: str, credential: str, client_id: str) -> None:
+        """Drop the record if it still holds `client_id`."""
+        key = f"{service}/{credential}"
+        self._maybe_fail(self.fail_deletes, "delete", key)
+        self.deletes.append((key, client_id))
+        record = self.records.get(key)
+        if record is not None and record.client_id == client_id:
+            del self.records[key]
+
+    def lock_path(self) -> None:
+        """No lock: nothing on disk."""
+        return
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def secret_of(self, key: str) -> str | None:
+        """The stored secret in clear, for assertions."""
+        record = self.records.get(key)
+        return record.secret.get_secret_value() if record else None
+
+    def _maybe_fail(self, failure: Failure, verb: str, key: str) -> None:
+        if failure if isinstance(failure, bool) else failure(key):
+            raise SinkError(self.name, f"simulated {verb} failure for {key}", retryable=True)
