@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.e2e import Served, served
+from tests.support.served import Served, served
 
 
 @pytest.fixture
@@ -51,3 +51,11 @@ def write_manifest(tmp_path: Path) -> WriteManifest:
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ is an end-to-end test: `pytest -m "not e2e"` is the fast loop."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in item.path.parents:
+            item.add_marker(pytest.mark.e2e)

@@ -14,7 +14,7 @@ import pytest
 
 from provisioner.reconcile.model import owner_key
 from provisioner.simulator import FaultConfig, SimulatorState
-from tests.e2e import Served, run_cli, served
+from tests.support.served import Served, run_cli, served
 
 
 def manifest(count: int) -> str:

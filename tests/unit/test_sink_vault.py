@@ -16,6 +16,7 @@ from provisioner.simulator import VAULT_ROOT_TOKEN, FaultConfig, VaultState, cre
 from provisioner.sinks import parse_sink_uri, sink_type
 from provisioner.sinks.base import Sink, SinkContext
 from provisioner.sinks.vault import VaultSink, VaultSinkOptions
+from tests.support.factories import no_sleep
 
 pytestmark = pytest.mark.anyio
 SECRET = "s3cr3t-Do-Not-Print"
@@ -37,10 +38,6 @@ def record(client_id: str = "cid-1", credential: str = "ingest") -> SinkRecord:
         service_id="svc-123",
         created_at="2024-05-01T12:00:00+00:00",
     )
-
-
-async def no_sleep(_: float) -> None:
-    """Backoff without waiting."""
 
 
 @pytest.fixture

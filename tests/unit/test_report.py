@@ -12,7 +12,7 @@ import jsonschema
 from provisioner.cli.render import PLAN_JSON_SCHEMA, plan_json, render_plan, summarize
 from provisioner.reconcile.model import Holdings, Outcome, Plan, Status
 from provisioner.reconcile.plan import plan
-from tests.test_plan import NOW, desired, remote
+from tests.unit.test_plan import NOW, desired, remote
 
 HELD: Holdings = {"api/ingest": {"local": "c1"}, "api/fresh": {"local": None}}
 
@@ -102,7 +102,7 @@ def test_apply_summary_counts_what_was_done() -> None:
 
 def test_the_documented_json_schema_is_the_one_in_the_code() -> None:
     """docs/reconciliation.md: the schema copy is exact, and the example follows it."""
-    doc = (Path(__file__).parents[1] / "docs" / "reconciliation.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "reconciliation.md").read_text()
     schema = re.search(r"<!-- plan-json-schema -->\n```json\n(.*?)\n```", doc, re.DOTALL)
     assert schema is not None
     assert json.loads(schema[1]) == PLAN_JSON_SCHEMA

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provisioner.cli.metrics import LAST_SUCCESS, Metrics, RunStats, call_label, write_textfile
 from provisioner.simulator import FaultConfig
-from tests.e2e import Served, run_cli
+from tests.support.served import Served, run_cli
 
 MANIFEST = """\
 version: 1

@@ -16,9 +16,9 @@ from provisioner.simulator import (
     SimulatorState,
 )
 from provisioner.streamkap.client import StreamkapClient
-from tests.factories import desired, sim_client
-from tests.factories import no_sleep as no_wait
 from tests.fakes.memory import MemorySink
+from tests.support.factories import desired, sim_client
+from tests.support.factories import no_sleep as no_wait
 
 
 def wanted(name: str, sinks: tuple[str, ...] = ("a", "b")) -> DesiredCredential:

@@ -25,10 +25,10 @@ from provisioner.simulator import (
     create_app,
 )
 from provisioner.streamkap.client import StreamkapClient, create_body
-from tests.factories import desired, sim_client
+from tests.support.factories import desired, sim_client
 
 SCHEMA = json.loads(
-    (Path(__file__).parent / "data" / "client_credential_create_req.schema.json").read_text()
+    (Path(__file__).parents[1] / "data" / "client_credential_create_req.schema.json").read_text()
 )
 
 

@@ -15,7 +15,7 @@ from provisioner.reconcile.model import (
     marked_description,
 )
 from provisioner.reconcile.plan import grace_of, plan
-from tests.factories import desired as make_desired
+from tests.support.factories import desired as make_desired
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 HELD_C1 = {"api/ingest": {"local": "c1"}}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import REPO, Served, run_cli
+from tests.support.served import REPO, Served, run_cli
 
-PLUGIN = Path(__file__).parent / "plugin_sink"
+PLUGIN = Path(__file__).parents[1] / "plugin_sink"
 MANIFEST = """\
 version: 1
 sinks:

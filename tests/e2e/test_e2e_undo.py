@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from provisioner.reconcile.model import owner_key
-from tests.e2e import Served, served
+from tests.support.served import Served, served
 
 MANIFEST = """\
 version: 1

@@ -14,6 +14,7 @@ from provisioner.reconcile.plan import plan
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
 from provisioner.streamkap.client import CREDENTIALS, StreamkapClient
 from tests.fakes.memory import MemorySink
+from tests.support.factories import no_sleep
 
 ORIGIN = Origin("m.yaml", 0, ())
 KEY = "api/ingest"
@@ -50,10 +51,6 @@ def wanted() -> DesiredCredential:
         roles_origin=ORIGIN,
         role_ids=("role-editor",),
     )
-
-
-async def no_sleep(_: float) -> None:
-    return None
 
 
 @pytest.mark.anyio

@@ -12,7 +12,7 @@ import pytest
 
 from provisioner.cli.render import run_report
 from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
-from tests.e2e import Served, run_cli
+from tests.support.served import Served, run_cli
 
 MANIFEST = """\
 version: 1

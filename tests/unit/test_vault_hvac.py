@@ -14,7 +14,8 @@ from provisioner.errors import SinkError
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.vault import VaultSink, VaultSinkOptions
-from tests.vault_support import ServedVault, served_vault
+from tests.support.factories import no_sleep
+from tests.support.vault_support import ServedVault, served_vault
 
 pytestmark = pytest.mark.anyio
 PATH = "streamkap/payments-api/ingest"
@@ -30,10 +31,6 @@ def record(client_id: str = "cid-1") -> SinkRecord:
         role_ids=("role-1",),
         created_at="2024-05-01T12:00:00+00:00",
     )
-
-
-async def no_sleep(_: float) -> None:
-    """Backoff without waiting."""
 
 
 def open_sink(address: str, environ: dict[str, str], prefix: str = "streamkap") -> VaultSink:

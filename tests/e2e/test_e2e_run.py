@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.simulator import FaultConfig
-from tests.e2e import Served, run_cli
-from tests.watch import watched
+from tests.support.served import Served, run_cli
+from tests.support.watch import watched
 
 ONE_SERVICE = """\
 version: 1

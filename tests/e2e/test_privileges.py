@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.e2e import REPO
+from tests.support.served import REPO
 
 DROP = "-dac_override,-dac_read_search"
 
@@ -30,7 +30,7 @@ def test_permission_tests_pass_with_root_privileges_dropped() -> None:
         "-q",
         "-p",
         "no:cacheprovider",
-        "tests/test_sink_file.py",
+        "tests/unit/test_sink_file.py",
         "-k",
         "unwritable or unreadable",
     ]

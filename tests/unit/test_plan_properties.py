@@ -16,7 +16,7 @@ from provisioner.reconcile.model import (
     marked_description,
 )
 from provisioner.reconcile.plan import _age_order, grace_of
-from tests.plan_world import READABLE, WRITE_ONLY, World
+from tests.support.plan_world import READABLE, WRITE_ONLY, World
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 ORIGIN = Origin("m.yaml", 0, ())

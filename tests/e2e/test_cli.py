@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e import REPO, run_cli
+from tests.support.served import REPO, run_cli
 
 
 def plain_env() -> dict[str, str]:

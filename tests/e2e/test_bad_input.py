@@ -13,7 +13,7 @@ from provisioner.cli import main
 from provisioner.errors import ManifestError
 from provisioner.manifest import load_manifests
 from provisioner.manifest import yamlfile as yamlload
-from tests.e2e import run_cli, served
+from tests.support.served import run_cli, served
 
 HEAD = "version: 1\nsinks:\n  s: {type: file, path: ./out}\nservices:\n"
 

@@ -17,7 +17,7 @@ from dotenv import dotenv_values
 from provisioner.cli.render import PLAN_JSON_SCHEMA
 from provisioner.reconcile.model import marked_description, owner_key
 from provisioner.simulator import CredentialRecord
-from tests.e2e import Served, run_cli
+from tests.support.served import Served, run_cli
 
 KEYS = ("payments-api/ingest", "payments-api/reporting", "orders/cdc-reader")
 

@@ -11,7 +11,7 @@ from dotenv import dotenv_values
 
 from provisioner.reconcile.model import marked_description
 from provisioner.simulator import FaultConfig, SimulatorState
-from tests.e2e import Served, run_cli, served
+from tests.support.served import Served, run_cli, served
 
 SERVICES = ["payments-api", "orders", "billing", "search"]
 PER_SERVICE = 8

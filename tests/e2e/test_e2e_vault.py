@@ -13,8 +13,8 @@ import pytest
 
 from provisioner.reconcile.model import owner_key
 from provisioner.simulator import FaultConfig
-from tests.e2e import REPO, Served, run_cli
-from tests.vault_support import ServedVault, hvac_client, hvac_read, served_vault
+from tests.support.served import REPO, Served, run_cli
+from tests.support.vault_support import ServedVault, hvac_client, hvac_read, served_vault
 
 SERVICES = ["payments-api", "orders", "billing", "search"]
 PER_SERVICE = 5  # 20 credentials

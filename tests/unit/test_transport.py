@@ -18,7 +18,7 @@ from provisioner.errors import AmbiguousCreate, RequestFailed
 from provisioner.simulator import serve_in_thread
 from provisioner.streamkap.client import StreamkapClient
 from provisioner.streamkap.pool import Pool
-from tests.factories import desired, no_sleep
+from tests.support.factories import desired, no_sleep
 from tests.support.http import send
 
 

@@ -18,7 +18,7 @@ from provisioner.simulator import (
     serve_in_thread,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -15,13 +15,14 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provisioner.logs import SECRET_KEYS
-from tests.e2e import REPO
+from tests.support.served import REPO, Served
 
 NOBODY = "65534"
 
@@ -185,3 +186,57 @@ def test_installed_entry_point_validates_the_example_manifests(installed: Path) 
     result = as_unprivileged(command, cwd=installed)
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("OK: 7 credentials for 4 services in 3 files")
+
+
+def test_the_simulator_dependencies_are_an_extra_not_the_base_install(installed: Path) -> None:
+    """`pip install streamkap-provisioner` brings neither starlette nor uvicorn."""
+    [wheel] = (installed.parent / "dist").glob("streamkap_provisioner-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        requires = [
+            line.removeprefix("Requires-Dist: ")
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist: ")
+        ]
+    for package in ("starlette", "uvicorn"):
+        [requirement] = [line for line in requires if line.lower().startswith(package)]
+        assert 'extra == "simulator"' in requirement
+
+
+WITHOUT_SIMULATOR = (
+    "import sys; sys.modules['starlette'] = sys.modules['uvicorn'] = None; "
+    "from provisioner.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def without_simulator(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process where starlette and uvicorn cannot be imported (no extra)."""
+    command = [sys.executable, "-c", WITHOUT_SIMULATOR, *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "args", [["apply", "manifests", "--simulate"], ["simulate", "--port", "0"]]
+)
+def test_without_the_extra_the_simulator_commands_say_how_to_install_it(args: list[str]) -> None:
+    result = without_simulator(*args, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'streamkap-provisioner[simulator]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_the_extra_validate_and_plan_work(sim: Served, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\n"
+        "services:\n"
+        "  - name: svc\n"
+        "    credentials: [{name: reader, roles: [admin], sinks: [default]}]\n"
+    )
+    sink = f"file:{tmp_path / 'secrets'}"
+    assert (
+        without_simulator("validate", str(manifest), "--sink", sink, env=sim.env()).returncode == 0
+    )
+    planned = without_simulator("plan", str(manifest), "--sink", sink, env=sim.env())
+    assert planned.returncode == 0, planned.stderr
+    assert "+ svc/reader" in planned.stderr

@@ -37,7 +37,7 @@ def _permissions_enforced() -> bool:
 
 needs_permissions = pytest.mark.skipif(
     not _permissions_enforced(),
-    reason="file modes do not bind this user (root); tests/test_privileges.py reruns these "
+    reason="file modes do not bind this user (root); tests/e2e/test_privileges.py reruns these "
     "tests with that privilege dropped",
 )
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from provisioner.cli.progress import LiveProgress, Tracker, tracker_for
 from provisioner.logs import configure_logging
 from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
-from tests.e2e import Served
+from tests.support.served import Served
 
 ACTIONS = (
     Action(Kind.CREATE, "a/one", Reason.MISSING),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.simulator import FaultConfig, SimulatorState
-from tests.e2e import run_cli, served
+from tests.support.served import run_cli, served
 
 LOGIN_SECRET = "login-secret-7f3a9c1e5d"
 
