@@ -24,7 +24,7 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 unit: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test: lint typecheck unit
 
@@ -32,4 +32,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) secrets .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) secrets secrets.env .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ are made before the clock starts. Timed: load and validate, resolve roles, parse
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
@@ -19,7 +20,7 @@ import httpx
 from bench import workload
 from provisioner.manifest import load_manifests
 from provisioner.reconcile.model import Kind, Role, marked_description
-from provisioner.reconcile.pipeline import collector_paused as gc_paused
+from provisioner.reconcile.pipeline import collector_paused
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.simulator import DEFAULT_ROLES
@@ -42,11 +43,14 @@ def _validate_and_plan(
     manifest: Path, listing: bytes, holdings: dict[str, dict[str, str | None]], count: int
 ) -> tuple[float, float]:
     """Wall and CPU seconds of the stages a `plan` run goes through, minus the network."""
+    gc.freeze()  # as the CLI does once it has started
     started, cpu = time.perf_counter(), time.process_time()
-    manifests = load_manifests([manifest])  # as jobs.load
-    with gc_paused():  # as jobs.make_plan, less its network and file reads
-        roles = [Role(r.id, r.key, r.name) for r in DEFAULT_ROLES]
-        remote = parse_listing(json_body(httpx.Response(200, content=listing)))
+    with collector_paused():  # as pipeline.load
+        manifests = load_manifests([manifest])
+    # As the client decodes an answer: the collector is never paused across a call.
+    remote = parse_listing(json_body(httpx.Response(200, content=listing)))
+    roles = [Role(r.id, r.key, r.name) for r in DEFAULT_ROLES]
+    with collector_paused():  # as pipeline.make_plan, less its network and file reads
         desired = resolve_roles(manifests, roles)
         result = plan(desired, remote, holdings, now=datetime.now(UTC))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
