@@ -79,7 +79,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ssl=self._verified() if request.url.scheme == "https" else True,
                 proxy=self._proxy(request.url),
                 timeout=aiohttp.ClientTimeout(
-                    total=None,
+                    # The whole exchange, body included: a per-read timeout restarts with every
+                    # byte, so a server dripping its answer would hold the run forever.
+                    total=_deadline(timeout),
                     connect=timeout.get("pool"),
                     sock_connect=timeout.get("connect"),
                     sock_read=timeout.get("read"),
@@ -117,6 +119,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _deadline(timeout: dict[str, float | None]) -> float | None:
+    """Seconds for a whole request, answer included: the longest of httpx's timeouts.
+
+    The client is given one number (PROVISIONER_TIMEOUT), which httpx copies into each phase.
+    """
+    phases = [value for value in timeout.values() if value is not None]
+    return max(phases) if phases else None
 
 
 def environment_proxies() -> dict[str, str]:
