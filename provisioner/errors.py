@@ -71,10 +71,13 @@ class RateLimited(ApiError):
 class TransportError(ProvisionerError):
     """The request failed below HTTP (connect, read, timeout, protocol)."""
 
-    def __init__(self, method: str, path: str, cause: str, *, sent: bool) -> None:
+    def __init__(
+        self, method: str, path: str, cause: str, *, sent: bool, retryable: bool = True
+    ) -> None:
         self.method = method
         self.path = path
         self.sent = sent  # False only when the request surely never reached the server
+        self.retryable = retryable  # False when asking again would get the same (e.g. too large)
         super().__init__(f"{method} {path}: {cause}")
 
 
