@@ -7,8 +7,10 @@ credentials cost a handful of atomic rewrites rather than one each.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -229,8 +231,12 @@ class _DotenvFile:
 
 
 def _read_text(path: Path) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    """The file's text; OSError unless it is a regular file (a FIFO would block us forever)."""
+    # O_NONBLOCK: opening a FIFO for reading otherwise waits, uninterruptibly, for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (refusing to read or replace it)")
         return handle.read().decode("utf-8")
 
 
