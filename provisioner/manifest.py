@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,7 +32,18 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 DEFAULT_SINK = "default"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Duration = Annotated[str, StringConstraints(pattern=r"^\s*\d{1,9}\s*[smhdw]\s*$")]
+
+
+def _bounded_duration(text: str) -> str:
+    parse_duration(text)  # ValueError past MAX_DURATION: reported with the file and line
+    return text
+
+
+Duration = Annotated[
+    str,
+    StringConstraints(pattern=r"^\s*\d{1,9}\s*[smhdw]\s*$"),
+    AfterValidator(_bounded_duration),
+]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
@@ -347,6 +359,8 @@ def _message(error: Any) -> str:
         return f"expected {_EXPECTED[kind]}, got {_yaml_type(value)}"
     if kind == "string_pattern_mismatch" and last in {"rotate_after", "grace"}:
         return f"invalid duration {json.dumps(value)}: expected a number and a unit (s, m, h, d, w)"
+    if kind == "value_error" and last in {"rotate_after", "grace"}:
+        return str(error["ctx"]["error"])
     if kind == "string_pattern_mismatch":
         return (
             f"invalid name {json.dumps(value)}: use lowercase letters, digits, '.', '_' and '-', "
