@@ -19,17 +19,20 @@ from pydantic import (
     ValidationError,
 )
 
+from provisioner import yamlload
 from provisioner.durations import parse_duration
 from provisioner.errors import ManifestError
 from provisioner.gcpause import gc_paused
 from provisioner.model import DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
-from provisioner.yamlload import YamlFile, YamlProblem, read_yaml
+from provisioner.yamlload import TooLarge, YamlFile, YamlProblem, read_yaml
 
 T = TypeVar("T")
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 DEFAULT_SINK = "default"
+#: All manifest files of a run together: memory grows with the credentials, not the file count.
+MAX_TOTAL_BYTES = 512 * 1024
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
@@ -153,13 +156,23 @@ class _Loader:
         self.sinks: dict[str, SinkDefinition] = dict(cli_sinks)
         self.sink_origins: dict[str, Origin] = {}
         self.documents: list[tuple[ManifestDocument, Origin]] = []
+        self.bytes_read = 0
 
     def add_file(self, path: Path) -> None:
         name = str(path)
+        left = MAX_TOTAL_BYTES - self.bytes_read
         try:
-            yaml_file = read_yaml(path)
+            yaml_file = read_yaml(path, min(yamlload.MAX_FILE_BYTES, left))
         except OSError as exc:
             self.problems.append(f"{name}: cannot read: {exc.strerror or exc}")
+            return
+        except TooLarge:
+            if left >= yamlload.MAX_FILE_BYTES:
+                reason = f"file larger than {_kib(yamlload.MAX_FILE_BYTES)}"
+            else:
+                reason = f"the manifests together are larger than {_kib(MAX_TOTAL_BYTES)}"
+            self.problems.append(f"{name}: {reason} (see docs/limits.md)")
+            self.bytes_read = MAX_TOTAL_BYTES  # the budget is spent: later files say so too
             return
         except YamlProblem as exc:
             self.problems.append(
@@ -167,6 +180,7 @@ class _Loader:
             )
             return
         self.files[name] = yaml_file
+        self.bytes_read += yaml_file.size
         for index, raw in enumerate(yaml_file.documents):
             if raw is not None:
                 self._add_document(raw, Origin(name, index, ()))
@@ -318,6 +332,10 @@ def _inherit(
 def _own_or(own: T | None, default: T | None) -> T | None:
     """A credential's own value, else the document default."""
     return own if own is not None else default
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:g} KiB"
 
 
 def _where(files: dict[str, YamlFile], origin: Origin) -> str:

@@ -15,7 +15,9 @@ try:  # libyaml is many times faster than the pure-Python parser on large manife
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
+#: The largest manifest file read. Validating costs ~3 KiB per credential on top of ~58 MiB of
+#: code (docs/limits.md): 512 KiB, at most ~11,000 credentials, leaves a run room in a 128 Mi pod.
+MAX_FILE_BYTES = 512 * 1024
 
 
 class YamlProblem(Exception):
@@ -31,7 +33,7 @@ class TooLarge(YamlProblem):
     """The file holds more bytes than it may; it was not read to its end."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(0, f"file larger than {limit / (1024 * 1024):g} MiB")
+        super().__init__(0, f"file larger than {limit / 1024:g} KiB")
 
 
 class _Loader(_BaseLoader):
@@ -56,6 +58,7 @@ class YamlFile:
     path: Path
     text: str
     documents: list[Any]
+    size: int = 0  # bytes read
     _nodes: list[Any] | None = field(default=None, repr=False)
 
     def line_of(self, doc: int, path: Sequence[str | int]) -> int:
@@ -105,7 +108,7 @@ def read_yaml(path: Path, limit: int | None = None) -> YamlFile:
         raise YamlProblem(0, f"invalid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
         raise YamlProblem(0, "YAML nested too deeply") from None
-    return YamlFile(path=path, text=text, documents=documents)
+    return YamlFile(path=path, text=text, documents=documents, size=len(raw))
 
 
 def read_bounded(path: Path, limit: int) -> bytes:
