@@ -21,7 +21,7 @@ from provisioner.durations import parse_duration
 from provisioner.engine import Engine
 from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError
 from provisioner.gcpause import freeze_startup
-from provisioner.logs import configure_logging
+from provisioner.logs import configure_logging, redact
 from provisioner.manifest import DEFAULT_SINK, manifest_schema
 from provisioner.reconciler import Reconciler, reconcile
 from provisioner.report import plan_json, render_plan
@@ -294,7 +294,7 @@ def _run(func: Any) -> Any:
 
 
 def _err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(redact(message), file=sys.stderr, flush=True)
 
 
 # --- run: the scheduled reconciler, and the output flags apply shares -------------------------

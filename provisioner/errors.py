@@ -11,7 +11,8 @@
     ├── AmbiguousCreate       a create whose outcome is unknown
     └── SinkError             a sink could not read, write or delete
 
-No exception ever carries a secret: messages are built from ids, keys and the API's `detail`.
+Messages are built from ids, keys and the API's `detail`; since a server may echo what it was
+sent into that detail, every message is passed through the secret registry when rendered.
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from provisioner.logs import redact
+
 
 class ProvisionerError(Exception):
     """Base of every error the provisioner raises on purpose."""
+
+    def __str__(self) -> str:
+        # Rendered late, so a secret registered after the error was made is still replaced.
+        return redact(super().__str__())
 
 
 class UsageError(ProvisionerError):

@@ -16,6 +16,7 @@ import structlog
 from provisioner import jobs, metrics
 from provisioner.engine import Engine, Outcome, Status
 from provisioner.errors import ManifestError, UsageError
+from provisioner.logs import redact
 from provisioner.plan import Plan
 from provisioner.progress import tracker_for
 from provisioner.report import change_lines, run_report, summarize
@@ -147,7 +148,7 @@ def _print_failures(outcomes: Sequence[Outcome]) -> None:
         if outcome.status is Status.SKIPPED:
             skipped += 1
         elif outcome.error:
-            print(f"failed: {outcome.action.key}: {outcome.error}", file=sys.stderr)
+            print(redact(f"failed: {outcome.action.key}: {outcome.error}"), file=sys.stderr)
     if skipped:
         print(f"not started: {skipped} actions; the next apply does them", file=sys.stderr)
 

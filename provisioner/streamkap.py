@@ -24,6 +24,7 @@ from provisioner.errors import (
     TransportError,
 )
 from provisioner.gcpause import gc_paused
+from provisioner.logs import register_secret
 from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
 from provisioner.pacing import Pacer
 from provisioner.pool import Pool
@@ -83,6 +84,9 @@ class StreamkapClient:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Known before anything is sent: an answer may echo them (a login body, a header).
+        register_secret(secret)
+        register_secret(access_token)
         # One set of CA certificates for both clients, loaded only if the API is on HTTPS.
         ssl_context = functools.cache(httpx.create_ssl_context)
         pooled = transport or AiohttpTransport(connections=concurrency, ssl_context=ssl_context)
@@ -144,6 +148,7 @@ class StreamkapClient:
             with attempt:
                 body = await self._create_once(payload, desired.key)
         secret = SecretStr(str(body.pop("secret", "")))
+        register_secret(secret)  # a sink's error may echo the record it was sent
         return CreatedCredential(remote=parse_credential(body), secret=secret)
 
     async def delete_credential(self, client_id: str) -> None:

@@ -22,6 +22,7 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
+from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
 from provisioner.sinks import _atomic
 from provisioner.sinks._group import GroupCommit, Pending
@@ -131,6 +132,12 @@ class _Document:
         for index in indices:
             self._lines[index] = None
 
+    def register_secrets(self) -> None:
+        """Make the client secrets this file holds known to redaction (see provisioner.logs)."""
+        for name in self._where:
+            if name.startswith("STREAMKAP_") and name.endswith("_SECRET"):
+                register_secret(self.get(name))
+
     def render(self) -> str:
         kept = [line for line in self._lines if line is not None]
         return "\n".join(kept) + "\n" if kept else ""
@@ -215,14 +222,18 @@ class _DotenvFile:
 
     def _load(self) -> _Document:
         try:
-            return _Document.parse(_read_text(self._path))
+            document = _Document.parse(_read_text(self._path))
         except FileNotFoundError:
             return _Document.parse("")
         except OSError as exc:
-            reason = _atomic.describe(exc)
+            raise self._unreadable(_atomic.describe(exc)) from None
         except UnicodeDecodeError:
-            reason = "not UTF-8 text; refusing to rewrite it"
-        raise SinkError(self._sink, f"cannot read {self._shown}: {reason}")
+            raise self._unreadable("not UTF-8 text; refusing to rewrite it") from None
+        document.register_secrets()
+        return document
+
+    def _unreadable(self, reason: str) -> SinkError:
+        return SinkError(self._sink, f"cannot read {self._shown}: {reason}")
 
     def _store(self, text: str) -> None:
         _atomic.ensure_dir(self._path.parent)

@@ -17,6 +17,7 @@ import httpx
 import structlog
 
 from provisioner.errors import SinkError
+from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
 from provisioner.retry import Sleep, parse_retry_after, retrying
 from provisioner.sinks import _vault_config
@@ -54,6 +55,7 @@ class VaultSink:
         self.name = name
         self.readable = True
         self._connection = Connection.of(options, context)
+        register_secret(self._connection.token)  # Vault's errors may echo the request headers
         self._mount = options.mount
         self._prefix = options.prefix
         self._http = httpx.AsyncClient(
