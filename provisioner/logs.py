@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import SecretStr
@@ -91,6 +92,23 @@ def redact_known(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     for key, value in event.items():
         event[key] = redact_value(value)
     return event
+
+
+#: The user and password part of a URL: from `://` to the last `@` before the host's end.
+_USERINFO = re.compile(r"(?<=://)[^/\s?#]*@")
+
+
+def scrub_url(text: str) -> str:
+    """`text` (a URL, or a message holding URLs) without their user and password."""
+    return _USERINFO.sub("[redacted]@", text)
+
+
+def register_url_password(url: str | None) -> None:
+    """Register the password a URL carries, so a message echoing it is redacted too."""
+    try:
+        register_secret(urlsplit(url).password if url else None)
+    except ValueError:  # not a URL we can take apart; scrub_url still covers its text
+        return
 
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
