@@ -311,6 +311,17 @@ class EnvSink:
         path = self._file.path
         return path.with_name(f".{path.name}.lock")
 
+    def sweep(self, before: float) -> int:
+        """Remove the temp files a killed run left next to the env file (blocking)."""
+        if self._file is None:
+            return 0
+        path = self._file.path
+        try:
+            with _atomic.open_dir(path.parent, follow=True) as dir_fd:
+                return _atomic.sweep_stale_temps(dir_fd, before, path.name.__eq__)
+        except FileNotFoundError:
+            return 0
+
     @property
     def file_writes(self) -> int:
         """How many times the env file was rewritten (group commits)."""
