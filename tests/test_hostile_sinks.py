@@ -67,3 +67,21 @@ async def test_a_directory_at_the_env_path_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secrets.env").mkdir()
     with pytest.raises(SinkError, match=r"not a regular file|Is a directory"):
         await make_sink(tmp_path).read("payments-api", "ingest")
+
+
+@pytest.mark.anyio
+async def test_a_line_another_program_adds_during_the_run_survives_the_next_rewrite(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "secrets.env"
+    path.write_text("KEEP=1\n")
+    sink = make_sink(tmp_path)
+    await sink.write(record("first", "cid-1"))
+    with path.open("a") as other_program:
+        other_program.write("ADDED_MEANWHILE=2\n")
+    await sink.write(record("second", "cid-2"))
+    text = path.read_text()
+    assert "KEEP=1" in text
+    assert "ADDED_MEANWHILE=2" in text
+    assert "STREAMKAP_PAYMENTS_API_FIRST_CLIENT_ID='cid-1'" in text
+    assert "STREAMKAP_PAYMENTS_API_SECOND_CLIENT_ID='cid-2'" in text

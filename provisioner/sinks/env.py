@@ -168,6 +168,10 @@ def _quoted_value_end(text: str, start: int) -> int:
     return closed.end() if closed else start
 
 
+class _Unreadable(Exception):
+    """The env file exists but cannot be read as dotenv text; the message says why."""
+
+
 class _DotenvFile:
     """The env file: loaded once, edited in memory, committed for every queued writer at once."""
 
@@ -199,15 +203,23 @@ class _DotenvFile:
 
     async def _commit(self, batch: list[Pending[Callable[[_Document], bool], None]]) -> None:
         try:
-            draft = (await self._loaded_locked()).copy()
+            # Read again right before rewriting: a line another program added since the last
+            # read must survive the rewrite (the copy in memory would drop it).
+            draft = await to_thread.run_sync(self._read)
             changed = [pending.work(draft) for pending in batch]
             if any(changed):
                 await to_thread.run_sync(self._store, draft.render())
                 self.file_writes += 1
             self._document = draft
         except OSError as exc:
-            for pending in batch:
-                pending.failure = f"cannot write {self._shown}: {_atomic.describe(exc)}"
+            self._fail(batch, f"cannot write {self._shown}: {_atomic.describe(exc)}")
+        except _Unreadable as exc:
+            self._fail(batch, f"cannot read {self._shown}: {exc}")
+
+    @staticmethod
+    def _fail(batch: list[Pending[Callable[[_Document], bool], None]], failure: str) -> None:
+        for pending in batch:
+            pending.failure = failure
 
     async def _loaded(self) -> _Document:
         if self._document is None:
@@ -222,18 +234,22 @@ class _DotenvFile:
 
     def _load(self) -> _Document:
         try:
+            return self._read()
+        except _Unreadable as exc:
+            raise SinkError(self._sink, f"cannot read {self._shown}: {exc}") from None
+
+    def _read(self) -> _Document:
+        """The file as it is on disk now (empty when missing); _Unreadable if it cannot be."""
+        try:
             document = _Document.parse(_read_text(self._path))
         except FileNotFoundError:
             return _Document.parse("")
         except OSError as exc:
-            raise self._unreadable(_atomic.describe(exc)) from None
+            raise _Unreadable(_atomic.describe(exc)) from None
         except UnicodeDecodeError:
-            raise self._unreadable("not UTF-8 text; refusing to rewrite it") from None
+            raise _Unreadable("not UTF-8 text; refusing to rewrite it") from None
         document.register_secrets()
         return document
-
-    def _unreadable(self, reason: str) -> SinkError:
-        return SinkError(self._sink, f"cannot read {self._shown}: {reason}")
 
     def _store(self, text: str) -> None:
         _atomic.ensure_dir(self._path.parent)
