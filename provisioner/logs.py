@@ -68,12 +68,16 @@ def redact(text: str) -> str:
 def _found_in(text: str) -> set[str]:
     if len(_secrets) <= _SCAN_LIMIT:
         return {secret for secret in list(_secrets) if secret in text}
-    found: set[str] = set()
-    for start in range(len(text) - MIN_SECRET_LENGTH + 1):
-        candidates = _by_prefix.get(text[start : start + MIN_SECRET_LENGTH])
-        if candidates:
-            found.update(s for s in list(candidates) if text.startswith(s, start))
-    return found
+    # Every window of the prefix length looked up in the index: linear in the text's length,
+    # whatever the number of secrets.
+    size, index = MIN_SECRET_LENGTH, _by_prefix
+    return {
+        secret
+        for start in range(len(text) - size + 1)
+        if (prefix := text[start : start + size]) in index
+        for secret in list(index.get(prefix, ()))
+        if text.startswith(secret, start)
+    }
 
 
 def redact_value(value: Any) -> Any:
