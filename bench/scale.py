@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 
 from bench import workload
-from provisioner.manifest import load_manifests
+from provisioner.manifest import load as manifest_load
+from provisioner.manifest import load_manifests, yamlfile
 from provisioner.reconcile.model import Kind, Role, marked_description
 from provisioner.reconcile.pipeline import collector_paused
 from provisioner.reconcile.plan import plan
@@ -31,6 +32,8 @@ CREATED_AT = "2024-06-01T00:00:00+00:00"
 
 def main(argv: list[str]) -> None:
     count = int(argv[0])
+    # The bench measures scale past the limits sized for a 128 Mi pod (docs/limits.md).
+    yamlfile.MAX_FILE_BYTES = manifest_load.MAX_TOTAL_BYTES = 64 * 1024 * 1024
     with tempfile.TemporaryDirectory() as tmp:
         manifest = workload.write_manifest(Path(tmp), count)
         listing = _listing(count)

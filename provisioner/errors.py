@@ -10,9 +10,11 @@
     ├── CircuitOpen           so many calls failed in a row that the run stops calling
     ├── AmbiguousCreate       a create whose outcome is unknown
     ├── SinkError             a sink could not read, write or delete
-    └── LockTimeout           another run held a sink's lock for too long
+    ├── LockTimeout           another run held a sink's lock for too long
+    └── LockUnavailable       a sink's lock file cannot be opened
 
-No exception ever carries a secret: messages are built from ids, keys and the API's `detail`.
+Messages are built from ids, keys and the API's `detail`; since a server may echo what it was
+sent into that detail, every message is passed through the secret registry when rendered.
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from provisioner.logs import redact
+
 
 class ProvisionerError(Exception):
     """Base of every error the provisioner raises on purpose."""
+
+    def __str__(self) -> str:
+        # Rendered late, so a secret registered after the error was made is still replaced.
+        return redact(super().__str__())
 
 
 class UsageError(ProvisionerError):
@@ -72,10 +80,13 @@ class RateLimited(ApiError):
 class RequestFailed(ProvisionerError):
     """The request failed below HTTP (connect, read, timeout, protocol)."""
 
-    def __init__(self, method: str, path: str, cause: str, *, sent: bool) -> None:
+    def __init__(
+        self, method: str, path: str, cause: str, *, sent: bool, retryable: bool = True
+    ) -> None:
         self.method = method
         self.path = path
         self.sent = sent  # False only when the request surely never reached the server
+        self.retryable = retryable  # False when asking again would get the same (e.g. too large)
         super().__init__(f"{method} {path}: {cause}")
 
 
@@ -126,6 +137,10 @@ def _format_validation_error(item: dict[str, Any]) -> str:
 
 class LockTimeout(ProvisionerError):
     """Another run held a sink's lock for longer than we were willing to wait."""
+
+
+class LockUnavailable(ProvisionerError):
+    """A sink's lock file cannot be opened: without it two runs could both create everything."""
 
 
 def first_error(exc: BaseException) -> BaseException:

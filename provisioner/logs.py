@@ -1,18 +1,118 @@
-"""Structured logging: one structlog pipeline, JSON off a TTY, and redaction as a last defence."""
+"""Structured logging: one structlog pipeline, JSON off a TTY, and redaction as a last defence.
+
+Two redactions: by key (a field named like a secret is blanked), and by value: every secret the
+process knows (its login secret, tokens, the Vault token, each client secret issued or read) is
+registered where it enters, and replaced wherever it appears in a log event, an error message
+(`ProvisionerError.__str__`), stderr and the report. Servers echo requests; this is what makes
+that echo harmless.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import structlog
+from pydantic import SecretStr
 
 SECRET_KEYS = re.compile(r"secret|token|password|authorization|api[_-]?key", re.IGNORECASE)
 REDACTED = "[redacted]"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": 40}
+
+
+#: Shorter values are not registered: replacing every "t" or "root" would garble all text, and
+#: a real secret or token is far longer.
+MIN_SECRET_LENGTH = 8
+#: Up to this many secrets, a text is searched for each; past it, through an index of prefixes.
+_SCAN_LIMIT = 64
+
+_secrets: set[str] = set()
+_by_prefix: dict[str, set[str]] = {}  # first MIN_SECRET_LENGTH characters -> secrets
+_registry_lock = threading.Lock()  # sinks register from worker threads
+
+
+def register_secret(value: str | SecretStr | None) -> None:
+    """Remember a secret for this process, so that it is redacted wherever it shows up."""
+    if value is None:
+        return
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if len(text) < MIN_SECRET_LENGTH or text in _secrets:
+        return
+    with _registry_lock:
+        _secrets.add(text)
+        _by_prefix.setdefault(text[:MIN_SECRET_LENGTH], set()).add(text)
+
+
+def forget_secrets() -> None:
+    """Empty the registry (tests; a process otherwise keeps it for its life)."""
+    with _registry_lock:
+        _secrets.clear()
+        _by_prefix.clear()
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `[redacted]`."""
+    if not _secrets or len(text) < MIN_SECRET_LENGTH:
+        return text
+    found = _found_in(text)
+    for secret in sorted(found, key=len, reverse=True):  # a longer one may contain a shorter
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _found_in(text: str) -> set[str]:
+    if len(_secrets) <= _SCAN_LIMIT:
+        return {secret for secret in list(_secrets) if secret in text}
+    # Every window of the prefix length looked up in the index: linear in the text's length,
+    # whatever the number of secrets.
+    size, index = MIN_SECRET_LENGTH, _by_prefix
+    return {
+        secret
+        for start in range(len(text) - size + 1)
+        if (prefix := text[start : start + size]) in index
+        for secret in list(index.get(prefix, ()))
+        if text.startswith(secret, start)
+    }
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with registered secrets replaced in every string, however deeply nested."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_value(key): redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(item) for item in value)
+    return value
+
+
+def redact_known(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Replace every registered secret in every field, nested ones included: applied last."""
+    for key, value in event.items():
+        event[key] = redact_value(value)
+    return event
+
+
+#: The user and password part of a URL: from `://` to the last `@` before the host's end.
+_USERINFO = re.compile(r"(?<=://)[^/\s?#]*@")
+
+
+def scrub_url(text: str) -> str:
+    """`text` (a URL, or a message holding URLs) without their user and password."""
+    return _USERINFO.sub("[redacted]@", text)
+
+
+def register_url_password(url: str | None) -> None:
+    """Register the password a URL carries, so a message echoing it is redacted too."""
+    try:
+        register_secret(urlsplit(url).password if url else None)
+    except ValueError:  # not a URL we can take apart; scrub_url still covers its text
+        return
 
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -39,6 +139,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
+            redact_known,  # last: after the exception became text, before anything is written
             renderer,
         ],
         # Filtering by level at the bound logger makes a disabled event cost one method call.

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from provisioner.cli.outputs import Outputs
 from provisioner.config import Settings
 from provisioner.errors import UsageError
-from provisioner.logs import configure_logging
+from provisioner.logs import configure_logging, redact
 from provisioner.manifest import DEFAULT_SINK
 from provisioner.manifest.durations import parse_duration
 from provisioner.reconcile.session import Job
@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CHANGES = 0, 1, 2, 3
 
 def err(message: str) -> None:
     """Human output goes to stderr; stdout is for machine output."""
-    print(message, file=sys.stderr, flush=True)
+    print(redact(message), file=sys.stderr, flush=True)
 
 
 def add_paths(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from provisioner.cli.progress import Tracker, tracker_for
 from provisioner.cli.render import change_lines, run_report, summarize
 from provisioner.errors import ManifestError, UsageError, first_error
 from provisioner.http.retry import retry_counts
+from provisioner.logs import redact, register_url_password, scrub_url
 from provisioner.reconcile import pipeline
 from provisioner.reconcile.model import Outcome, Plan, RunResult, Status
 from provisioner.reconcile.session import Job, open_session
@@ -39,11 +40,13 @@ class Outputs:
 
     def check(self) -> None:
         """Fail before any API call when an output could never be written."""
+        register_url_password(self.pushgateway)
         for flag, path in (("--report", self.report), ("--metrics-file", self.metrics_file)):
             if path is not None and not path.absolute().parent.is_dir():
                 raise UsageError(f"{flag} {path}: directory {path.absolute().parent} not found")
         if self.pushgateway is not None and not self.pushgateway.startswith(_SCHEMES):
-            raise UsageError(f"--pushgateway {self.pushgateway}: expected an http(s):// URL")
+            shown = scrub_url(self.pushgateway)
+            raise UsageError(f"--pushgateway {shown}: expected an http(s):// URL")
 
 
 @dataclass
@@ -138,7 +141,7 @@ def _print_failures(outcomes: Sequence[Outcome]) -> None:
         if outcome.status is Status.SKIPPED:
             skipped += 1
         elif outcome.error:
-            print(f"failed: {outcome.action.key}: {outcome.error}", file=sys.stderr)
+            print(redact(f"failed: {outcome.action.key}: {outcome.error}"), file=sys.stderr)
     if skipped:
         print(f"not started: {skipped} actions; the next apply does them", file=sys.stderr)
 
@@ -164,9 +167,10 @@ def write_metrics(outputs: Outputs, recorder: metrics.Metrics) -> None:
         except OSError as exc:
             log.error("metrics.write_failed", path=str(outputs.metrics_file), error=str(exc))
     if outputs.pushgateway is not None:
+        shown = scrub_url(outputs.pushgateway)  # its user and password stay out of the log
         try:
             metrics.push(outputs.pushgateway, recorder)
         except Exception as exc:  # URLError, HTTPError, InvalidURL...: never fail the run for it
-            log.error("metrics.push_failed", url=outputs.pushgateway, error=str(exc))
+            log.error("metrics.push_failed", url=shown, error=scrub_url(str(exc)))
         else:
-            log.info("metrics.pushed", url=outputs.pushgateway)
+            log.info("metrics.pushed", url=shown)

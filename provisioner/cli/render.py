@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from provisioner.logs import redact_value
 from provisioner.manifest.durations import format_duration
 from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
 from provisioner.reconcile.plan import grace_of
@@ -209,16 +210,19 @@ def run_report(
     plan: Plan,
     outcomes: Sequence[Outcome],
 ) -> dict[str, Any]:
-    """The `--report FILE` document."""
+    """The `--report FILE` document; any secret an error echoed is redacted (provisioner.logs)."""
     by_action = {id(o.action): o for o in outcomes}
     actions = [_report_entry(action, by_action.get(id(action))) for action in plan.actions]
-    return {
-        "run_id": run_id,
-        "started_at": started_at.isoformat(),
-        "finished_at": finished_at.isoformat(),
-        "summary": asdict(summarize(plan, outcomes)),
-        "actions": actions,
-    }
+    report: dict[str, Any] = redact_value(
+        {
+            "run_id": run_id,
+            "started_at": started_at.isoformat(),
+            "finished_at": finished_at.isoformat(),
+            "summary": asdict(summarize(plan, outcomes)),
+            "actions": actions,
+        }
+    )
+    return report
 
 
 def _report_entry(action: Action, outcome: Outcome | None) -> dict[str, Any]:

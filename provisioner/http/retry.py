@@ -39,7 +39,7 @@ def is_transient(exc: BaseException) -> bool:
         return exc.status in RETRYABLE_STATUSES
     if isinstance(exc, SinkError):
         return exc.retryable
-    return isinstance(exc, RequestFailed)
+    return isinstance(exc, RequestFailed) and exc.retryable
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -33,6 +33,14 @@ from provisioner.errors import UsageError
 
 #: Seconds an idle connection is kept (httpx's default too).
 KEEPALIVE = 5.0
+#: The largest answer read when a request names no cap (its `max_answer_bytes` extension): ample
+#: for one object, and it stops an endless answer long before it exhausts a 128 MiB pod.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class AnswerTooLarge(httpx.TransportError):
+    """The answer was longer than the request's cap; it was not read to its end."""
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -74,6 +82,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         timeout = request.extensions.get("timeout", {})
+        cap: int = request.extensions.get("max_answer_bytes", MAX_ANSWER_BYTES)
         body = await request.aread()
         with _mapped_errors():
             async with session.request(
@@ -86,13 +95,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ssl=self._verified() if request.url.scheme == "https" else True,
                 proxy=self._proxy(request.url),
                 timeout=aiohttp.ClientTimeout(
-                    total=None,
+                    # The whole exchange, body included: a per-read timeout restarts with every
+                    # byte, so a server dripping its answer would hold the run forever.
+                    total=_deadline(timeout),
                     connect=timeout.get("pool"),
                     sock_connect=timeout.get("connect"),
                     sock_read=timeout.get("read"),
                 ),
             ) as answer:
-                content = await answer.read()
+                content = await _read_capped(answer, cap)
         extensions = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
@@ -141,6 +152,33 @@ def _unverified() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+async def _read_capped(answer: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, read in chunks; AnswerTooLarge as soon as it is longer than `cap` bytes."""
+    if answer.content_length is not None and answer.content_length > cap:
+        raise AnswerTooLarge(_too_large(cap))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in answer.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise AnswerTooLarge(_too_large(cap))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(cap: int) -> str:
+    return f"answer larger than {cap / (1024 * 1024):g} MiB (not read further)"
+
+
+def _deadline(timeout: dict[str, float | None]) -> float | None:
+    """Seconds for a whole request, answer included: the longest of httpx's timeouts.
+
+    The client is given one number (PROVISIONER_TIMEOUT), which httpx copies into each phase.
+    """
+    phases = [value for value in timeout.values() if value is not None]
+    return max(phases) if phases else None
 
 
 def environment_proxies() -> dict[str, str]:

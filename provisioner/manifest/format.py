@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
 
 from provisioner.manifest.durations import PATTERN as DURATION_PATTERN
+from provisioner.manifest.durations import parse_duration
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 DEFAULT_SINK = "default"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
+
+
+def _bounded_duration(text: str) -> str:
+    parse_duration(text)  # ValueError past MAX_DURATION: reported with the file and line
+    return text
+
+
+Duration = Annotated[
+    str, StringConstraints(pattern=DURATION_PATTERN), AfterValidator(_bounded_duration)
+]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 

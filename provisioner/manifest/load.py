@@ -9,11 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import (
-    ValidationError,
-)
+from pydantic import ValidationError
 
 from provisioner.errors import ManifestError
+from provisioner.manifest import yamlfile
 from provisioner.manifest.durations import parse_duration
 from provisioner.manifest.format import (
     DEFAULT_SINK,
@@ -24,11 +23,14 @@ from provisioner.manifest.format import (
     ServiceSpec,
     SinkSpec,
 )
-from provisioner.manifest.yamlfile import YamlFile, YamlProblem, read_yaml
+from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml
 from provisioner.reconcile.model import DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
 
 T = TypeVar("T")
+
+#: All manifest files of a run together: memory grows with the credentials, not the file count.
+MAX_TOTAL_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,23 @@ class _Loader:
         self.sinks: dict[str, SinkDefinition] = dict(cli_sinks)
         self.sink_origins: dict[str, Origin] = {}
         self.documents: list[tuple[ManifestDocument, Origin]] = []
+        self.bytes_read = 0
 
     def add_file(self, path: Path) -> None:
         name = str(path)
+        left = MAX_TOTAL_BYTES - self.bytes_read
         try:
-            yaml_file = read_yaml(path)
+            yaml_file = read_yaml(path, min(yamlfile.MAX_FILE_BYTES, left))
         except OSError as exc:
             self.problems.append(f"{name}: cannot read: {exc.strerror or exc}")
+            return
+        except TooLarge:
+            if left >= yamlfile.MAX_FILE_BYTES:
+                reason = f"file larger than {_kib(yamlfile.MAX_FILE_BYTES)}"
+            else:
+                reason = f"the manifests together are larger than {_kib(MAX_TOTAL_BYTES)}"
+            self.problems.append(f"{name}: {reason} (see docs/limits.md)")
+            self.bytes_read = MAX_TOTAL_BYTES  # the budget is spent: later files say so too
             return
         except YamlProblem as exc:
             self.problems.append(
@@ -89,6 +101,7 @@ class _Loader:
             )
             return
         self.files[name] = yaml_file
+        self.bytes_read += yaml_file.size
         for index, raw in enumerate(yaml_file.documents):
             if raw is not None:
                 self._add_document(raw, Origin(name, index, ()))
@@ -242,6 +255,10 @@ def _own_or(own: T | None, default: T | None) -> T | None:
     return own if own is not None else default
 
 
+def _kib(size: int) -> str:
+    return f"{size / 1024:g} KiB"
+
+
 def _where(files: dict[str, YamlFile], origin: Origin) -> str:
     yaml_file = files.get(origin.file)
     line = yaml_file.line_of(origin.doc, origin.path) if yaml_file else 0
@@ -281,6 +298,8 @@ def _message(error: Any) -> str:
         return f"expected {_EXPECTED[kind]}, got {_yaml_type(value)}"
     if kind == "string_pattern_mismatch" and last in {"rotate_after", "grace"}:
         return f"invalid duration {json.dumps(value)}: expected a number and a unit (s, m, h, d, w)"
+    if kind == "value_error" and last in {"rotate_after", "grace"}:
+        return str(error["ctx"]["error"])
     if kind == "string_pattern_mismatch":
         return (
             f"invalid name {json.dumps(value)}: use lowercase letters, digits, '.', '_' and '-', "

@@ -12,6 +12,7 @@ import structlog
 
 from provisioner.errors import AmbiguousCreate, ProvisionerError, SinkError
 from provisioner.http.retry import Sleep, retrying
+from provisioner.logs import redact
 from provisioner.reconcile.model import (
     Action,
     CreatedCredential,
@@ -100,7 +101,7 @@ class Engine:
             bound.error("credential.failed", error=str(exc), duration=_since(started))
             return Outcome(action, Status.FAILED, error=str(exc))
         except Exception as exc:  # a bug or an odd answer fails this credential, not the run
-            error = f"unexpected {type(exc).__name__}: {exc}"
+            error = redact(f"unexpected {type(exc).__name__}: {exc}")
             bound.error("credential.failed", error=error, duration=_since(started), exc_info=True)
             return Outcome(action, Status.FAILED, error=error)
         bound.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -9,7 +10,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
+import structlog
 from pydantic import SecretStr
 
 from provisioner.config import Settings
@@ -21,6 +24,8 @@ from provisioner.streamkap import StreamkapClient
 
 if TYPE_CHECKING:
     from provisioner.simulator import SimulatorState, VaultState
+
+log = structlog.get_logger("provisioner.session")
 
 SIMULATOR_URL = "http://simulator.invalid"
 SIMULATOR_EXTRA = "pip install 'streamkap-provisioner[simulator]'"
@@ -72,6 +77,7 @@ async def open_session(
     With `lock`, wait for other runs writing to the same local sinks to finish first.
     """
     settings = job.settings
+    started = time.time()
     transport = sink_transport = None
     if job.simulate:
         transport, sink_transport, settings = _simulator(settings, job.simulator)
@@ -102,7 +108,21 @@ async def open_session(
             stack.push_async_callback(sinks[name].aclose)
         if lock:
             await stack.enter_async_context(hold_locks(_lock_paths(sinks), settings.lock_timeout))
+            # Under the locks: a temp file older than this run is a killed run's, not a live one's.
+            await anyio.to_thread.run_sync(_sweep, sinks, started)
         yield Session(manifests, client, sinks, settings)
+
+
+def _sweep(sinks: Mapping[str, Sink], before: float) -> None:
+    """Remove stale temp files (live secrets) a killed run left in local sinks; blocking."""
+    for name, sink in sinks.items():
+        try:
+            removed = sink.sweep(before)
+        except OSError as exc:  # the sink's own reads and writes will report what is wrong
+            log.warning("sink.temp_sweep_failed", sink=name, error=exc.strerror)
+            continue
+        if removed:
+            log.info("sink.temp_swept", sink=name, removed=removed)
 
 
 def _lock_paths(sinks: Mapping[str, Sink]) -> list[Path]:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+
+#: The temp names `write_atomic` makes: `.<name>.<12 hex digits>.tmp`.
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -100,6 +104,30 @@ def write_atomic(
         raise
     if sync_dir:
         os.fsync(dir_fd)  # make the rename itself durable
+
+
+def sweep_stale_temps(dir_fd: int, before: float, owns: Callable[[str], bool]) -> int:
+    """Unlink temp files `write_atomic` left behind (killed mid-write), holding live secrets.
+
+    Only regular files named exactly as it names them, for a target name `owns` accepts, and
+    last modified before `before` (the run's start: a live writer's files are newer). Returns
+    how many were removed.
+    """
+    removed = 0
+    for entry in os.listdir(dir_fd):
+        found = TEMP_NAME.fullmatch(entry)
+        if found is None or not owns(found["name"]):
+            continue
+        try:
+            info = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_mtime < before:
+            _unlink_quietly(dir_fd, entry)
+            removed += 1
+    if removed:
+        os.fsync(dir_fd)
+    return removed
 
 
 def remove(dir_fd: int, name: str) -> None:

@@ -55,6 +55,13 @@ class Sink(Protocol):
         """The file overlapping runs take turns on (see `locking`); None for a remote sink."""
         ...
 
+    def sweep(self, before: float) -> int:
+        """Remove temp files older than `before` a killed run left (they hold secrets); blocking.
+
+        Called with the sink's lock held. Returns how many were removed (0 for a remote sink).
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release resources; flush anything buffered."""
         ...

@@ -7,8 +7,10 @@ credentials cost a handful of atomic rewrites rather than one each.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -20,6 +22,7 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
+from provisioner.logs import register_secret
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
@@ -129,6 +132,12 @@ class _Document:
         for index in indices:
             self._lines[index] = None
 
+    def register_secrets(self) -> None:
+        """Make the client secrets this file holds known to redaction (see provisioner.logs)."""
+        for name in self._where:
+            if name.startswith("STREAMKAP_") and name.endswith("_SECRET"):
+                register_secret(self.get(name))
+
     def render(self) -> str:
         kept = [line for line in self._lines if line is not None]
         return "\n".join(kept) + "\n" if kept else ""
@@ -157,6 +166,10 @@ def _quoted_value_end(text: str, start: int) -> int:
         return start
     closed = _QUOTED[found[3][:1]].match(text, found.start(3))
     return closed.end() if closed else start
+
+
+class _Unreadable(Exception):
+    """The env file exists but cannot be read as dotenv text; the message says why."""
 
 
 class _DotenvFile:
@@ -190,15 +203,23 @@ class _DotenvFile:
 
     async def _commit(self, batch: list[Pending[Callable[[_Document], bool], None]]) -> None:
         try:
-            draft = (await self._loaded_locked()).copy()
+            # Read again right before rewriting: a line another program added since the last
+            # read must survive the rewrite (the copy in memory would drop it).
+            draft = await to_thread.run_sync(self._read)
             changed = [pending.work(draft) for pending in batch]
             if any(changed):
                 await to_thread.run_sync(self._store, draft.render())
                 self.file_writes += 1
             self._document = draft
         except OSError as exc:
-            for pending in batch:
-                pending.failure = f"cannot write {self._shown}: {atomic.describe(exc)}"
+            self._fail(batch, f"cannot write {self._shown}: {atomic.describe(exc)}")
+        except _Unreadable as exc:
+            self._fail(batch, f"cannot read {self._shown}: {exc}")
+
+    @staticmethod
+    def _fail(batch: list[Pending[Callable[[_Document], bool], None]], failure: str) -> None:
+        for pending in batch:
+            pending.failure = failure
 
     async def _loaded(self) -> _Document:
         if self._document is None:
@@ -213,14 +234,22 @@ class _DotenvFile:
 
     def _load(self) -> _Document:
         try:
-            return _Document.parse(_read_text(self._path))
+            return self._read()
+        except _Unreadable as exc:
+            raise SinkError(self._sink, f"cannot read {self._shown}: {exc}") from None
+
+    def _read(self) -> _Document:
+        """The file as it is on disk now (empty when missing); _Unreadable if it cannot be."""
+        try:
+            document = _Document.parse(_read_text(self._path))
         except FileNotFoundError:
             return _Document.parse("")
         except OSError as exc:
-            reason = atomic.describe(exc)
+            raise _Unreadable(atomic.describe(exc)) from None
         except UnicodeDecodeError:
-            reason = "not UTF-8 text; refusing to rewrite it"
-        raise SinkError(self._sink, f"cannot read {self._shown}: {reason}")
+            raise _Unreadable("not UTF-8 text; refusing to rewrite it") from None
+        document.register_secrets()
+        return document
 
     def _store(self, text: str) -> None:
         atomic.ensure_dir(self._path.parent)
@@ -229,8 +258,12 @@ class _DotenvFile:
 
 
 def _read_text(path: Path) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    """The file's text; OSError unless it is a regular file (a FIFO would block us forever)."""
+    # O_NONBLOCK: opening a FIFO for reading otherwise waits, uninterruptibly, for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (refusing to read or replace it)")
         return handle.read().decode("utf-8")
 
 
@@ -293,6 +326,17 @@ class EnvSink:
             return None
         path = self._file.path
         return path.with_name(f".{path.name}.lock")
+
+    def sweep(self, before: float) -> int:
+        """Remove the temp files a killed run left next to the env file (blocking)."""
+        if self._file is None:
+            return 0
+        path = self._file.path
+        try:
+            with atomic.open_dir(path.parent, follow=True) as dir_fd:
+                return atomic.sweep_stale_temps(dir_fd, before, path.name.__eq__)
+        except FileNotFoundError:
+            return 0
 
     @property
     def file_writes(self) -> int:

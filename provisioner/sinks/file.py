@@ -73,6 +73,21 @@ class FileSink:
         """Where overlapping runs on this directory take turns (see provisioner.sinks.locking)."""
         return self._root / LOCK_FILE
 
+    def sweep(self, before: float) -> int:
+        """Remove the temp files a killed run left in the service directories (blocking)."""
+        try:
+            with atomic.open_dir(self._root, follow=True) as root:
+                services = [
+                    entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False)
+                ]
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for service in services:
+            with atomic.open_dir(self._root / service, follow=False) as dir_fd:
+                removed += atomic.sweep_stale_temps(dir_fd, before, _is_record_name)
+        return removed
+
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`, or None when the file is missing, unreadable or corrupt."""
         self._check_names(service, credential)
@@ -177,6 +192,10 @@ class FileSink:
         for part in (service, credential):
             if part in ("", ".", "..") or "/" in part or "\0" in part:
                 raise SinkError(self.name, f"invalid name {part!r} for a file path")
+
+
+def _is_record_name(name: str) -> bool:
+    return name.endswith(".json")
 
 
 def _open_if_present(stack: ExitStack, path: Path) -> int | None:

@@ -7,6 +7,7 @@ because the planner keeps the credential the sinks hold and deletes the other.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import anyio
 import structlog
 
-from provisioner.errors import LockTimeout
+from provisioner.errors import LockTimeout, LockUnavailable
 
 log = structlog.get_logger("provisioner.sinks.locking")
 POLL = 0.1
@@ -27,7 +28,9 @@ POLL = 0.1
 async def hold_locks(paths: Iterable[Path], patience: float) -> AsyncIterator[None]:
     """Hold every lock, taken in sorted order so two runs never wait on each other in a cycle."""
     async with AsyncExitStack() as stack:
-        for path in sorted({p.resolve() for p in paths}):
+        # The directory is resolved (one lock however it is reached), never the lock itself: a
+        # symlink planted there must be refused by O_NOFOLLOW, not followed.
+        for path in sorted({p.parent.resolve() / p.name for p in paths}):
             fd = await _acquire(path, patience)
             if fd is not None:
                 stack.callback(os.close, fd)  # closing the descriptor releases the flock
@@ -37,15 +40,24 @@ async def hold_locks(paths: Iterable[Path], patience: float) -> AsyncIterator[No
 async def _acquire(path: Path, patience: float) -> int | None:
     """Wait up to `patience` seconds for the lock at `path`; return its descriptor.
 
-    A lock that cannot even be created means its sink is broken: every credential that uses the
-    sink fails on its own, so the run goes on without that lock rather than failing as a whole.
+    A sink directory that cannot even be created means the sink is broken for every run: each
+    credential that uses it fails on its own, so no lock is needed. A lock file that cannot be
+    opened (a directory, a symlink, another user's file) fails the run before any write: going on
+    without it would let two runs both create everything.
     """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         log.warning("lock.unavailable", path=str(path), error=exc.strerror)
         return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        reason = "is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        raise LockUnavailable(
+            f"cannot open the lock {path}: {reason}; stopping before any write, since another "
+            "run could be writing the same sink (remove or fix that file)"
+        ) from None
     deadline = time.monotonic() + patience
     waited = False
     while True:

@@ -19,6 +19,7 @@ import structlog
 from provisioner.errors import SinkError
 from provisioner.http.retry import Sleep, parse_retry_after, retrying
 from provisioner.http.transport import open_transport
+from provisioner.logs import register_secret
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import _vault_config
 from provisioner.sinks._vault_config import Connection, VaultSinkOptions
@@ -55,6 +56,7 @@ class VaultSink:
         self.name = name
         self.readable = True
         self._connection = Connection.of(options, context)
+        register_secret(self._connection.token)  # Vault's errors may echo the request headers
         self._mount = options.mount
         self._prefix = options.prefix
         self._http = httpx.AsyncClient(
@@ -99,6 +101,10 @@ class VaultSink:
             stored, self._versions[path] = await self._retrying("read", self._fetch, path)
             if stored == client_id:
                 await self._retrying("delete", self._delete_latest, path)
+
+    def sweep(self, before: float) -> int:
+        """No temp files to sweep."""
+        return 0
 
     def lock_path(self) -> None:
         """No lock: a remote store: runs elsewhere are kept apart by the planner, not a lock."""

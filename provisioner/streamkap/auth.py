@@ -11,6 +11,7 @@ import anyio
 from pydantic import SecretStr
 
 from provisioner.errors import ApiError, AuthError, UsageError
+from provisioner.logs import register_secret
 
 # Refresh when this share of a token's life is left, so long runs never send an expired token.
 REFRESH_MARGIN = 0.2
@@ -98,6 +99,8 @@ class TokenSource:
         lifetime = float(answer.get("expiresIn") or 3600)
         now = self._clock()
         refresh = answer.get("refreshToken")
+        register_secret(str(answer["accessToken"]))  # servers echo headers into their errors
+        register_secret(str(refresh) if refresh else None)
         return Token(
             value=SecretStr(str(answer["accessToken"])),
             refresh=SecretStr(str(refresh)) if refresh else None,

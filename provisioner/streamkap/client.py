@@ -22,7 +22,8 @@ from provisioner.errors import (
     RequestFailed,
 )
 from provisioner.http.retry import Sleep, is_transient, parse_retry_after, retrying
-from provisioner.http.transport import AiohttpTransport
+from provisioner.http.transport import AiohttpTransport, AnswerTooLarge
+from provisioner.logs import register_secret
 from provisioner.reconcile.model import CreatedCredential, DesiredCredential, RemoteCredential, Role
 from provisioner.streamkap.auth import TokenSource
 from provisioner.streamkap.breaker import CircuitBreaker
@@ -42,6 +43,12 @@ _NOT_SENT = (
     httpx.ProxyError,
     httpx.UnsupportedProtocol,
 )
+
+#: The largest listing of credentials read: at ~280 bytes per credential, some 115,000 of them,
+#: beyond the 100,000 the project benchmarks. Parsing costs ~2.5x its size on top of the buffer
+#: (docs/limits.md); past the cap the call fails cleanly instead of running out of memory.
+LISTING_MAX_BYTES = 32 * 1024 * 1024
+#: Any other answer (one object, the roles, a token) stops at the transport's default cap.
 
 HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
 
@@ -65,6 +72,9 @@ class StreamkapClient:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Known before anything is sent: an answer may echo them (a login body, a header).
+        register_secret(secret)
+        register_secret(access_token)
         # One set of CA certificates for both clients, loaded only if the API is on HTTPS.
         ssl_context = functools.cache(httpx.create_ssl_context)
         pooled = transport or AiohttpTransport(connections=concurrency, ssl_context=ssl_context)
@@ -115,7 +125,7 @@ class StreamkapClient:
         return [Role(str(r["id"]), str(r.get("key", "")), str(r.get("name", ""))) for r in body]
 
     async def list_credentials(self) -> list[RemoteCredential]:
-        body = await self._retrying("GET", CREDENTIALS)
+        body = await self._retrying("GET", CREDENTIALS, max_bytes=LISTING_MAX_BYTES)
         return parse_listing(body)
 
     async def create_credential(self, desired: DesiredCredential) -> CreatedCredential:
@@ -126,6 +136,7 @@ class StreamkapClient:
             with attempt:
                 body = await self._create_once(payload, desired.key)
         secret = SecretStr(str(body.pop("secret", "")))
+        register_secret(secret)  # a sink's error may echo the record it was sent
         return CreatedCredential(remote=parse_credential(body), secret=secret)
 
     async def delete_credential(self, client_id: str) -> None:
@@ -151,17 +162,21 @@ class StreamkapClient:
             raise
         return body
 
-    async def _retrying(self, method: str, path: str, payload: Any = None) -> Any:
+    async def _retrying(
+        self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
+    ) -> Any:
         async for attempt in retrying(self._max_attempts, self._sleep, f"{method} {path}"):
             with attempt:
-                return await self._request(method, path, payload)
+                return await self._request(method, path, payload, max_bytes=max_bytes)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    async def _request(self, method: str, path: str, payload: Any = None) -> Any:
+    async def _request(
+        self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
+    ) -> Any:
         """One authorized call, through the circuit breaker: once open, calls fail fast."""
         self.breaker.check()
         try:
-            answer = await self._authorized(method, path, payload)
+            answer = await self._authorized(method, path, payload, max_bytes)
         except (ApiError, RequestFailed) as exc:
             if is_transient(exc):
                 self.breaker.failed(exc)
@@ -169,16 +184,17 @@ class StreamkapClient:
         self.breaker.succeeded()
         return answer
 
-    async def _authorized(self, method: str, path: str, payload: Any) -> Any:
+    async def _authorized(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
         """A 401 has renewed the token (see `_send`): repeat the call once."""
         try:
-            return await self._send(method, path, payload)
+            return await self._send(method, path, payload, max_bytes)
         except AuthError as exc:
             if exc.status != 401 or exc.path.startswith(TOKEN_PATHS):
                 raise  # a refused login is not an expired token: asking again cannot help
-        return await self._send(method, path, payload)
+        return await self._send(method, path, payload, max_bytes)
 
-    async def _send(self, method: str, path: str, payload: Any) -> Any:
+    async def _send(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
+        extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
         try:
             async with self._http.connection() as http:
                 # Paced once a connection is held, so the pace in force is the one it goes at.
@@ -186,7 +202,11 @@ class StreamkapClient:
                 # The token is taken last: one fetched before the wait could expire during it.
                 token = await self.tokens.get()
                 headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-                response = await http.request(method, path, json=payload, headers=headers)
+                response = await http.request(
+                    method, path, json=payload, headers=headers, extensions=extensions
+                )
+        except AnswerTooLarge as exc:  # the same answer again would be just as large
+            raise RequestFailed(method, path, str(exc), sent=True, retryable=False) from None
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise RequestFailed(method, path, type(exc).__name__, sent=sent) from None
@@ -203,6 +223,9 @@ class StreamkapClient:
             with attempt:
                 try:
                     response = await self._auth_http.post(path, json=body)
+                except AnswerTooLarge as exc:
+                    cause = str(exc)
+                    raise RequestFailed("POST", path, cause, sent=True, retryable=False) from None
                 except httpx.TransportError as exc:
                     sent = not isinstance(exc, _NOT_SENT)
                     raise RequestFailed("POST", path, type(exc).__name__, sent=sent) from None

@@ -75,6 +75,10 @@ class MemorySink:
         if record is not None and record.client_id == client_id:
             del self.records[key]
 
+    def sweep(self, before: float) -> int:
+        """No temp files to sweep."""
+        return 0
+
     def lock_path(self) -> None:
         """No lock: nothing on disk."""
         return

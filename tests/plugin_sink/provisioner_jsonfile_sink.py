@@ -50,6 +50,10 @@ class JsonFileSink:
         async with self._lock:
             await to_thread.run_sync(self._update, f"{service}/{credential}", None, client_id)
 
+    def sweep(self, before: float) -> int:
+        """No temp files to sweep."""
+        return 0
+
     def lock_path(self) -> None:
         """No lock: a plugin may do without one."""
         return
