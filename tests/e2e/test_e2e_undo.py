@@ -14,6 +14,7 @@ MANIFEST = """\
 version: 1
 defaults:
   sinks: [files, locked]
+  roles: [Admin]
 sinks:
   files: {type: file, path: ./secrets}
   locked: {type: file, path: ./locked}
