@@ -41,7 +41,7 @@ def wanted() -> DesiredCredential:
         service="api",
         name="ingest",
         description=None,
-        service_id=None,
+        service_id="svc-other",
         roles=("role-editor",),
         permission_ids=(),
         sinks=("memory",),
@@ -68,7 +68,7 @@ async def test_an_unknown_create_outcome_spares_the_credentials_left_in_grace() 
     ) as client:
         remote = await client.list_credentials()
         the_plan = plan([wanted()], remote, {KEY: {"memory": held.client_id}}, now=now)
-        assert [a.kind for a in the_plan.actions] == [Kind.REPLACE, Kind.NOOP]  # drift:roles
+        assert [a.kind for a in the_plan.actions] == [Kind.REPLACE, Kind.NOOP]  # service_id
         engine = Engine(client, {"memory": sink}, concurrency=4, sleep=no_sleep)
         (outcome,) = await engine.execute(the_plan.actions)
     assert outcome.status is Status.OK, outcome.error

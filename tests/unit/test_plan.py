@@ -87,15 +87,36 @@ def test_a_sink_holding_another_client_id_causes_a_replace() -> None:
     assert action.detail == "vault holds stale"
 
 
-def test_role_drift_causes_a_replace() -> None:
+def test_role_drift_alone_is_an_update_in_place() -> None:
+    """Roles can change by PATCH; `retire` is what a replace would do if the API has none."""
     current = remote("c1", roles=frozenset({"r2"}))
     action = only(plan([desired()], [current], HELD_C1, now=NOW))
-    assert (action.kind, action.reason, action.retire) == (
-        Kind.REPLACE,
+    assert (action.kind, action.reason, action.client_id, action.retire) == (
+        Kind.UPDATE,
         Reason.DRIFT_ROLES,
+        "c1",
         ("c1",),
     )
     assert action.detail == "roles r2 -> r1"
+
+
+def test_role_drift_with_another_drift_or_a_rotation_is_a_replace() -> None:
+    drifted = remote("c1", roles=frozenset({"r2"}), permissions=frozenset({"p9"}))
+    assert only(plan([desired()], [drifted], HELD_C1, now=NOW)).kind is Kind.REPLACE
+    old = remote("c1", roles=frozenset({"r2"}), age=timedelta(days=40))
+    wanted = desired(rotate_after=timedelta(days=30))
+    assert only(plan([wanted], [old], HELD_C1, now=NOW)).kind is Kind.REPLACE
+
+
+def test_a_service_id_the_manifest_does_not_name_is_the_apis_to_fill_in() -> None:
+    """The API computes service_id when the create omits it: never drift."""
+    current = remote("c1", service_id="svc-computed")
+    assert kinds(plan([desired()], [current], HELD_C1, now=NOW)) == [(Kind.NOOP, Reason.UP_TO_DATE)]
+
+
+def test_a_credential_listed_twice_is_not_a_duplicate_of_itself() -> None:
+    result = plan([desired()], [remote("c1"), remote("c1")], HELD_C1, now=NOW)
+    assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE)]
 
 
 def test_permission_drift_causes_a_replace() -> None:
@@ -169,7 +190,7 @@ def test_duplicates_none_of_which_the_sinks_hold_are_all_replaced() -> None:
 
 
 def test_duplicate_kept_one_that_drifted_is_replaced_and_the_others_deleted() -> None:
-    found = [remote("c1", roles=frozenset({"r2"})), remote("c2", age=timedelta(hours=1))]
+    found = [remote("c1", permissions=frozenset({"p9"})), remote("c2", age=timedelta(hours=1))]
     result = plan([desired()], found, HELD_C1, now=NOW)
     assert [(a.kind, a.client_id) for a in result.actions] == [
         (Kind.REPLACE, "c1"),
@@ -240,7 +261,7 @@ def test_with_only_write_only_sinks_the_newest_duplicate_is_kept() -> None:
 
 def test_every_marked_credential_of_a_key_is_known_to_its_replace() -> None:
     """The engine must never take an in-grace credential for a leftover of its own create."""
-    wanted = desired(grace=timedelta(hours=1), roles=("r2",))
+    wanted = desired(grace=timedelta(hours=1), permissions=("p2",))
     found = [remote("old", age=timedelta(minutes=30)), remote("c1", age=timedelta(minutes=10))]
     result = plan([wanted], found, HELD_C1, now=NOW)
     replace = result.actions[0]
