@@ -6,18 +6,44 @@
         ...
     vault = create_vault_app(VaultState())  # the Vault stub, served the same ways
 
+The API behaves as Streamkap documents it (see `app.py`); what a test may change is a plain
+attribute of `SimulatorState` (`fill_service_id`, `patch_supported`, `admin_permissions`, ...)
+or a `FaultConfig` option (`bad_create_answer`, `bad_list_answer`, ...).
+
 A dropped connection surfaces as `SimulatedConnectionDrop` in-process and as
 `httpx.RemoteProtocolError` over a socket; the first subclasses the second.
 """
 
-from provisioner.simulator.app import ClientCredentialCreateReq, create_app, get_state
-from provisioner.simulator.faults import Call, FaultConfig, SimulatedConnectionDrop
+from provisioner.simulator.app import (
+    ClientCredentialCreateReq,
+    ClientCredentialUpdateReq,
+    create_app,
+    get_state,
+    mask_secret,
+)
+from provisioner.simulator.faults import (
+    BadCreateAnswer,
+    BadListAnswer,
+    BadRolesAnswer,
+    BadTokenAnswer,
+    Call,
+    FaultConfig,
+    SimulatedConnectionDrop,
+)
 from provisioner.simulator.serve import serve_forever, serve_in_thread
 from provisioner.simulator.state import (
     ADMIN_CLIENT_ID,
     ADMIN_SECRET,
+    ALL_PERMISSIONS,
     DEFAULT_ROLES,
+    DELETE_CREDENTIALS,
+    EXTRA_ROLE_ID,
     NO_RESPONSE,
+    READ_CREDENTIALS,
+    READ_ROLES,
+    SERVICE_ID,
+    WRITE_CREDENTIALS,
+    CreatedBy,
     CredentialRecord,
     ManualClock,
     Role,
@@ -29,12 +55,25 @@ from provisioner.simulator.vault_state import CAS_MISMATCH, VAULT_ROOT_TOKEN, Va
 __all__ = [
     "ADMIN_CLIENT_ID",
     "ADMIN_SECRET",
+    "ALL_PERMISSIONS",
     "CAS_MISMATCH",
     "DEFAULT_ROLES",
+    "DELETE_CREDENTIALS",
+    "EXTRA_ROLE_ID",
     "NO_RESPONSE",
+    "READ_CREDENTIALS",
+    "READ_ROLES",
+    "SERVICE_ID",
     "VAULT_ROOT_TOKEN",
+    "WRITE_CREDENTIALS",
+    "BadCreateAnswer",
+    "BadListAnswer",
+    "BadRolesAnswer",
+    "BadTokenAnswer",
     "Call",
     "ClientCredentialCreateReq",
+    "ClientCredentialUpdateReq",
+    "CreatedBy",
     "CredentialRecord",
     "FaultConfig",
     "ManualClock",
@@ -45,6 +84,7 @@ __all__ = [
     "create_app",
     "create_vault_app",
     "get_state",
+    "mask_secret",
     "serve_forever",
     "serve_in_thread",
     "vault_state",
