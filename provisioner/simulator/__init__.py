@@ -50,7 +50,14 @@ from provisioner.simulator.state import (
     SimulatorState,
 )
 from provisioner.simulator.vault import create_vault_app, vault_state
-from provisioner.simulator.vault_state import CAS_MISMATCH, VAULT_ROOT_TOKEN, VaultState
+from provisioner.simulator.vault_state import (
+    CAS_MISMATCH,
+    VAULT_ROOT_TOKEN,
+    AuthMethod,
+    Grant,
+    TokenInfo,
+    VaultState,
+)
 
 __all__ = [
     "ADMIN_CLIENT_ID",
@@ -66,6 +73,7 @@ __all__ = [
     "SERVICE_ID",
     "VAULT_ROOT_TOKEN",
     "WRITE_CREDENTIALS",
+    "AuthMethod",
     "BadCreateAnswer",
     "BadListAnswer",
     "BadRolesAnswer",
@@ -76,10 +84,12 @@ __all__ = [
     "CreatedBy",
     "CredentialRecord",
     "FaultConfig",
+    "Grant",
     "ManualClock",
     "Role",
     "SimulatedConnectionDrop",
     "SimulatorState",
+    "TokenInfo",
     "VaultState",
     "create_app",
     "create_vault_app",
