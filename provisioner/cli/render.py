@@ -51,10 +51,11 @@ def _afterwards(action: Action) -> str:
     if action.kind is not Kind.REPLACE or action.client_id is None:
         return ""
     others = [cid for cid in action.retire if cid != action.client_id]
-    if action.retire:
+    if action.client_id in action.retire:
         return "; then delete it" + "".join(f" and {cid}" for cid in others)
     grace = format_duration(grace_of(action.desired)) if action.desired else "?"
-    return f"; it stays live for {grace} (grace)"
+    retired = f"; then delete {' and '.join(others)}" if others else ""
+    return f"; it stays live for {grace} (grace){retired}"
 
 
 def plan_summary_line(plan: Plan) -> str:

@@ -30,7 +30,7 @@ from provisioner.reconcile.model import (
     SinkRecord,
     Status,
 )
-from provisioner.sinks import Sink
+from provisioner.sinks import Previous, Sink
 from provisioner.streamkap import StreamkapClient
 
 log = structlog.get_logger("provisioner.reconcile.engine")
@@ -180,7 +180,7 @@ class Engine:
         """Write to every sink concurrently; if any still fails, take the credential back."""
         record = sink_record(desired, created)
         failures: list[SinkError] = []
-        delivered: list[Sink] = []
+        delivered: list[tuple[Sink, Previous]] = []  # each sink, and what the write replaced
 
         async def deliver(sink: Sink) -> None:
             try:
@@ -188,8 +188,8 @@ class Engine:
                     self.max_attempts, self.sleep, "deliver", sink=sink.name
                 ):
                     with attempt:
-                        await sink.write(record)
-                delivered.append(sink)
+                        previous = await sink.write(record)
+                delivered.append((sink, previous))
             except SinkError as exc:
                 failures.append(exc)
             except Exception as exc:  # e.g. a plugin sink that lets an OSError through
@@ -210,25 +210,42 @@ class Engine:
             raise failures[0]
 
     async def _undo(
-        self, desired: DesiredCredential, created: CreatedCredential, delivered: list[Sink]
+        self,
+        desired: DesiredCredential,
+        created: CreatedCredential,
+        delivered: list[tuple[Sink, Previous]],
     ) -> ProvisionerError | None:
-        """Delete the new credential, then its copies; return what failed, if anything."""
+        """Put back what each sink held before, then delete the new credential; return what
+        failed, if anything. A replace's consumers so keep the old secret, which stays live."""
         client_id = created.remote.client_id
         log.warning("credential.undo", key=desired.key, client_id=client_id)
         failed: ProvisionerError | None = None
         with anyio.CancelScope(shield=True):
+            # Sinks first: a sink never holds the new secret after the credential is gone.
+            for sink, previous in delivered:
+                failed = failed or await self._restore(desired, client_id, sink, previous)
             try:
                 await self.client.delete_credential(client_id)
             except ProvisionerError as exc:  # the next run deletes it as a credential no sink holds
                 log.error("credential.undo_failed", key=desired.key, error=str(exc))
-                failed = exc
-            for sink in delivered:
-                try:
-                    await sink.delete(desired.service, desired.name, client_id)
-                except SinkError as exc:
-                    log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=str(exc))
-                    failed = failed or exc
+                failed = failed or exc
         return failed
+
+    async def _restore(
+        self, desired: DesiredCredential, client_id: str, sink: Sink, previous: Previous
+    ) -> ProvisionerError | None:
+        """Undo one sink's write of `client_id`; the error, if it could not be undone."""
+        try:
+            await sink.restore(desired.service, desired.name, client_id, previous)
+        except SinkError as exc:
+            log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=str(exc))
+            return exc
+        except Exception as exc:  # a plugin sink that lets an OSError through
+            error = redact(f"unexpected {type(exc).__name__}: {exc}")
+            log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=error)
+            return SinkError(sink.name, error)
+        log.info("sink.restored", key=desired.key, sink=sink.name, client_id=previous.client_id)
+        return None
 
 
 def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:

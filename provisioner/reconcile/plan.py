@@ -68,7 +68,7 @@ def _reconcile(
     if kept is None:
         return [_replace_lost(wanted, found, held, known)]
     others = [_other(wanted, other, kept, now) for other in found if other is not kept]
-    return [_keep_or_replace(wanted, kept, now, known), *others]
+    return [_keep_or_replace(wanted, kept, now, known, others), *others]
 
 
 def _held_by_sinks(
@@ -94,7 +94,9 @@ def _replace_lost(
         for name in wanted.sinks
         if name in held and held[name] != current.client_id
     ]
-    retire = () if grace_of(wanted) else known
+    # Under grace the newest stays live beside the new one; older ones (already superseded) go
+    # once it is delivered: at most two per key. No sink holds a secret, so this cannot wait.
+    retire = known[:-1] if grace_of(wanted) else known
     return Action(
         Kind.REPLACE,
         wanted.key,
@@ -108,7 +110,11 @@ def _replace_lost(
 
 
 def _keep_or_replace(
-    wanted: DesiredCredential, kept: RemoteCredential, now: datetime, known: tuple[str, ...]
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    now: datetime,
+    known: tuple[str, ...],
+    others: Sequence[Action],
 ) -> Action:
     drifts = _drifts(wanted, kept)
     rotation = _rotation(wanted, kept, now)
@@ -117,6 +123,9 @@ def _keep_or_replace(
     if not drifts:
         return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
     reason, detail = drifts[0]
+    in_grace = [other for other in others if other.kind is Kind.NOOP]
+    if in_grace:  # (only with a grace: without one, the others are deleted this run)
+        return _wait_for_others(wanted, kept, reason, detail, in_grace)
     # Roles alone can change in place, keeping client_id and secret (the engine replaces
     # instead if the API has no PATCH); anything else needs a new credential.
     kind = Kind.UPDATE if len(drifts) == 1 and reason is Reason.DRIFT_ROLES else Kind.REPLACE
@@ -131,6 +140,23 @@ def _keep_or_replace(
         known=known,
         detail=detail,
     )
+
+
+def _wait_for_others(
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    reason: Reason,
+    detail: str,
+    others: Sequence[Action],
+) -> Action:
+    """A replace while another credential of the key is still in grace would make three live.
+
+    It waits, left in place, until that grace ends: the kept one still works for every consumer
+    meanwhile, and the one in grace keeps working for those that have not restarted yet.
+    """
+    ids = " and ".join(other.client_id or "?" for other in others)
+    detail = f"{detail}; waits for the grace of {ids} to end: at most two live per key"
+    return Action(Kind.NOOP, wanted.key, reason, wanted, kept.client_id, detail=detail)
 
 
 def _other(

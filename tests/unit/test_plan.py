@@ -261,12 +261,39 @@ def test_with_only_write_only_sinks_the_newest_duplicate_is_kept() -> None:
 
 def test_every_marked_credential_of_a_key_is_known_to_its_replace() -> None:
     """The engine must never take an in-grace credential for a leftover of its own create."""
-    wanted = desired(grace=timedelta(hours=1), permissions=("p2",))
+    wanted = desired(grace=timedelta(hours=1))
     found = [remote("old", age=timedelta(minutes=30)), remote("c1", age=timedelta(minutes=10))]
-    result = plan([wanted], found, HELD_C1, now=NOW)
+    result = plan([wanted], found, {"api/ingest": {"local": None}}, now=NOW)  # secret lost
     replace = result.actions[0]
-    assert (replace.kind, replace.retire) == (Kind.REPLACE, ())
+    assert (replace.kind, replace.client_id, replace.retire) == (Kind.REPLACE, "c1", ("old",))
     assert set(replace.known) == {"old", "c1"}
+
+
+def test_a_replace_waits_while_another_credential_is_in_grace() -> None:
+    """Drift again within grace: a third live credential would be one too many; nothing breaks."""
+    wanted = desired(grace=timedelta(hours=1), roles=("r2",))
+    found = [remote("old", age=timedelta(hours=2)), remote("c1", age=timedelta(minutes=10))]
+    kept, other = plan([wanted], found, HELD_C1, now=NOW).actions
+    assert (kept.kind, kept.reason, kept.client_id) == (Kind.NOOP, Reason.DRIFT_ROLES, "c1")
+    assert "waits for the grace of old to end" in kept.detail
+    assert (other.kind, other.reason) == (Kind.NOOP, Reason.IN_GRACE)
+
+
+def test_a_waiting_replace_goes_ahead_once_the_grace_has_ended() -> None:
+    wanted = desired(grace=timedelta(hours=1), roles=("r2",))
+    found = [remote("old", age=timedelta(hours=3)), remote("c1", age=timedelta(hours=1))]
+    kept, other = plan([wanted], found, HELD_C1, now=NOW).actions
+    assert (kept.kind, kept.reason, kept.retire) == (Kind.REPLACE, Reason.DRIFT_ROLES, ())
+    assert (other.kind, other.client_id) == (Kind.DELETE, "old")
+
+
+def test_a_lost_secret_under_grace_keeps_only_the_newest_beside_the_new_one() -> None:
+    """No sink holds any: this cannot wait, so older ones go once the new one is delivered."""
+    wanted = desired(grace=timedelta(hours=1))
+    found = [remote(f"c{age}", age=timedelta(minutes=age)) for age in (50, 40, 30)]
+    (replace,) = plan([wanted], found, {"api/ingest": {"local": "gone"}}, now=NOW).actions
+    assert (replace.kind, replace.reason) == (Kind.REPLACE, Reason.LOST_SECRET)
+    assert (replace.client_id, set(replace.retire)) == ("c30", {"c50", "c40"})
 
 
 def test_actions_follow_the_manifest_order_then_orphans() -> None:

@@ -54,6 +54,29 @@ def test_a_replace_under_grace_says_how_long_the_old_one_stays() -> None:
     )
 
 
+def test_a_lost_secret_under_grace_says_which_older_one_goes() -> None:
+    wanted = desired(grace=timedelta(hours=2))
+    found = [remote("c0", age=timedelta(hours=3)), remote("c1", age=timedelta(hours=1))]
+    the_plan = plan([wanted], found, {"api/ingest": {"local": None}}, now=NOW)
+    expected = (
+        "~ api/ingest (c1): lost-secret (local holds nothing); it stays live for 2h (grace);"
+        " then delete c0"
+    )
+    assert expected in render_plan(the_plan)
+
+
+def test_a_replace_waiting_for_a_grace_is_left_in_place_and_says_why() -> None:
+    wanted = desired(roles=("r2",), grace=timedelta(hours=2))
+    found = [remote("c0", age=timedelta(hours=3)), remote("c1", age=timedelta(hours=1))]
+    shown = render_plan(plan([wanted], found, {"api/ingest": {"local": "c1"}}, now=NOW))
+    expected = (
+        "= api/ingest (c1): drift:roles (roles r1 -> r2; waits for the grace of c0 to end:"
+        " at most two live per key)"
+    )
+    assert expected in shown
+    assert "To replace:" not in shown
+
+
 def test_an_unchanged_plan_is_one_summary_line() -> None:
     the_plan = plan([desired()], [remote("c1")], HELD, now=NOW)
     assert render_plan(the_plan) == "Plan: 0 to create, 0 to replace, 0 to delete, 1 unchanged."
