@@ -74,7 +74,7 @@ def test_permission_denied_undoes_the_credential_and_a_later_run_converges(tmp_p
 REPLACED = """\
 version: 1
 defaults:
-  roles: [{role}]
+  roles: [ReadOnly]
   sinks: [files, dotenv, vault]
 sinks:
   files: {{type: file, path: ./secrets}}
@@ -82,6 +82,7 @@ sinks:
   vault: {{type: vault, address: '{vault}', mount: secret}}
 services:
   - name: svc
+    service_id: {service_id}
     credentials:
       - name: one
       - name: two
@@ -107,18 +108,18 @@ def held(cwd: Path, vault: ServedVault) -> dict[str, set[tuple[str, str]]]:
 def test_a_replace_vault_refuses_leaves_every_sink_holding_the_old_working_secret(
     tmp_path: Path,
 ) -> None:
-    """Role drift replaces both; Vault refuses writes: files and dotenv get the old records back."""
+    """A new service_id replaces both; Vault refuses writes: the others get the old records back."""
     (tmp_path / "manifests").mkdir()
     manifest = tmp_path / "manifests" / "m.yaml"
     with served() as sim, served_vault() as vault:
         env = sim.env(**vault.env(), PROVISIONER_MAX_ATTEMPTS="2")
-        manifest.write_text(REPLACED.format(role="read_only", vault=vault.url))
+        manifest.write_text(REPLACED.format(service_id="svc-a", vault=vault.url))
         assert run_cli("apply", "manifests", cwd=tmp_path, env=env).returncode == 0
         before = held(tmp_path, vault)
         old = {record.client_id: record.secret for record in sim.state.live()}
         assert all(len(pairs) == 1 and pairs <= old.items() for pairs in before.values())
 
-        manifest.write_text(REPLACED.format(role="editor", vault=vault.url))
+        manifest.write_text(REPLACED.format(service_id="svc-b", vault=vault.url))
         vault.state.fail_writes = True
         failed = run_cli("apply", "manifests", cwd=tmp_path, env=env)
         assert failed.returncode == 1, failed.stderr

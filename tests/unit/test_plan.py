@@ -280,10 +280,10 @@ def test_a_replace_waits_while_another_credential_is_in_grace() -> None:
 
 
 def test_a_waiting_replace_goes_ahead_once_the_grace_has_ended() -> None:
-    wanted = desired(grace=timedelta(hours=1), roles=("r2",))
+    wanted = desired(grace=timedelta(hours=1), permissions=("p1",))
     found = [remote("old", age=timedelta(hours=3)), remote("c1", age=timedelta(hours=1))]
     kept, other = plan([wanted], found, HELD_C1, now=NOW).actions
-    assert (kept.kind, kept.reason, kept.retire) == (Kind.REPLACE, Reason.DRIFT_ROLES, ())
+    assert (kept.kind, kept.reason, kept.retire) == (Kind.REPLACE, Reason.DRIFT_PERMISSIONS, ())
     assert (other.kind, other.client_id) == (Kind.DELETE, "old")
 
 

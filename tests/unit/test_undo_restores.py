@@ -141,8 +141,10 @@ def state() -> SimulatorState:
     return SimulatorState()
 
 
-def wanted(roles: tuple[str, ...]) -> DesiredCredential:
-    return desired("ingest", roles=roles, sinks=("kept", "broken"))
+def wanted(service_id: str) -> DesiredCredential:
+    """A service_id cannot change in place: a new one means a replace."""
+    roles = ("role-read-only",)
+    return desired("ingest", roles=roles, service_id=service_id, sinks=("kept", "broken"))
 
 
 async def run(client: StreamkapClient, sinks: dict[str, Sink], wish: DesiredCredential) -> Status:
@@ -157,18 +159,18 @@ async def run(client: StreamkapClient, sinks: dict[str, Sink], wish: DesiredCred
 async def test_a_failed_replace_leaves_the_working_sink_holding_the_old_record(
     kept: Kept, client: StreamkapClient, state: SimulatorState
 ) -> None:
-    """Role drift replaces; the second sink refuses the new record; the first gets its old back."""
+    """A replace whose second sink refuses the new record: the first gets its old one back."""
     broken = MemorySink("broken")
     sinks: dict[str, Sink] = {"kept": kept.sink, "broken": broken}
-    assert await run(client, sinks, wanted(("role-read-only",))) is Status.OK
+    assert await run(client, sinks, wanted("svc-1")) is Status.OK
     (old,) = state.live()
     assert kept.held() == (old.client_id, old.secret)
     broken.fail_writes = True
-    assert await run(client, sinks, wanted(("role-editor",))) is Status.FAILED
+    assert await run(client, sinks, wanted("svc-2")) is Status.FAILED
     assert [c.client_id for c in state.live()] == [old.client_id]  # the new one was taken back
     assert kept.held() == (old.client_id, old.secret)  # and the consumer's secret still works
     broken.fail_writes = False
-    assert await run(client, sinks, wanted(("role-editor",))) is Status.OK
+    assert await run(client, sinks, wanted("svc-2")) is Status.OK
     (new,) = state.live()
     assert new.client_id != old.client_id
     assert kept.held() == (new.client_id, new.secret)
@@ -179,7 +181,7 @@ async def test_an_undo_of_a_first_delivery_leaves_the_working_sink_empty(
 ) -> None:
     """Nothing was there before a create: the undo removes the record, as before."""
     sinks: dict[str, Sink] = {"kept": kept.sink, "broken": MemorySink("broken", fail_writes=True)}
-    assert await run(client, sinks, wanted(("role-read-only",))) is Status.FAILED
+    assert await run(client, sinks, wanted("svc-1")) is Status.FAILED
     assert state.live() == []
     assert kept.held() == (None, None)
 
