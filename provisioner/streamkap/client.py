@@ -135,6 +135,7 @@ class StreamkapClient:
         # Until the API first answers, a failure to reach it is a configuration problem more
         # often than a blip: it is not retried, and its error says which variable to check.
         self._answered = False
+        self._unreachable: RequestFailed | None = None  # how it first failed, if it never answered
         self.patch_supported = True  # until the API says otherwise, once per run
 
     async def __aenter__(self) -> StreamkapClient:
@@ -265,6 +266,8 @@ class StreamkapClient:
         return await self._send(method, path, payload, max_bytes)
 
     async def _send(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
+        if self._unreachable is not None and not self._answered:
+            raise self._unreachable  # concurrent calls share one wait for an unreachable API
         extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
         try:
             async with self._http.connection() as http:
@@ -316,10 +319,14 @@ class StreamkapClient:
         """The error for a request that got no answer: which URL, why, and what to check."""
         if isinstance(exc, AnswerTooLarge):  # the same answer again would be just as large
             return RequestFailed(method, path, str(exc), sent=True, retryable=False)
-        cause = f"{self._base}{path}: {describe_failure(exc)}"
+        cause = describe_failure(exc)
         if not self._answered:
             cause += "; the API has not answered this run: check STREAMKAP_HOST"
-        return RequestFailed(method, path, cause, sent=not isinstance(exc, _NOT_SENT))
+        url = f"{self._base}{path}"
+        failed = RequestFailed(method, url, cause, sent=not isinstance(exc, _NOT_SENT))
+        if not self._answered:
+            self._unreachable = self._unreachable or failed
+        return failed
 
     def _wrong_host(self, path: str, what: str) -> str:
         return (
