@@ -67,7 +67,8 @@ def plan_summary_line(plan: Plan) -> str:
 
 
 def _kept(plan: Plan) -> str:
-    return _kept_note(plan.count(Kind.NOOP, Reason.ORPHAN), plan.count(Kind.NOOP, Reason.IN_GRACE))
+    orphaned = plan.count(Kind.NOOP, Reason.ORPHAN)
+    return _kept_note(orphaned, plan.count(Kind.NOOP, Reason.IN_GRACE)) + other_owners_note(plan)
 
 
 def _kept_note(orphaned: int, in_grace: int) -> str:
@@ -78,6 +79,15 @@ def _kept_note(orphaned: int, in_grace: int) -> str:
     if in_grace:
         notes.append(f"{in_grace} superseded kept for grace")
     return f" {', '.join(notes)}." if notes else ""
+
+
+def other_owners_note(plan: Plan) -> str:
+    """Other owners' marked credentials, once: never planned, never touched."""
+    if not plan.other_owners:
+        return ""
+    total = sum(count for _, count in plan.other_owners)
+    owners = ", ".join(f"{owner} {count}" for owner, count in plan.other_owners)
+    return f" {total} of other owners left alone ({owners})."
 
 
 def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -169,6 +179,7 @@ class Summary:
     orphaned: int = 0
     in_grace: int = 0
     skipped: int = 0  # never started: the run was stopped (signal, circuit breaker)
+    other_owners: int = 0  # other owners' marked credentials, left alone
 
     @property
     def complete(self) -> bool:
@@ -182,7 +193,8 @@ class Summary:
         )
         if self.skipped:
             line += f" {self.skipped} not started."
-        return line + _kept_note(self.orphaned, self.in_grace)
+        others = f" {self.other_owners} of other owners left alone." if self.other_owners else ""
+        return line + _kept_note(self.orphaned, self.in_grace) + others
 
 
 def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
@@ -200,6 +212,7 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         skipped=len(skipped),
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
+        other_owners=sum(count for _, count in plan.other_owners),
     )
 
 

@@ -131,12 +131,13 @@ class Engine:
                 ticket = self._listing.ticket()
                 log.warning("create.ambiguous", key=desired.key, attempt=attempt, error=str(exc))
                 # Even when giving up: a credential the lost attempt made must not outlive us.
-                await self._remove_leftovers(desired.key, known, ticket)
+                await self._remove_leftovers(desired.owned_key, known, ticket)
                 if attempt == self.max_attempts:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _remove_leftovers(self, key: str, known: set[str], ticket: int) -> None:
+        """Delete what a lost create made: `key` is owner-qualified, so no other owner's goes."""
         for credential in await self._listing.after(ticket):
             if credential.key == key and credential.client_id not in known:
                 log.warning("create.leftover_deleted", key=key, client_id=credential.client_id)

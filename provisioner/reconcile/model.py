@@ -18,23 +18,38 @@ from provisioner.errors import SinkError
 
 _MARKER = re.compile(r"(?:^|(?<= ))\[provisioner:([^\[\]]+)\]$")
 
+#: The owner of manifests that name none; its marker has no owner part, as before owners existed.
+DEFAULT_OWNER = "default"
 
-def marker(key: str) -> str:
+
+def owned_key(owner: str, key: str) -> str:
+    """What a marker holds: the key, prefixed by the owner unless it is the default one."""
+    return key if owner == DEFAULT_OWNER else f"{owner}:{key}"
+
+
+def marker(key: str, owner: str = DEFAULT_OWNER) -> str:
     """The ownership marker that ends the description of every credential we manage."""
-    return f"[provisioner:{key}]"
+    return f"[provisioner:{owned_key(owner, key)}]"
 
 
-def marked_description(description: str | None, key: str) -> str:
+def marked_description(description: str | None, key: str, owner: str = DEFAULT_OWNER) -> str:
     """The description to send on create: the manifest's text, then the marker."""
-    return f"{description} {marker(key)}" if description else marker(key)
+    mark = marker(key, owner)
+    return f"{description} {mark}" if description else mark
 
 
 def owner_key(description: str | None) -> str | None:
-    """The key a remote description marks as ours, or None when it carries no marker."""
+    """The owner-qualified key a remote description marks as ours (see `owned_key`), or None."""
     if not description:
         return None
     found = _MARKER.search(description)
     return found.group(1) if found else None
+
+
+def split_owner(qualified: str) -> tuple[str, str]:
+    """(owner, key) of an owner-qualified key; owner and key names never hold a colon."""
+    owner, colon, key = qualified.partition(":")
+    return (owner, key) if colon else (DEFAULT_OWNER, qualified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +87,20 @@ class DesiredCredential:
     origin: Origin
     roles_origin: Origin
     role_ids: tuple[str, ...] = ()  # filled in once roles are resolved
+    owner: str = DEFAULT_OWNER
 
     @property
     def key(self) -> str:
         return f"{self.service}/{self.name}"
 
     @property
+    def owned_key(self) -> str:
+        """The key as this credential's marker holds it: what `RemoteCredential.key` matches."""
+        return owned_key(self.owner, self.key)
+
+    @property
     def remote_description(self) -> str:
-        return marked_description(self.description, self.key)
+        return marked_description(self.description, self.key, self.owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +116,7 @@ class RemoteCredential:
 
     @property
     def key(self) -> str | None:
+        """The owner-qualified key its marker holds (`team:svc/cred`; `svc/cred` for "default")."""
         return owner_key(self.description)
 
 
@@ -194,6 +216,8 @@ class Plan:
     """Actions in order: each desired key's actions in manifest order, then orphans."""
 
     actions: tuple[Action, ...]
+    # Marked credentials of other owners: (owner, how many), never touched, shown once.
+    other_owners: tuple[tuple[str, int], ...] = ()
 
     @property
     def counts(self) -> Mapping[Kind, int]:

@@ -79,7 +79,12 @@ async def make_plan(session: Session, *, prune: bool) -> Planned:
     with collector_paused():
         desired = resolve_roles(session.manifests, observed.roles)
         result = plan(
-            desired, observed.remote, observed.holdings, now=datetime.now(UTC), prune=prune
+            desired,
+            observed.remote,
+            observed.holdings,
+            now=datetime.now(UTC),
+            prune=prune,
+            owner=session.manifests.owner,
         )
     counts = {str(kind): count for kind, count in result.counts.items()}
     log.info("plan.ready", actions=len(result.actions), **counts)

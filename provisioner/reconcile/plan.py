@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from provisioner.manifest.durations import format_duration
 from provisioner.reconcile.model import (
+    DEFAULT_OWNER,
     Action,
     DesiredCredential,
     Holdings,
@@ -15,6 +16,7 @@ from provisioner.reconcile.model import (
     Plan,
     Reason,
     RemoteCredential,
+    split_owner,
 )
 
 
@@ -25,8 +27,12 @@ def plan(
     *,
     now: datetime,
     prune: bool = False,
+    owner: str = DEFAULT_OWNER,
 ) -> Plan:
-    """Actions that converge the observed world to the desired one (DESIGN.md's rule table)."""
+    """Actions that converge the observed world to the desired one (DESIGN.md's rule table).
+
+    Only `owner`'s marked credentials are planned; other owners' are counted, never touched.
+    """
     now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
     for credential in remote:
@@ -34,11 +40,16 @@ def plan(
             by_key[credential.key].append(credential)
     actions: list[Action] = []
     for wanted in desired:
-        found = sorted(by_key.pop(wanted.key, ()), key=_age_order)
+        found = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
         actions.extend(_reconcile(wanted, found, holdings.get(wanted.key, {}), now))
-    for key, leftovers in by_key.items():
+    others: Counter[str] = Counter()
+    for qualified, leftovers in by_key.items():
+        their_owner, key = split_owner(qualified)
+        if their_owner != owner:
+            others[their_owner] += len(leftovers)
+            continue
         actions.extend(_orphan(key, credential, prune) for credential in leftovers)
-    return Plan(tuple(actions))
+    return Plan(tuple(actions), other_owners=tuple(sorted(others.items())))
 
 
 def grace_of(wanted: DesiredCredential) -> timedelta:

@@ -1,0 +1,118 @@
+"""Safe to leave unattended (issue 13): the CLI in a subprocess, the simulator on a socket.
+
+Owners, forced rotation, the change budget, prune cleaning the sinks, healing from a sibling sink,
+and a plan that says what it could not plan.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from provisioner.reconcile.model import owner_key, split_owner
+from provisioner.simulator import CredentialRecord
+from tests.support.served import Served, run_cli
+
+
+def manifest(
+    services: dict[str, list[str]],
+    *,
+    owner: str | None = None,
+    sinks: str = "[files, dotenv]",
+    defaults: str = "",
+) -> str:
+    """A manifest with file and dotenv sinks; `services` maps a service to its credentials."""
+    lines = ["version: 1"]
+    if owner:
+        lines.append(f"owner: {owner}")
+    lines += ["defaults:", "  roles: [read_only]", f"  sinks: {sinks}"]
+    lines += [f"  {line}" for line in defaults.splitlines()]
+    lines += [
+        "sinks:",
+        "  files: {type: file, path: ./secrets}",
+        "  dotenv: {type: env, path: ./out/app.env}",
+        "services:",
+    ]
+    for service, names in services.items():
+        lines += [f"  - name: {service}", "    credentials:"]
+        lines += [f"      - name: {name}" for name in names]
+    return "\n".join(lines) + "\n"
+
+
+def workdir_with(root: Path, text: str) -> Path:
+    (root / "manifests").mkdir(parents=True, exist_ok=True)
+    (root / "manifests" / "services.yaml").write_text(text)
+    return root
+
+
+def cli(
+    sim: Served, workdir: Path, *args: str, code: int = 0, **env: str
+) -> subprocess.CompletedProcess[str]:
+    env.setdefault("PROVISIONER_LOG_LEVEL", "error")
+    result = run_cli(*args, "manifests", cwd=workdir, env=sim.env(**env))
+    assert result.returncode == code, result.stderr
+    return result
+
+
+def apply(sim: Served, workdir: Path, *extra: str, code: int = 0, **env: str) -> str:
+    """Apply; return what it told people (stderr), and forget the calls made so far."""
+    sim.state.reset_calls()
+    return cli(sim, workdir, "apply", *extra, code=code, **env).stderr
+
+
+def of_owner(sim: Served, owner: str) -> dict[str, CredentialRecord]:
+    """Live credentials whose marker names `owner`, by key."""
+    found = {}
+    for record in sim.state.live():
+        qualified = owner_key(record.description)
+        if qualified is not None and split_owner(qualified)[0] == owner:
+            found[split_owner(qualified)[1]] = record
+    return found
+
+
+def file_record(workdir: Path, key: str) -> dict[str, str] | None:
+    path = workdir / "secrets" / f"{key}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def dotenv_pair(workdir: Path, key: str) -> tuple[str | None, str | None]:
+    prefix = "STREAMKAP_" + key.upper().replace("/", "_").replace("-", "_")
+    values = dotenv_values(workdir / "out" / "app.env")
+    return values.get(f"{prefix}_CLIENT_ID"), values.get(f"{prefix}_SECRET")
+
+
+# --- owners -----------------------------------------------------------------------------------
+
+
+def test_two_owners_share_an_account_and_prune_leaves_the_others_alone(
+    sim: Served, tmp_path: Path
+) -> None:
+    team_a = workdir_with(tmp_path / "a", manifest({"api": ["ingest", "old"]}, owner="team-a"))
+    theirs_manifest = manifest({"api": ["ingest"], "web": ["x"]}, owner="team-b")
+    team_b = workdir_with(tmp_path / "b", theirs_manifest)
+    apply(sim, team_a)
+    apply(sim, team_b)
+    theirs = {key: r.client_id for key, r in of_owner(sim, "team-b").items()}
+    assert set(theirs) == {"api/ingest", "web/x"}
+    assert set(of_owner(sim, "team-a")) == {"api/ingest", "api/old"}
+
+    (team_a / "manifests" / "services.yaml").write_text(
+        manifest({"api": ["ingest"]}, owner="team-a")
+    )
+    planned = cli(sim, team_a, "plan", "--prune").stderr
+    assert "Plan: 0 to create, 0 to replace, 1 to delete, 1 unchanged." in planned
+    assert planned.count("team-b") == 1  # listed once in the summary, never as an action
+    assert "2 of other owners left alone (team-b 2)." in planned
+    pruned = apply(sim, team_a, "--prune")
+    assert "- api/old (" in pruned
+    assert "2 of other owners left alone." in pruned
+    assert [c.method for c in sim.state.write_calls()] == ["DELETE"]
+    assert set(of_owner(sim, "team-a")) == {"api/ingest"}
+    assert {key: r.client_id for key, r in of_owner(sim, "team-b").items()} == theirs
+
+    sim.state.reset_calls()
+    apply(sim, team_b, "--prune")  # and the other way round: team-a's credential is not its orphan
+    assert sim.state.write_calls() == []
