@@ -14,6 +14,7 @@ from provisioner.cli.common import (
     EXIT_OK,
     add_output_flags,
     add_paths,
+    add_replace_flag,
     add_run_flags,
     err,
     job_from,
@@ -30,6 +31,7 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("apply", help="reconcile: create, replace and delete")
     add_paths(parser)
     add_run_flags(parser, prune_help="delete orphaned credentials")
+    add_replace_flag(parser)
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON run report")
     add_output_flags(parser)
     parser.set_defaults(handler=apply)

@@ -39,6 +39,16 @@ def add_run_flags(parser: argparse.ArgumentParser, *, prune_help: str) -> None:
     )
 
 
+def add_replace_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="replace <service>/<credential> now, whatever its state (repeatable; grace applies)",
+    )
+
+
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-file", type=Path, metavar="PATH", help="Prometheus textfile (node-exporter)"
@@ -71,6 +81,7 @@ def job_from(args: argparse.Namespace, settings: Settings) -> Job:
         settings=settings,
         cli_sinks=cli_sinks,
         prune=getattr(args, "prune", False),
+        replace=frozenset(getattr(args, "replace", None) or ()),
         simulate=getattr(args, "simulate", False),
     )
 

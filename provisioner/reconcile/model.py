@@ -184,6 +184,7 @@ class Reason(StrEnum):
     DRIFT_PERMISSIONS = "drift:permissions"
     DRIFT_SERVICE_ID = "drift:service_id"
     ROTATION = "rotation"
+    FORCED = "forced"  # --replace KEY: replaced now, whatever its state
     DUPLICATE = "duplicate"  # newer than the credential the sinks hold: its secret is lost
     SUPERSEDED = "superseded"  # older than the credential the sinks hold, past grace
     ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without

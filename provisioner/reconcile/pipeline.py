@@ -16,7 +16,7 @@ from typing import Protocol
 import anyio
 import structlog
 
-from provisioner.errors import SinkError
+from provisioner.errors import SinkError, UsageError
 from provisioner.manifest import Manifests, load_manifests
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.model import Action, Outcome, Plan, Planned, RunResult, Status
@@ -63,12 +63,21 @@ def collector_paused() -> Iterator[None]:
 
 
 def load(job: Job) -> Manifests:
-    """Validate the manifests; no network."""
+    """Validate the manifests and the keys `--replace` names; no network."""
     with collector_paused():
-        return load_manifests(job.paths, job.cli_sinks)
+        manifests = load_manifests(job.paths, job.cli_sinks)
+    unknown = sorted(job.replace - {credential.key for credential in manifests.credentials})
+    if unknown:
+        raise UsageError(
+            f"--replace {', '.join(unknown)}: no such credential in the manifests "
+            "(give <service>/<credential>)"
+        )
+    return manifests
 
 
-async def make_plan(session: Session, *, prune: bool) -> Planned:
+async def make_plan(
+    session: Session, *, prune: bool, replace: frozenset[str] = frozenset()
+) -> Planned:
     """Resolve roles, observe the remote and the sinks, and plan. Reads only."""
     observed = await observe(
         session.client,
@@ -85,6 +94,7 @@ async def make_plan(session: Session, *, prune: bool) -> Planned:
             now=datetime.now(UTC),
             prune=prune,
             owner=session.manifests.owner,
+            replace=replace,
         )
     counts = {str(kind): count for kind, count in result.counts.items()}
     log.info("plan.ready", actions=len(result.actions), **counts)
@@ -97,6 +107,7 @@ async def apply(
     session: Session,
     *,
     prune: bool,
+    replace: frozenset[str] = frozenset(),
     stop: anyio.Event | None = None,
     observer: Observer | None = None,
 ) -> RunResult:
@@ -109,7 +120,7 @@ async def apply(
     started = datetime.now(UTC)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     try:
-        planned = await make_plan(session, prune=prune)
+        planned = await make_plan(session, prune=prune, replace=replace)
         the_plan, blocked = planned.plan, planned.blocked
         engine = Engine(
             session.client,

@@ -19,6 +19,8 @@ from provisioner.reconcile.model import (
     split_owner,
 )
 
+FORCED_DETAIL = "--replace"
+
 
 def plan(
     desired: Sequence[DesiredCredential],
@@ -28,10 +30,12 @@ def plan(
     now: datetime,
     prune: bool = False,
     owner: str = DEFAULT_OWNER,
+    replace: frozenset[str] = frozenset(),
 ) -> Plan:
     """Actions that converge the observed world to the desired one (DESIGN.md's rule table).
 
     Only `owner`'s marked credentials are planned; other owners' are counted, never touched.
+    Keys in `replace` are replaced whatever their state (`--replace KEY`).
     """
     now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
@@ -41,7 +45,8 @@ def plan(
     actions: list[Action] = []
     for wanted in desired:
         found = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
-        actions.extend(_reconcile(wanted, found, holdings.get(wanted.key, {}), now))
+        held = holdings.get(wanted.key, {})
+        actions.extend(_reconcile(wanted, found, held, now, forced=wanted.key in replace))
     others: Counter[str] = Counter()
     for qualified, leftovers in by_key.items():
         their_owner, key = split_owner(qualified)
@@ -68,15 +73,17 @@ def _reconcile(
     found: list[RemoteCredential],
     held: Mapping[str, str | None],
     now: datetime,
+    *,
+    forced: bool = False,
 ) -> list[Action]:
     if not found:
         return [Action(Kind.CREATE, wanted.key, Reason.MISSING, wanted)]
     known = tuple(c.client_id for c in found)
     kept = _held_by_sinks(wanted, found, held)
     if kept is None:
-        return [_replace_lost(wanted, found, held, known)]
+        return [_replace_lost(wanted, found, held, known, forced=forced)]
     others = [_other(wanted, other, kept, now) for other in found if other is not kept]
-    return [_keep_or_replace(wanted, kept, now, known), *others]
+    return [_keep_or_replace(wanted, kept, now, known, forced=forced), *others]
 
 
 def _held_by_sinks(
@@ -94,6 +101,8 @@ def _replace_lost(
     found: list[RemoteCredential],
     held: Mapping[str, str | None],
     known: tuple[str, ...],
+    *,
+    forced: bool = False,
 ) -> Action:
     """No credential is held by every readable sink: a new one, delivered everywhere."""
     current = found[-1]
@@ -106,19 +115,24 @@ def _replace_lost(
     return Action(
         Kind.REPLACE,
         wanted.key,
-        Reason.LOST_SECRET,
+        Reason.FORCED if forced else Reason.LOST_SECRET,
         wanted,
         client_id=current.client_id,
         retire=retire,
         known=known,
-        detail="; ".join(misses),
+        detail="; ".join([FORCED_DETAIL] * forced + misses),
     )
 
 
 def _keep_or_replace(
-    wanted: DesiredCredential, kept: RemoteCredential, now: datetime, known: tuple[str, ...]
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    now: datetime,
+    known: tuple[str, ...],
+    *,
+    forced: bool = False,
 ) -> Action:
-    found = _drift(wanted, kept) or _rotation(wanted, kept, now)
+    found = _forced(forced) or _drift(wanted, kept) or _rotation(wanted, kept, now)
     if found is None:
         return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
     reason, detail = found
@@ -154,6 +168,10 @@ def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
     kind = Kind.DELETE if prune else Kind.NOOP
     detail = "in no manifest" if prune else "in no manifest; --prune deletes it"
     return Action(kind, key, Reason.ORPHAN, None, credential.client_id, detail=detail)
+
+
+def _forced(forced: bool) -> tuple[Reason, str] | None:
+    return (Reason.FORCED, FORCED_DETAIL) if forced else None
 
 
 def _drift(wanted: DesiredCredential, current: RemoteCredential) -> tuple[Reason, str] | None:

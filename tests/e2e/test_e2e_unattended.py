@@ -116,3 +116,40 @@ def test_two_owners_share_an_account_and_prune_leaves_the_others_alone(
     sim.state.reset_calls()
     apply(sim, team_b, "--prune")  # and the other way round: team-a's credential is not its orphan
     assert sim.state.write_calls() == []
+
+
+# --- forced rotation ---------------------------------------------------------------------------
+
+THREE = {"api": ["ingest", "report"], "web": ["x"]}
+
+
+def test_replace_rotates_exactly_one_credential(sim: Served, tmp_path: Path) -> None:
+    workdir = workdir_with(tmp_path, manifest(THREE))
+    apply(sim, workdir)
+    before = {key: r.client_id for key, r in of_owner(sim, "default").items()}
+
+    planned = cli(sim, workdir, "plan", "--replace", "api/report").stderr
+    assert f"~ api/report ({before['api/report']}): forced (--replace); then delete it" in planned
+    assert "Plan: 0 to create, 1 to replace, 0 to delete, 2 unchanged." in planned
+    done = apply(sim, workdir, "--replace", "api/report")
+    assert "Applied: 0 created, 1 replaced, 0 deleted, 2 unchanged, 0 failed." in done
+    after = {key: r.client_id for key, r in of_owner(sim, "default").items()}
+    assert [key for key in before if before[key] != after[key]] == ["api/report"]
+    record = file_record(workdir, "api/report")
+    assert record is not None
+    assert record["client_id"] == after["api/report"]
+    assert dotenv_pair(workdir, "api/report")[0] == after["api/report"]
+
+    sim.state.reset_calls()
+    cli(sim, workdir, "apply")  # forcing is for one run only
+    assert sim.state.write_calls() == []
+
+
+def test_replace_of_an_unknown_key_is_a_usage_error_before_any_call(
+    sim: Served, tmp_path: Path
+) -> None:
+    workdir = workdir_with(tmp_path, manifest(THREE))
+    sim.state.reset_calls()
+    result = cli(sim, workdir, "apply", "--replace", "api/nope", code=2)
+    assert "--replace api/nope: no such credential in the manifests" in result.stderr
+    assert sim.state.calls() == []
