@@ -10,6 +10,7 @@
     ├── CircuitOpen           so many calls failed in a row that the run stops calling
     ├── AmbiguousCreate       a create whose outcome is unknown
     ├── SinkError             a sink could not read, write or delete
+    ├── BudgetExceeded        the plan changes more than --max-changes allows (exit 2)
     ├── LockTimeout           another run held a sink's lock for too long
     └── LockUnavailable       a sink's lock file cannot be opened
 
@@ -133,6 +134,10 @@ def _format_validation_error(item: dict[str, Any]) -> str:
     loc = item.get("loc") or []
     field = ".".join(str(part) for part in loc if part != "body") or "body"
     return f"{field}: {item.get('msg', 'invalid')}"
+
+
+class BudgetExceeded(ProvisionerError):
+    """The plan would change more than the change budget allows: nothing was written."""
 
 
 class LockTimeout(ProvisionerError):

@@ -12,6 +12,7 @@ from provisioner.cli import metrics
 from provisioner.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    add_budget_flag,
     add_output_flags,
     add_paths,
     add_replace_flag,
@@ -31,6 +32,7 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("apply", help="reconcile: create, replace and delete")
     add_paths(parser)
     add_run_flags(parser, prune_help="delete orphaned credentials")
+    add_budget_flag(parser)
     add_replace_flag(parser)
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON run report")
     add_output_flags(parser)

@@ -68,7 +68,15 @@ def plan_summary_line(plan: Plan) -> str:
 
 def _kept(plan: Plan) -> str:
     orphaned = plan.count(Kind.NOOP, Reason.ORPHAN)
-    return _kept_note(orphaned, plan.count(Kind.NOOP, Reason.IN_GRACE)) + other_owners_note(plan)
+    kept = _kept_note(orphaned, plan.count(Kind.NOOP, Reason.IN_GRACE))
+    return kept + deferred_note(plan.count(Kind.NOOP, Reason.DEFERRED)) + other_owners_note(plan)
+
+
+def deferred_note(deferred: int) -> str:
+    """Rotations the change budget left for later runs."""
+    if not deferred:
+        return ""
+    return f" {deferred} rotation{'s' * (deferred > 1)} deferred to later runs (change budget)."
 
 
 def _kept_note(orphaned: int, in_grace: int) -> str:
@@ -180,6 +188,7 @@ class Summary:
     in_grace: int = 0
     skipped: int = 0  # never started: the run was stopped (signal, circuit breaker)
     other_owners: int = 0  # other owners' marked credentials, left alone
+    deferred: int = 0  # rotations due, left to later runs by the change budget
 
     @property
     def complete(self) -> bool:
@@ -194,7 +203,9 @@ class Summary:
         if self.skipped:
             line += f" {self.skipped} not started."
         others = f" {self.other_owners} of other owners left alone." if self.other_owners else ""
-        return line + _kept_note(self.orphaned, self.in_grace) + others
+        return (
+            line + _kept_note(self.orphaned, self.in_grace) + deferred_note(self.deferred) + others
+        )
 
 
 def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
@@ -213,6 +224,7 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
         other_owners=sum(count for _, count in plan.other_owners),
+        deferred=plan.count(Kind.NOOP, Reason.DEFERRED),
     )
 
 

@@ -185,6 +185,7 @@ class Reason(StrEnum):
     DRIFT_SERVICE_ID = "drift:service_id"
     ROTATION = "rotation"
     FORCED = "forced"  # --replace KEY: replaced now, whatever its state
+    DEFERRED = "deferred"  # a rotation due, left to a later run by the change budget
     DUPLICATE = "duplicate"  # newer than the credential the sinks hold: its secret is lost
     SUPERSEDED = "superseded"  # older than the credential the sinks hold, past grace
     ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without
@@ -206,6 +207,10 @@ class Action:
     # Every marked credential of this key seen when planning: never a create's lost leftover.
     known: tuple[str, ...] = ()
     detail: str = ""  # why, in words: shown to people next to the reason
+    # A sink holds the credential this replaces or deletes: consumers may be using it, so the
+    # change counts against the change budget (see reconcile.budget).
+    held: bool = False
+    created_at: datetime | None = None  # of the credential it concerns: the oldest rotate first
 
     @property
     def writes(self) -> bool:
@@ -269,6 +274,8 @@ class Planned:
 
     plan: Plan
     blocked: Mapping[str, SinkError]
+    # Set when the plan exceeds the change budget: what, and how to proceed. Apply stops.
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)

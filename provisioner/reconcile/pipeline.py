@@ -16,8 +16,9 @@ from typing import Protocol
 import anyio
 import structlog
 
-from provisioner.errors import SinkError, UsageError
+from provisioner.errors import BudgetExceeded, SinkError, UsageError
 from provisioner.manifest import Manifests, load_manifests
+from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.model import Action, Outcome, Plan, Planned, RunResult, Status
 from provisioner.reconcile.observe import observe
@@ -96,11 +97,14 @@ async def make_plan(
             owner=session.manifests.owner,
             replace=replace,
         )
+        verdict = within_budget(result, session.settings.max_changes)
+    result = verdict.plan
     counts = {str(kind): count for kind, count in result.counts.items()}
-    log.info("plan.ready", actions=len(result.actions), **counts)
+    log.info("plan.ready", actions=len(result.actions), deferred=verdict.deferred, **counts)
     for key, error in observed.blocked.items():
         log.error("sink.unreadable", key=key, sink=error.sink, error=str(error))
-    return Planned(result, observed.blocked)
+    refusal = verdict.refusal() if verdict.exceeded else None
+    return Planned(result, observed.blocked, refusal)
 
 
 async def apply(
@@ -132,6 +136,9 @@ async def apply(
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
         observer.on_plan(Plan(tuple(runnable)))
+        if planned.refusal is not None:  # shown the plan, then stopped before any write
+            log.error("run.over_budget", detail=planned.refusal)
+            raise BudgetExceeded(planned.refusal)
         outcomes = await engine.execute(runnable)
         outcomes += _blocked_outcomes(the_plan, blocked)
     finally:

@@ -82,7 +82,7 @@ def _reconcile(
     kept = _held_by_sinks(wanted, found, held)
     if kept is None:
         return [_replace_lost(wanted, found, held, known, forced=forced)]
-    others = [_other(wanted, other, kept, now) for other in found if other is not kept]
+    others = [_other(wanted, other, kept, now, held) for other in found if other is not kept]
     return [_keep_or_replace(wanted, kept, now, known, forced=forced), *others]
 
 
@@ -121,6 +121,8 @@ def _replace_lost(
         retire=retire,
         known=known,
         detail="; ".join([FORCED_DETAIL] * forced + misses),
+        held=any(held[name] in known for name in wanted.sinks if name in held),
+        created_at=current.created_at,
     )
 
 
@@ -146,11 +148,17 @@ def _keep_or_replace(
         retire=retire,
         known=known,
         detail=detail,
+        held=True,  # every readable sink holds it (a write-only one counts as holding it)
+        created_at=kept.created_at,
     )
 
 
 def _other(
-    wanted: DesiredCredential, other: RemoteCredential, kept: RemoteCredential, now: datetime
+    wanted: DesiredCredential,
+    other: RemoteCredential,
+    kept: RemoteCredential,
+    now: datetime,
+    held: Mapping[str, str | None],
 ) -> Action:
     """A second marked credential for a key: deleted once the kept one is older than grace."""
     reason = Reason.SUPERSEDED if _age_order(other) < _age_order(kept) else Reason.DUPLICATE
@@ -158,7 +166,10 @@ def _other(
     # An undated kept credential cannot be said to be young: it holds nothing in grace.
     if not grace or kept.created_at is None or _age(kept, now) >= grace:
         detail = f"the sinks hold {kept.client_id}"
-        return Action(Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail)
+        in_use = other.client_id in held.values()
+        return Action(
+            Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail, held=in_use
+        )
     until = _when(kept.created_at + grace)
     detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
     return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
@@ -167,7 +178,15 @@ def _other(
 def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
     kind = Kind.DELETE if prune else Kind.NOOP
     detail = "in no manifest" if prune else "in no manifest; --prune deletes it"
-    return Action(kind, key, Reason.ORPHAN, None, credential.client_id, detail=detail)
+    return Action(
+        kind,
+        key,
+        Reason.ORPHAN,
+        None,
+        credential.client_id,
+        detail=detail,
+        created_at=credential.created_at,
+    )
 
 
 def _forced(forced: bool) -> tuple[Reason, str] | None:

@@ -7,7 +7,9 @@ and a plan that says what it could not plan.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -15,6 +17,7 @@ from dotenv import dotenv_values
 from provisioner.reconcile.model import owner_key, split_owner
 from provisioner.simulator import CredentialRecord
 from tests.support.served import Served, run_cli
+from tests.support.watch import watched
 
 
 def manifest(
@@ -153,3 +156,82 @@ def test_replace_of_an_unknown_key_is_a_usage_error_before_any_call(
     result = cli(sim, workdir, "apply", "--replace", "api/nope", code=2)
     assert "--replace api/nope: no such credential in the manifests" in result.stderr
     assert sim.state.calls() == []
+
+
+# --- the change budget -------------------------------------------------------------------------
+
+
+def twenty(count: int = 20) -> dict[str, list[str]]:
+    return {"svc": [f"c{index:02d}" for index in range(count)]}
+
+
+def snapshot(workdir: Path) -> dict[str, bytes]:
+    """Every file under the sinks, to prove nothing was written."""
+    return {str(p): p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()}
+
+
+def test_a_prune_of_15_of_20_is_refused_by_default_and_done_with_max_changes_all(
+    sim: Served, tmp_path: Path
+) -> None:
+    workdir = workdir_with(tmp_path, manifest(twenty()))
+    apply(sim, workdir)
+    (workdir / "manifests" / "services.yaml").write_text(manifest(twenty(5)))
+    before = snapshot(workdir)
+
+    refused = apply(sim, workdir, "--prune", code=2)
+    assert refused.count("  - svc/c") == 15  # the plan is shown
+    assert (
+        "error: 15 changes exceed the change budget of 5 (25% of 20 managed credentials, "
+        "at least 5): 15 to delete (orphan): svc/c05, svc/c06, svc/c07, svc/c08, svc/c09 "
+        "and 10 more. Nothing was changed." in refused
+    )
+    assert "--max-changes 15 (or --max-changes all)" in refused
+    assert sim.state.write_calls() == []
+    assert snapshot(workdir) == before
+    assert len(of_owner(sim, "default")) == 20
+
+    done = apply(sim, workdir, "--prune", "--max-changes", "all")
+    assert "Applied: 0 created, 0 replaced, 15 deleted, 5 unchanged, 0 failed." in done
+    assert set(of_owner(sim, "default")) == {f"svc/c{index:02d}" for index in range(5)}
+
+
+def test_30_rotations_due_at_once_are_rolled_over_several_runs(sim: Served, tmp_path: Path) -> None:
+    workdir = workdir_with(tmp_path, manifest(twenty(30), defaults="rotate_after: 90d"))
+    apply(sim, workdir)
+    old = {key: r.client_id for key, r in of_owner(sim, "default").items()}
+    sim.state.age(None, timedelta(days=100))
+
+    planned = cli(sim, workdir, "plan").stderr
+    assert "Plan: 0 to create, 7 to replace, 0 to delete, 0 unchanged." in planned
+    assert "23 rotations deferred to later runs (change budget)." in planned
+    rotated_per_run = []
+    for _ in range(6):
+        done = apply(sim, workdir)
+        now = {key: r.client_id for key, r in of_owner(sim, "default").items()}
+        rotated_per_run.append(sum(1 for key in old if now[key] != old[key]))
+        if rotated_per_run[-1] == 30:
+            break
+    assert rotated_per_run == [7, 14, 21, 28, 30]
+    assert "Applied: 0 created, 2 replaced, 0 deleted, 28 unchanged, 0 failed." in done
+    for key, record in of_owner(sim, "default").items():
+        stored = file_record(workdir, key)
+        assert stored is not None
+        assert (stored["client_id"], stored["secret"]) == (record.client_id, record.secret)
+    sim.state.reset_calls()
+    cli(sim, workdir, "apply")
+    assert sim.state.write_calls() == []
+
+
+def test_an_over_budget_run_cycle_is_skipped_and_the_loop_goes_on(
+    sim: Served, tmp_path: Path
+) -> None:
+    workdir = workdir_with(tmp_path, manifest(twenty(8)))
+    apply(sim, workdir)
+    (workdir / "manifests" / "services.yaml").write_text(manifest(twenty(1)))
+    sim.state.reset_calls()
+    with watched("run", "manifests", "--prune", "--every", "1s", cwd=workdir, env=sim.env()) as run:
+        run.wait_event("cycle.skipped", cycle=1)
+        run.wait_event("cycle.skipped", cycle=2)
+        assert run.stop(signal.SIGTERM) == 0, run.text
+    assert sim.state.write_calls() == []
+    assert "7 changes exceed the change budget of 5" in run.wait_event("cycle.skipped")["reason"]
