@@ -19,6 +19,7 @@ from provisioner.reconcile.model import (
     DesiredCredential,
     Kind,
     Outcome,
+    Reason,
     RemoteCredential,
     SinkRecord,
     Status,
@@ -113,6 +114,8 @@ class Engine:
         if action.kind is Kind.DELETE:
             assert action.client_id is not None
             await self.client.delete_credential(action.client_id)
+            if action.reason is Reason.ORPHAN:
+                await self._clean_sinks(action.key, action.client_id)
             return action.client_id
         assert action.desired is not None
         known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
@@ -121,6 +124,28 @@ class Engine:
         for old in action.retire:
             await self.client.delete_credential(old)
         return created.remote.client_id
+
+    async def _clean_sinks(self, key: str, client_id: str) -> None:
+        """After an orphan's delete: remove its record from every readable sink still holding it.
+
+        Each sink deletes only if it holds that `client_id`, so a record of a newer credential
+        of the same key stays.
+        """
+        service, credential = key.split("/", 1)
+        failures: list[SinkError] = []
+
+        async def clean(sink: Sink) -> None:
+            try:
+                await sink.delete(service, credential, client_id)
+            except SinkError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for sink in self.sinks.values():
+                if sink.readable:
+                    group.start_soon(clean, sink)
+        if failures:
+            raise SinkError(failures[0].sink, f"deleted {client_id}, but {failures[0]}")
 
     async def _create(self, desired: DesiredCredential, known: set[str]) -> CreatedCredential:
         """Create; after an unknown outcome, delete what the lost attempt made, then try again."""

@@ -235,3 +235,26 @@ def test_an_over_budget_run_cycle_is_skipped_and_the_loop_goes_on(
         assert run.stop(signal.SIGTERM) == 0, run.text
     assert sim.state.write_calls() == []
     assert "7 changes exceed the change budget of 5" in run.wait_event("cycle.skipped")["reason"]
+
+
+# --- prune cleans the sinks --------------------------------------------------------------------
+
+
+def test_prune_removes_the_orphans_record_from_the_sinks(sim: Served, tmp_path: Path) -> None:
+    workdir = workdir_with(tmp_path, manifest(THREE))
+    apply(sim, workdir)
+    gone = of_owner(sim, "default")["web/x"].client_id
+    assert dotenv_pair(workdir, "web/x")[0] == gone
+    (workdir / "manifests" / "services.yaml").write_text(manifest({"api": ["ingest", "report"]}))
+
+    kept = apply(sim, workdir)  # without --prune the orphan and its records stay
+    assert "= web/x (" in kept
+    assert file_record(workdir, "web/x") is not None
+
+    pruned = apply(sim, workdir, "--prune")
+    assert "Applied: 0 created, 0 replaced, 1 deleted, 2 unchanged, 0 failed." in pruned
+    assert sim.state.get(gone) is None
+    assert file_record(workdir, "web/x") is None
+    assert dotenv_pair(workdir, "web/x") == (None, None)
+    assert dotenv_pair(workdir, "api/ingest")[0] == of_owner(sim, "default")["api/ingest"].client_id
+    assert file_record(workdir, "api/report") is not None
