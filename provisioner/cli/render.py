@@ -13,10 +13,11 @@ from provisioner.manifest.durations import format_duration
 from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
 from provisioner.reconcile.plan import grace_of
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2  # 2: restore, forced, deferred, blocked; other owners counted
 _GROUPS = {
     Kind.CREATE: ("To create:", "+"),
     Kind.REPLACE: ("To replace:", "~"),
+    Kind.RESTORE: ("To restore from a sibling sink:", ">"),
     Kind.DELETE: ("To delete:", "-"),
     Kind.NOOP: ("Left in place:", "="),  # orphans without --prune, superseded ones in grace
 }
@@ -59,9 +60,11 @@ def _afterwards(action: Action) -> str:
 def plan_summary_line(plan: Plan) -> str:
     """`Plan: 3 to create, 2 to replace, 1 to delete, 40 unchanged.` plus what is kept."""
     unchanged = plan.count(Kind.NOOP, Reason.UP_TO_DATE)
+    restore = plan.count(Kind.RESTORE)
     line = (
         f"Plan: {plan.count(Kind.CREATE)} to create, {plan.count(Kind.REPLACE)} to replace, "
-        f"{plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
+        + (f"{restore} to restore, " if restore else "")
+        + f"{plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
     )
     return line + _kept(plan)
 
@@ -106,10 +109,14 @@ def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str,
         "summary": {
             "create": plan.count(Kind.CREATE),
             "replace": plan.count(Kind.REPLACE),
+            "restore": plan.count(Kind.RESTORE),
             "delete": plan.count(Kind.DELETE),
             "unchanged": plan.count(Kind.NOOP, Reason.UP_TO_DATE),
             "orphan": plan.count(Kind.NOOP, Reason.ORPHAN),
             "in_grace": plan.count(Kind.NOOP, Reason.IN_GRACE),
+            "deferred": plan.count(Kind.NOOP, Reason.DEFERRED),
+            "blocked": len(blocked or {}),
+            "other_owner": sum(count for _, count in plan.other_owners),
         },
         "actions": [action_json(action) for action in plan.actions],
         "blocked": [{"key": key, "error": error} for key, error in (blocked or {}).items()],
@@ -129,11 +136,22 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 _COUNT = {"type": "integer", "minimum": 0}
-_SUMMARY_FIELDS = ("create", "replace", "delete", "unchanged", "orphan", "in_grace")
+_SUMMARY_FIELDS = (
+    "create",
+    "replace",
+    "restore",
+    "delete",
+    "unchanged",
+    "orphan",
+    "in_grace",
+    "deferred",
+    "blocked",
+    "other_owner",
+)
 _ID = {"type": ["string", "null"]}
 PLAN_JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "provisioner plan --json, version 1",
+    "title": f"provisioner plan --json, version {PLAN_SCHEMA_VERSION}",
     "type": "object",
     "required": ["version", "changes", "summary", "actions", "blocked"],
     "additionalProperties": False,
@@ -182,6 +200,7 @@ class Summary:
     created: int = 0
     replaced: int = 0
     deleted: int = 0
+    restored: int = 0
     unchanged: int = 0
     failed: int = 0
     orphaned: int = 0
@@ -196,9 +215,10 @@ class Summary:
 
     def line(self) -> str:
         """The summary line, then what was kept on purpose (orphans, grace)."""
+        restored = f"{self.restored} restored, " if self.restored else ""
         line = (
-            f"Applied: {self.created} created, {self.replaced} replaced, {self.deleted} deleted, "
-            f"{self.unchanged} unchanged, {self.failed} failed."
+            f"Applied: {self.created} created, {self.replaced} replaced, {restored}"
+            f"{self.deleted} deleted, {self.unchanged} unchanged, {self.failed} failed."
         )
         if self.skipped:
             line += f" {self.skipped} not started."
@@ -218,6 +238,7 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         created=done[Kind.CREATE],
         replaced=done[Kind.REPLACE],
         deleted=done[Kind.DELETE],
+        restored=done[Kind.RESTORE],
         unchanged=len(unchanged),
         failed=len(failed),
         skipped=len(skipped),

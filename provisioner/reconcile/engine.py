@@ -46,6 +46,8 @@ class Engine:
     on_outcome: Callable[[Outcome], None] | None = None
     # Actions failing in a row, after their retries, that mean the API or a sink is down.
     failure_limit: int = 10
+    # Restore: the record each key's source sink holds, its secret proven before planning ended.
+    records: Mapping[str, SinkRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._listing = FreshListing(self.client)
@@ -118,12 +120,27 @@ class Engine:
                 await self._clean_sinks(action.key, action.client_id)
             return action.client_id
         assert action.desired is not None
+        if action.kind is Kind.RESTORE:
+            await self._restore(action, action.desired)
+            return action.client_id
         known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
         created = await self._create(action.desired, known)
         await self._deliver_or_undo(action.desired, created)
         for old in action.retire:
             await self.client.delete_credential(old)
         return created.remote.client_id
+
+    async def _restore(self, action: Action, desired: DesiredCredential) -> None:
+        """Copy the proven record to the sinks that lack it; no API call, nothing to undo."""
+        source = self.records.get(action.key)
+        if source is None or source.client_id != action.client_id:
+            raise SinkError(str(action.source), f"no proven record of {action.client_id} to copy")
+        record = restored_record(desired, source)
+        for name in action.targets:
+            sink = self.sinks[name]
+            async for attempt in retrying(self.max_attempts, self.sleep, "restore", sink=name):
+                with attempt:
+                    await sink.write(record)
 
     async def _clean_sinks(self, key: str, client_id: str) -> None:
         """After an orphan's delete: remove its record from every readable sink still holding it.
@@ -242,8 +259,24 @@ def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkR
     )
 
 
+def restored_record(desired: DesiredCredential, source: SinkRecord) -> SinkRecord:
+    """The record to copy: the source's credential and secret, in the layout of a fresh one."""
+    return SinkRecord(
+        service=desired.service,
+        credential=desired.name,
+        client_id=source.client_id,
+        secret=source.secret,
+        description=desired.description,
+        role_ids=desired.role_ids,
+        permission_ids=desired.permission_ids,
+        service_id=desired.service_id,
+        created_at=source.created_at,
+    )
+
+
 def _past(kind: Kind) -> str:
-    return {"create": "created", "replace": "replaced", "delete": "deleted"}.get(kind, str(kind))
+    past = {"create": "created", "replace": "replaced", "restore": "restored", "delete": "deleted"}
+    return past.get(kind, str(kind))
 
 
 def _since(started: float) -> float:

@@ -160,6 +160,36 @@ class SinkRecord:
             "created_at": self.created_at,
         }
 
+    @classmethod
+    def from_document(cls, document: object) -> SinkRecord | None:
+        """A stored JSON object read back; None unless it holds a client_id and a secret."""
+        if not isinstance(document, dict):
+            return None
+        client_id, secret = document.get("client_id"), document.get("secret")
+        service, credential = document.get("service"), document.get("credential")
+        if not all(isinstance(v, str) and v for v in (client_id, secret, service, credential)):
+            return None
+        optional = {name: document.get(name) for name in ("description", "service_id")}
+        return cls(
+            service=str(service),
+            credential=str(credential),
+            client_id=str(client_id),
+            secret=SecretStr(str(secret)),
+            description=_text(optional["description"]),
+            role_ids=_texts(document.get("role_ids")),
+            permission_ids=_texts(document.get("permission_ids")),
+            service_id=_text(optional["service_id"]),
+            created_at=_text(document.get("created_at")),
+        )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
 
 @dataclass(frozen=True, slots=True)
 class Role:
@@ -173,6 +203,7 @@ class Role:
 class Kind(StrEnum):
     CREATE = "create"
     REPLACE = "replace"
+    RESTORE = "restore"  # copy the live credential's record from one sink to those that lack it
     DELETE = "delete"
     NOOP = "noop"
 
@@ -211,6 +242,9 @@ class Action:
     # change counts against the change budget (see reconcile.budget).
     held: bool = False
     created_at: datetime | None = None  # of the credential it concerns: the oldest rotate first
+    # Restore: the readable sink whose record is copied, and the sinks it is copied to.
+    source: str | None = None
+    targets: tuple[str, ...] = ()
 
     @property
     def writes(self) -> bool:
@@ -276,6 +310,8 @@ class Planned:
     blocked: Mapping[str, SinkError]
     # Set when the plan exceeds the change budget: what, and how to proceed. Apply stops.
     refusal: str | None = None
+    # Restores: the proven record of each key, secret included (its repr never shows it).
+    records: Mapping[str, SinkRecord] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ work (a signal) and what to show (progress, the change lines); the stages know n
 
 from __future__ import annotations
 
+import functools
 import gc
 import uuid
 from collections.abc import Iterator, Mapping
@@ -21,7 +22,7 @@ from provisioner.manifest import Manifests, load_manifests
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.model import Action, Outcome, Plan, Planned, RunResult, Status
-from provisioner.reconcile.observe import observe
+from provisioner.reconcile.observe import observe, prove_sources
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.reconcile.session import Job, Session
@@ -88,7 +89,8 @@ async def make_plan(
     )
     with collector_paused():
         desired = resolve_roles(session.manifests, observed.roles)
-        result = plan(
+        planner = functools.partial(
+            plan,
             desired,
             observed.remote,
             observed.holdings,
@@ -97,6 +99,14 @@ async def make_plan(
             owner=session.manifests.owner,
             replace=replace,
         )
+        result = planner()
+    # A restore copies a secret from a sibling sink: proven first by one login with it.
+    records, unproven = await prove_sources(
+        session.client, session.sinks, result.actions, session.settings.concurrency
+    )
+    with collector_paused():
+        if unproven:
+            result = planner(unproven=unproven)
         verdict = within_budget(result, session.settings.max_changes)
     result = verdict.plan
     counts = {str(kind): count for kind, count in result.counts.items()}
@@ -104,7 +114,7 @@ async def make_plan(
     for key, error in observed.blocked.items():
         log.error("sink.unreadable", key=key, sink=error.sink, error=str(error))
     refusal = verdict.refusal() if verdict.exceeded else None
-    return Planned(result, observed.blocked, refusal)
+    return Planned(result, observed.blocked, refusal, records)
 
 
 async def apply(
@@ -133,6 +143,7 @@ async def apply(
             max_attempts=session.settings.max_attempts,
             stop=stop or anyio.Event(),
             on_outcome=observer.on_outcome,
+            records=planned.records,
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
         observer.on_plan(Plan(tuple(runnable)))

@@ -31,11 +31,14 @@ def plan(
     prune: bool = False,
     owner: str = DEFAULT_OWNER,
     replace: frozenset[str] = frozenset(),
+    unproven: frozenset[str] = frozenset(),
 ) -> Plan:
     """Actions that converge the observed world to the desired one (DESIGN.md's rule table).
 
     Only `owner`'s marked credentials are planned; other owners' are counted, never touched.
-    Keys in `replace` are replaced whatever their state (`--replace KEY`).
+    Keys in `replace` are replaced whatever their state (`--replace KEY`). A sink that lost a
+    record is restored from a sibling sink, unless its key is in `unproven` (the copy's secret
+    was refused by the API): then it is replaced.
     """
     now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
@@ -46,7 +49,8 @@ def plan(
     for wanted in desired:
         found = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
         held = holdings.get(wanted.key, {})
-        actions.extend(_reconcile(wanted, found, held, now, forced=wanted.key in replace))
+        forced, heal = wanted.key in replace, wanted.key not in unproven
+        actions.extend(_reconcile(wanted, found, held, now, forced=forced, heal=heal))
     others: Counter[str] = Counter()
     for qualified, leftovers in by_key.items():
         their_owner, key = split_owner(qualified)
@@ -75,15 +79,65 @@ def _reconcile(
     now: datetime,
     *,
     forced: bool = False,
+    heal: bool = True,
 ) -> list[Action]:
     if not found:
         return [Action(Kind.CREATE, wanted.key, Reason.MISSING, wanted)]
     known = tuple(c.client_id for c in found)
     kept = _held_by_sinks(wanted, found, held)
+    source = None
+    if kept is None and heal:
+        kept, source = _restorable(wanted, found, held)
     if kept is None:
         return [_replace_lost(wanted, found, held, known, forced=forced)]
     others = [_other(wanted, other, kept, now, held) for other in found if other is not kept]
-    return [_keep_or_replace(wanted, kept, now, known, forced=forced), *others]
+    first = _keep_or_replace(wanted, kept, now, known, forced=forced)
+    if source is not None and first.kind is Kind.NOOP:
+        first = _restore(wanted, kept, source, held, known)
+    return [first, *others]
+
+
+def _restorable(
+    wanted: DesiredCredential, found: list[RemoteCredential], held: Mapping[str, str | None]
+) -> tuple[RemoteCredential | None, str | None]:
+    """The live credential some readable sink still holds, and the first sink holding it.
+
+    The one most sinks hold wins; between equals, the newest.
+    """
+    holders: dict[str, list[str]] = defaultdict(list)
+    for name in wanted.sinks:
+        if held.get(name) is not None:
+            holders[held[name] or ""].append(name)
+    candidates = [c for c in found if c.client_id in holders]
+    if not candidates:
+        return None, None
+    best = max(enumerate(candidates), key=lambda pair: (len(holders[pair[1].client_id]), pair[0]))
+    return best[1], holders[best[1].client_id][0]
+
+
+def _restore(
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    source: str,
+    held: Mapping[str, str | None],
+    known: tuple[str, ...],
+) -> Action:
+    """Copy the live credential's record from `source` to the readable sinks that lack it."""
+    targets = tuple(n for n in wanted.sinks if n in held and held[n] != kept.client_id)
+    misses = "; ".join(f"{name} holds {held[name] or 'nothing'}" for name in targets)
+    return Action(
+        Kind.RESTORE,
+        wanted.key,
+        Reason.LOST_SECRET,
+        wanted,
+        client_id=kept.client_id,
+        known=known,
+        detail=f"copy from {source}; {misses}",
+        held=True,
+        created_at=kept.created_at,
+        source=source,
+        targets=targets,
+    )
 
 
 def _held_by_sinks(

@@ -43,6 +43,10 @@ class Sink(Protocol):
         """The `client_id` this sink holds for the credential, or None."""
         ...
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The whole stored record, secret included, or None; to heal a sibling sink from it."""
+        ...
+
     async def write(self, record: SinkRecord) -> None:
         """Store the record durably; raise SinkError on failure."""
         ...

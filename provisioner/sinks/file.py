@@ -14,6 +14,7 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
+from provisioner.logs import register_secret
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
@@ -96,6 +97,18 @@ class FileSink:
             raise SinkError(self.name, done.failure)
         return done.result
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The stored record, secret included; None when missing, unreadable or corrupt."""
+        self._check_names(service, credential)
+        try:
+            document = await to_thread.run_sync(self._read_document, service, credential)
+        except OSError as exc:
+            raise self._error("read", service, credential, exc) from exc
+        found = SinkRecord.from_document(document)
+        if found is not None:
+            register_secret(found.secret)
+        return found
+
     async def write(self, record: SinkRecord) -> None:
         """Replace the record's file atomically and durably."""
         self._check_names(record.service, record.credential)
@@ -169,6 +182,13 @@ class FileSink:
                             "write", service, pending.work.credential, exc
                         )
 
+    def _read_document(self, service: str, credential: str) -> object:
+        try:
+            with atomic.open_dir(self._root / service, follow=False) as dir_fd:
+                return _stored_document(dir_fd, f"{credential}.json")
+        except FileNotFoundError:
+            return None
+
     def _delete(self, service: str, credential: str, client_id: str) -> None:
         name = f"{credential}.json"
         try:
@@ -208,6 +228,13 @@ def _open_if_present(stack: ExitStack, path: Path) -> int | None:
 
 def _stored_client_id(dir_fd: int, name: str) -> str | None:
     """The `client_id` in the file, or None when it is missing, unreadable or not a record."""
+    document = _stored_document(dir_fd, name)
+    client_id = document.get("client_id") if isinstance(document, dict) else None
+    return client_id if isinstance(client_id, str) else None
+
+
+def _stored_document(dir_fd: int, name: str) -> object:
+    """The JSON in the file, or None when it is missing, unreadable or not JSON."""
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -218,8 +245,6 @@ def _stored_client_id(dir_fd: int, name: str) -> str | None:
         return None
     try:
         with os.fdopen(fd, "rb") as handle:
-            document = json.loads(handle.read())
+            return json.loads(handle.read())
     except (OSError, ValueError):
         return None
-    client_id = document.get("client_id") if isinstance(document, dict) else None
-    return client_id if isinstance(client_id, str) else None

@@ -80,6 +80,15 @@ class VaultSink:
         stored, self._versions[path] = await self._retrying("read", self._fetch, path)
         return stored
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The stored record, secret included; None when absent or deleted."""
+        path = self._key_path(service, credential)
+        document, self._versions[path] = await self._retrying("read", self._fetch_document, path)
+        found = SinkRecord.from_document(document)
+        if found is not None:
+            register_secret(found.secret)
+        return found
+
     async def write(self, record: SinkRecord) -> None:
         """Store a new version, check-and-set against the version last read."""
         path = self._key_path(record.service, record.credential)
@@ -118,6 +127,12 @@ class VaultSink:
 
     async def _fetch(self, path: str) -> tuple[str | None, int]:
         """One read: the stored client_id (None if absent or deleted) and the current version."""
+        document, version = await self._fetch_document(path)
+        client_id = document.get("client_id") if isinstance(document, dict) else None
+        return (client_id if isinstance(client_id, str) else None), version
+
+    async def _fetch_document(self, path: str) -> tuple[object, int]:
+        """One read: the stored data (None if absent or deleted) and the current version."""
         response = await self._send("GET", path, "read")
         body = _json(response)
         if response.status_code == 404 and not body.get("errors"):
@@ -125,9 +140,7 @@ class VaultSink:
             return None, _version(body.get("data"))
         self._raise_for(response, "read", path)
         data = body.get("data") or {}
-        document = data.get("data") if isinstance(data, dict) else None
-        client_id = document.get("client_id") if isinstance(document, dict) else None
-        return (client_id if isinstance(client_id, str) else None), _version(data)
+        return (data.get("data") if isinstance(data, dict) else None), _version(data)
 
     async def _delete_latest(self, path: str) -> None:
         self._raise_for(await self._send("DELETE", path, "delete"), "delete", path)

@@ -258,3 +258,81 @@ def test_prune_removes_the_orphans_record_from_the_sinks(sim: Served, tmp_path: 
     assert dotenv_pair(workdir, "web/x") == (None, None)
     assert dotenv_pair(workdir, "api/ingest")[0] == of_owner(sim, "default")["api/ingest"].client_id
     assert file_record(workdir, "api/report") is not None
+
+
+# --- healing from a sibling sink ---------------------------------------------------------------
+
+
+def token_calls(sim: Served) -> int:
+    return sum(1 for call in sim.state.calls() if call.path == "/auth/access-token")
+
+
+def test_a_lost_file_sink_is_restored_from_dotenv_without_a_new_credential(
+    sim: Served, tmp_path: Path
+) -> None:
+    workdir = workdir_with(tmp_path, manifest(THREE))
+    apply(sim, workdir)
+    live = {key: (r.client_id, r.secret) for key, r in of_owner(sim, "default").items()}
+    for path in (workdir / "secrets").rglob("*.json"):
+        path.unlink()  # a lost volume
+
+    sim.state.reset_calls()
+    planned = cli(sim, workdir, "plan").stderr
+    client_id = live["api/ingest"][0]
+    assert "To restore from a sibling sink:" in planned
+    assert f"> api/ingest ({client_id}): lost-secret (copy from dotenv; files holds nothing)" in (
+        planned
+    )
+    assert "Plan: 0 to create, 0 to replace, 3 to restore, 0 to delete, 0 unchanged." in planned
+    assert token_calls(sim) == 1 + 3  # the provisioner's login, and one proof per credential
+    assert sim.state.write_calls() == []
+
+    done = apply(sim, workdir)
+    assert "Applied: 0 created, 0 replaced, 3 restored, 0 deleted, 0 unchanged, 0 failed." in done
+    assert sim.state.write_calls() == []  # no create, no delete
+    assert {key: (r.client_id, r.secret) for key, r in of_owner(sim, "default").items()} == live
+    for key, (cid, secret) in live.items():
+        stored = file_record(workdir, key)
+        assert stored is not None
+        assert (stored["client_id"], stored["secret"]) == (cid, secret)
+        assert stored["credential"] == key.split("/")[1]
+    for record in sim.state.live():
+        assert record.secret not in done
+
+    sim.state.reset_calls()
+    cli(sim, workdir, "apply")
+    assert sim.state.write_calls() == []
+
+
+def test_a_sink_newly_added_to_a_credential_is_filled_from_its_sibling(
+    sim: Served, tmp_path: Path
+) -> None:
+    workdir = workdir_with(tmp_path, manifest(THREE, sinks="[files]"))
+    apply(sim, workdir)
+    (workdir / "manifests" / "services.yaml").write_text(manifest(THREE))  # dotenv added
+    done = apply(sim, workdir)
+    assert "Applied: 0 created, 0 replaced, 3 restored, 0 deleted, 0 unchanged, 0 failed." in done
+    assert sim.state.write_calls() == []
+    for key, record in of_owner(sim, "default").items():
+        assert dotenv_pair(workdir, key) == (record.client_id, record.secret)
+
+
+def test_a_copy_whose_secret_the_api_refuses_is_replaced_instead(
+    sim: Served, tmp_path: Path
+) -> None:
+    workdir = workdir_with(tmp_path, manifest({"api": ["ingest"]}))
+    apply(sim, workdir)
+    old = of_owner(sim, "default")["api/ingest"].client_id
+    (workdir / "secrets" / "api" / "ingest.json").unlink()
+    env_file = workdir / "out" / "app.env"
+    text = env_file.read_text()
+    env_file.write_text(
+        text.replace("STREAMKAP_API_INGEST_SECRET='", "STREAMKAP_API_INGEST_SECRET='x")
+    )
+
+    done = apply(sim, workdir)
+    assert f"~ api/ingest ({old}): lost-secret (files holds nothing)" in done
+    assert "Applied: 0 created, 1 replaced, 0 deleted, 0 unchanged, 0 failed." in done
+    new = of_owner(sim, "default")["api/ingest"]
+    assert new.client_id != old
+    assert dotenv_pair(workdir, "api/ingest") == (new.client_id, new.secret)

@@ -42,6 +42,10 @@ class JsonFileSink:
         entry = (await to_thread.run_sync(self._load)).get(f"{service}/{credential}")
         return entry.get("client_id") if isinstance(entry, dict) else None
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        entry = (await to_thread.run_sync(self._load)).get(f"{service}/{credential}")
+        return SinkRecord.from_document(entry)
+
     async def write(self, record: SinkRecord) -> None:
         async with self._lock:
             await to_thread.run_sync(self._update, record.key, record.to_document())

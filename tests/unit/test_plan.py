@@ -80,9 +80,11 @@ def test_a_sink_that_lost_the_secret_causes_a_replace() -> None:
     assert action.detail == "local holds nothing"
 
 
-def test_a_sink_holding_another_client_id_causes_a_replace() -> None:
+def test_a_sink_holding_another_client_id_causes_a_replace_when_no_copy_is_proven() -> None:
     held = {"api/ingest": {"local": "c1", "vault": "stale"}}
-    action = only(plan([desired(sinks=("local", "vault"))], [remote("c1")], held, now=NOW))
+    wanted = [desired(sinks=("local", "vault"))]
+    unproven = frozenset({"api/ingest"})
+    action = only(plan(wanted, [remote("c1")], held, now=NOW, unproven=unproven))
     assert (action.kind, action.reason) == (Kind.REPLACE, Reason.LOST_SECRET)
     assert action.detail == "vault holds stale"
 

@@ -70,10 +70,14 @@ def test_plan_json_counts_and_lists_every_action() -> None:
     assert document["summary"] == {
         "create": 1,
         "replace": 1,
+        "restore": 0,
         "delete": 1,
         "unchanged": 1,
         "orphan": 1,
         "in_grace": 0,
+        "deferred": 0,
+        "blocked": 0,
+        "other_owner": 0,
     }
     assert document["actions"][1] == {
         "key": "api/ingest",
