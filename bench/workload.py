@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PER_SERVICE = 10
-ROLE_KEY = "read_only"
+ROLE_KEY = "Read Only"
 ROLE_ID = "role-read-only"
 SINK_DIR = "secrets"
 

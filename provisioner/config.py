@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +19,17 @@ def _vault_token_file() -> Path | None:
     except RuntimeError:  # no home directory to speak of
         return None
     return path if path.is_file() else None
+
+
+#: `--max-changes`: `all`, a number of changes, or a percentage of the owner's credentials.
+MAX_CHANGES_PATTERN = r"^(?:all|\d{1,9}%?)$"
+
+
+def _max_changes(value: str) -> str:
+    value = value.strip().lower()
+    if not re.match(MAX_CHANGES_PATTERN, value):
+        raise ValueError(f"expected N, P% or all, got {value!r}")
+    return value
 
 
 def _http_url(value: str) -> str:
@@ -47,6 +59,9 @@ class Settings(BaseSettings):
     concurrency: int = Field(16, ge=1, le=1024, validation_alias="PROVISIONER_CONCURRENCY")
     max_attempts: int = Field(6, ge=1, le=100, validation_alias="PROVISIONER_MAX_ATTEMPTS")
     timeout: float = Field(30.0, gt=0, le=3600, validation_alias="PROVISIONER_TIMEOUT")
+    max_changes: Annotated[str, AfterValidator(_max_changes)] = Field(
+        "25%", validation_alias="PROVISIONER_MAX_CHANGES"
+    )
     lock_timeout: float = Field(600.0, ge=0, validation_alias="PROVISIONER_LOCK_TIMEOUT")
     log_format: Literal["json", "console", "auto"] = Field(
         "auto", validation_alias="PROVISIONER_LOG_FORMAT"

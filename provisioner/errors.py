@@ -15,6 +15,7 @@
     ├── AmbiguousCreate       a create whose outcome is unknown
     ├── UnusableCreate        a create made a credential that must not be used (deleted again)
     ├── SinkError             a sink could not read, write or delete
+    ├── BudgetExceeded        the plan changes more than --max-changes allows (exit 2)
     ├── LockTimeout           another run held a sink's lock for too long
     └── LockUnavailable       a sink's lock file cannot be opened
 
@@ -181,6 +182,10 @@ def _format_validation_error(item: dict[str, Any]) -> str:
     loc = item.get("loc") or []
     field = ".".join(str(part) for part in loc if part != "body") or "body"
     return f"{field}: {item.get('msg', 'invalid')}"
+
+
+class BudgetExceeded(ProvisionerError):
+    """The plan would change more than the change budget allows: nothing was written."""
 
 
 class LockTimeout(ProvisionerError):

@@ -12,8 +12,10 @@ from provisioner.cli import metrics
 from provisioner.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    add_budget_flag,
     add_output_flags,
     add_paths,
+    add_replace_flag,
     add_run_flags,
     err,
     job_from,
@@ -30,6 +32,8 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("apply", help="reconcile: create, replace and delete")
     add_paths(parser)
     add_run_flags(parser, prune_help="delete orphaned credentials")
+    add_budget_flag(parser)
+    add_replace_flag(parser)
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON run report")
     add_output_flags(parser)
     parser.set_defaults(handler=apply)

@@ -39,6 +39,24 @@ def add_run_flags(parser: argparse.ArgumentParser, *, prune_help: str) -> None:
     )
 
 
+def add_budget_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-changes",
+        metavar="N|P%|all",
+        help="most replaces and deletes of credentials in use per run (default 25%%, at least 5)",
+    )
+
+
+def add_replace_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="replace <service>/<credential> now, whatever its state (repeatable; grace applies)",
+    )
+
+
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-file", type=Path, metavar="PATH", help="Prometheus textfile (node-exporter)"
@@ -54,6 +72,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "concurrency", None) is not None:
         overrides["concurrency"] = args.concurrency
+    if getattr(args, "max_changes", None) is not None:
+        overrides["max_changes"] = args.max_changes
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -71,6 +91,7 @@ def job_from(args: argparse.Namespace, settings: Settings) -> Job:
         settings=settings,
         cli_sinks=cli_sinks,
         prune=getattr(args, "prune", False),
+        replace=frozenset(getattr(args, "replace", None) or ()),
         simulate=getattr(args, "simulate", False),
     )
 

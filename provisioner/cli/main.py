@@ -10,7 +10,14 @@ from collections.abc import Sequence
 
 from provisioner.cli import apply, plan, run, schema, simulate, validate
 from provisioner.cli.common import EXIT_FAILED, EXIT_INVALID, err
-from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError, first_error
+from provisioner.errors import (
+    AuthError,
+    BudgetExceeded,
+    ManifestError,
+    ProvisionerError,
+    UsageError,
+    first_error,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,7 +52,7 @@ def exit_code(error: BaseException) -> int | None:
             err(problem)
         err(f"error: {len(error.problems)} problem(s) in the manifests; nothing was changed")
         return EXIT_INVALID
-    if isinstance(error, UsageError | AuthError):
+    if isinstance(error, UsageError | AuthError | BudgetExceeded):
         err(f"error: {error}")
         return EXIT_INVALID
     if isinstance(error, ProvisionerError):

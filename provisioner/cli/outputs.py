@@ -81,7 +81,9 @@ async def _apply(job: Job, outputs: Outputs, tally: _Tally, stop: anyio.Event | 
         tally.statuses = session.client.statuses  # filled as calls are made, even if apply fails
         with tracker_for(outputs.progress) as tracker:
             observer = _Shown(tracker)
-            return await pipeline.apply(session, prune=job.prune, stop=stop, observer=observer)
+            return await pipeline.apply(
+                session, prune=job.prune, replace=job.replace, stop=stop, observer=observer
+            )
 
 
 class _Shown:

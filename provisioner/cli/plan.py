@@ -12,7 +12,9 @@ from provisioner.cli.common import (
     EXIT_CHANGES,
     EXIT_FAILED,
     EXIT_OK,
+    add_budget_flag,
     add_paths,
+    add_replace_flag,
     add_run_flags,
     err,
     job_from,
@@ -28,6 +30,8 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("plan", help="show what apply would do; no writes")
     add_paths(parser)
     add_run_flags(parser, prune_help="also plan the deletion of orphaned credentials")
+    add_budget_flag(parser)
+    add_replace_flag(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     parser.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 3 when changes are pending"
@@ -39,6 +43,8 @@ def plan(args: argparse.Namespace) -> int:
     job = job_from(args, settings_from(args))
     planned = anyio.run(_plan, job)
     err(render_plan(planned.plan))
+    if planned.refusal is not None:
+        err(f"apply would stop here, before any write: {planned.refusal}")
     if args.json:
         blocked = {key: str(error) for key, error in planned.blocked.items()}
         print(json.dumps(plan_json(planned.plan, blocked), indent=2))
@@ -52,7 +58,7 @@ def plan(args: argparse.Namespace) -> int:
 async def _plan(job: Job) -> Planned:
     manifests = pipeline.load(job)
     async with open_session(job, manifests) as session:
-        planned = await pipeline.make_plan(session, prune=job.prune)
+        planned = await pipeline.make_plan(session, prune=job.prune, replace=job.replace)
     for key, error in planned.blocked.items():
         err(f"cannot plan {key}: {error}")
     return planned

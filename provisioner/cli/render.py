@@ -13,11 +13,12 @@ from provisioner.manifest.durations import format_duration
 from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
 from provisioner.reconcile.plan import grace_of
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2  # 2: restore, forced, deferred, blocked; other owners counted
 _GROUPS = {
     Kind.CREATE: ("To create:", "+"),
     Kind.UPDATE: ("To update in place:", "^"),
     Kind.REPLACE: ("To replace:", "~"),
+    Kind.RESTORE: ("To restore from a sibling sink:", ">"),
     Kind.DELETE: ("To delete:", "-"),
     Kind.NOOP: ("Left in place:", "="),  # orphans without --prune, superseded ones in grace
 }
@@ -61,17 +62,28 @@ def _afterwards(action: Action) -> str:
 def plan_summary_line(plan: Plan) -> str:
     """`Plan: 3 to create, 2 to replace, 1 to delete, 40 unchanged.` plus what is kept."""
     unchanged = plan.count(Kind.NOOP, Reason.UP_TO_DATE)
-    updated = plan.count(Kind.UPDATE)
-    update = f" {updated} to update," if updated else ""
+    updated, restore = plan.count(Kind.UPDATE), plan.count(Kind.RESTORE)
     line = (
-        f"Plan: {plan.count(Kind.CREATE)} to create,{update} {plan.count(Kind.REPLACE)} to "
-        f"replace, {plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
+        f"Plan: {plan.count(Kind.CREATE)} to create, "
+        + (f"{updated} to update, " if updated else "")
+        + f"{plan.count(Kind.REPLACE)} to replace, "
+        + (f"{restore} to restore, " if restore else "")
+        + f"{plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
     )
     return line + _kept(plan)
 
 
 def _kept(plan: Plan) -> str:
-    return _kept_note(plan.count(Kind.NOOP, Reason.ORPHAN), plan.count(Kind.NOOP, Reason.IN_GRACE))
+    orphaned = plan.count(Kind.NOOP, Reason.ORPHAN)
+    kept = _kept_note(orphaned, plan.count(Kind.NOOP, Reason.IN_GRACE))
+    return kept + deferred_note(plan.count(Kind.NOOP, Reason.DEFERRED)) + other_owners_note(plan)
+
+
+def deferred_note(deferred: int) -> str:
+    """Rotations the change budget left for later runs."""
+    if not deferred:
+        return ""
+    return f" {deferred} rotation{'s' * (deferred > 1)} deferred to later runs (change budget)."
 
 
 def _kept_note(orphaned: int, in_grace: int) -> str:
@@ -84,6 +96,15 @@ def _kept_note(orphaned: int, in_grace: int) -> str:
     return f" {', '.join(notes)}." if notes else ""
 
 
+def other_owners_note(plan: Plan) -> str:
+    """Other owners' marked credentials, once: never planned, never touched."""
+    if not plan.other_owners:
+        return ""
+    total = sum(count for _, count in plan.other_owners)
+    owners = ", ".join(f"{owner} {count}" for owner, count in plan.other_owners)
+    return f" {total} of other owners left alone ({owners})."
+
+
 def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The `plan --json` document: PLAN_JSON_SCHEMA, documented in docs/reconciliation.md."""
     return {
@@ -93,10 +114,14 @@ def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str,
             "create": plan.count(Kind.CREATE),
             "update": plan.count(Kind.UPDATE),
             "replace": plan.count(Kind.REPLACE),
+            "restore": plan.count(Kind.RESTORE),
             "delete": plan.count(Kind.DELETE),
             "unchanged": plan.count(Kind.NOOP, Reason.UP_TO_DATE),
             "orphan": plan.count(Kind.NOOP, Reason.ORPHAN),
             "in_grace": plan.count(Kind.NOOP, Reason.IN_GRACE),
+            "deferred": plan.count(Kind.NOOP, Reason.DEFERRED),
+            "blocked": len(blocked or {}),
+            "other_owner": sum(count for _, count in plan.other_owners),
         },
         "actions": [action_json(action) for action in plan.actions],
         "blocked": [{"key": key, "error": error} for key, error in (blocked or {}).items()],
@@ -116,11 +141,23 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 _COUNT = {"type": "integer", "minimum": 0}
-_SUMMARY_FIELDS = ("create", "update", "replace", "delete", "unchanged", "orphan", "in_grace")
+_SUMMARY_FIELDS = (
+    "create",
+    "update",
+    "replace",
+    "restore",
+    "delete",
+    "unchanged",
+    "orphan",
+    "in_grace",
+    "deferred",
+    "blocked",
+    "other_owner",
+)
 _ID = {"type": ["string", "null"]}
 PLAN_JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "provisioner plan --json, version 1",
+    "title": f"provisioner plan --json, version {PLAN_SCHEMA_VERSION}",
     "type": "object",
     "required": ["version", "changes", "summary", "actions", "blocked"],
     "additionalProperties": False,
@@ -170,11 +207,14 @@ class Summary:
     updated: int = 0
     replaced: int = 0
     deleted: int = 0
+    restored: int = 0
     unchanged: int = 0
     failed: int = 0
     orphaned: int = 0
     in_grace: int = 0
     skipped: int = 0  # never started: the run was stopped (signal, circuit breaker)
+    other_owners: int = 0  # other owners' marked credentials, left alone
+    deferred: int = 0  # rotations due, left to later runs by the change budget
 
     @property
     def complete(self) -> bool:
@@ -182,14 +222,18 @@ class Summary:
 
     def line(self) -> str:
         """The summary line, then what was kept on purpose (orphans, grace)."""
-        update = f" {self.updated} updated," if self.updated else ""
+        updated = f"{self.updated} updated, " if self.updated else ""
+        restored = f"{self.restored} restored, " if self.restored else ""
         line = (
-            f"Applied: {self.created} created,{update} {self.replaced} replaced, "
+            f"Applied: {self.created} created, {updated}{self.replaced} replaced, {restored}"
             f"{self.deleted} deleted, {self.unchanged} unchanged, {self.failed} failed."
         )
         if self.skipped:
             line += f" {self.skipped} not started."
-        return line + _kept_note(self.orphaned, self.in_grace)
+        others = f" {self.other_owners} of other owners left alone." if self.other_owners else ""
+        return (
+            line + _kept_note(self.orphaned, self.in_grace) + deferred_note(self.deferred) + others
+        )
 
 
 def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
@@ -203,11 +247,14 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         updated=done[Kind.UPDATE],
         replaced=done[Kind.REPLACE],
         deleted=done[Kind.DELETE],
+        restored=done[Kind.RESTORE],
         unchanged=len(unchanged),
         failed=len(failed),
         skipped=len(skipped),
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
+        other_owners=sum(count for _, count in plan.other_owners),
+        deferred=plan.count(Kind.NOOP, Reason.DEFERRED),
     )
 
 

@@ -20,6 +20,7 @@ from provisioner.cli import metrics
 from provisioner.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    add_budget_flag,
     add_output_flags,
     add_paths,
     add_run_flags,
@@ -33,7 +34,7 @@ from provisioner.cli.outputs import Outputs, apply_once, finish
 from provisioner.cli.render import summarize
 from provisioner.cli.schedule import Cadence, run_every
 from provisioner.cli.signals import stop_on_signals
-from provisioner.errors import AuthError, ManifestError, UsageError, first_error
+from provisioner.errors import AuthError, BudgetExceeded, ManifestError, UsageError, first_error
 from provisioner.reconcile.session import Job, Simulated
 
 log = structlog.get_logger("provisioner.run")
@@ -48,6 +49,7 @@ def add_parser(commands: Any) -> None:
     )
     add_paths(parser)
     add_run_flags(parser, prune_help="delete orphaned credentials")
+    add_budget_flag(parser)
     parser.add_argument(
         "--every", required=True, type=interval_arg, metavar="DURATION", help="e.g. 15m (s,m,h,d,w)"
     )
@@ -89,6 +91,9 @@ class Reconciler:
             result = await apply_once(self.job, self.outputs, self.recorder)
         except Exception as exc:
             error = first_error(exc)
+            if isinstance(error, BudgetExceeded):  # not a configuration error: try again later
+                log.error("cycle.skipped", cycle=number, reason=str(error))
+                return
             if number == 1 and isinstance(error, CONFIG_ERRORS):
                 raise error from None
             _log_failure(number, error)

@@ -78,6 +78,8 @@ class ManifestDocument(_Strict):
     """One YAML document of a manifest file."""
 
     version: Literal[1]
+    # Whose credentials these are: orphans and --prune only ever concern the run's owner.
+    owner: Name | None = None
     defaults: DefaultsSpec = DefaultsSpec()
     sinks: dict[Name, SinkSpec] = Field(default_factory=dict)
     services: list[ServiceSpec] = Field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from provisioner.manifest.format import (
     SinkSpec,
 )
 from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml
-from provisioner.reconcile.model import DesiredCredential, Origin
+from provisioner.reconcile.model import DEFAULT_OWNER, DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
 
 T = TypeVar("T")
@@ -40,6 +41,7 @@ class Manifests:
     credentials: tuple[DesiredCredential, ...]
     sinks: dict[str, SinkDefinition]
     files: dict[str, YamlFile] = field(repr=False, default_factory=dict)
+    owner: str = DEFAULT_OWNER  # the top-level `owner` every file that names one agrees on
 
     def where(self, origin: Origin) -> str:
         """`file:line: field.path` for an origin, as error messages start."""
@@ -153,10 +155,11 @@ class _Loader:
         self.sink_origins.setdefault(name, origin)
 
     def finish(self) -> Manifests:
+        owner = self._owner()
         credentials: list[DesiredCredential] = []
         seen: dict[str, Origin] = {}
         for document, origin in self.documents:
-            for credential in self._flatten(document, origin):
+            for credential in self._flatten(document, origin, owner):
                 first = seen.setdefault(credential.key, credential.origin)
                 if first is not credential.origin:
                     self._problem(
@@ -168,7 +171,23 @@ class _Loader:
         self._check_addresses(credentials)
         if self.problems:
             raise ManifestError(self.problems)
-        return Manifests(tuple(credentials), self.sinks, self.files)
+        return Manifests(tuple(credentials), self.sinks, self.files, owner)
+
+    def _owner(self) -> str:
+        """The run's owner: every document that names one must name the same one."""
+        first: tuple[str, Origin] | None = None
+        for document, origin in self.documents:
+            if document.owner is None:
+                continue
+            if first is None:
+                first = (document.owner, origin.child("owner"))
+            elif document.owner != first[0]:
+                self._problem(
+                    origin.child("owner"),
+                    f"owner {document.owner!r} differs from {first[0]!r} "
+                    f"(at {_where(self.files, first[1])}): one run manages one owner's credentials",
+                )
+        return first[0] if first else DEFAULT_OWNER
 
     def _check_addresses(self, credentials: list[DesiredCredential]) -> None:
         """Two keys that a sink would store in one place (e.g. `a-b/c`, `a/b-c` in dotenv)."""
@@ -192,14 +211,16 @@ class _Loader:
                         f"{name!r}; rename one",
                     )
 
-    def _flatten(self, document: ManifestDocument, origin: Origin) -> Iterable[DesiredCredential]:
+    def _flatten(
+        self, document: ManifestDocument, origin: Origin, owner: str
+    ) -> Iterable[DesiredCredential]:
         defaults = document.defaults
         for s_index, service in enumerate(document.services):
             for c_index, spec in enumerate(service.credentials):
                 at = origin.child("services", s_index, "credentials", c_index)
                 credential = self._credential(service, spec, defaults, at, origin)
                 if credential is not None:
-                    yield credential
+                    yield dataclasses.replace(credential, owner=owner)
 
     def _credential(
         self,

@@ -26,6 +26,7 @@ from provisioner.reconcile.model import (
     DesiredCredential,
     Kind,
     Outcome,
+    Reason,
     RemoteCredential,
     SinkRecord,
     Status,
@@ -52,6 +53,8 @@ class Engine:
     on_outcome: Callable[[Outcome], None] | None = None
     # Actions failing in a row, after their retries, that mean the API or a sink is down.
     failure_limit: int = 10
+    # Restore: the record each key's source sink holds, its secret proven before planning ended.
+    records: Mapping[str, SinkRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._listing = FreshListing(self.client)
@@ -127,8 +130,13 @@ class Engine:
         if action.kind is Kind.DELETE:
             assert action.client_id is not None
             await self.client.delete_credential(action.client_id)
+            if action.reason is Reason.ORPHAN:
+                await self._clean_sinks(action.key, action.client_id)
             return action.client_id
         assert action.desired is not None
+        if action.kind is Kind.RESTORE:
+            await self._copy_record(action, action.desired)
+            return action.client_id
         if action.kind is Kind.UPDATE and await self._updated(action):
             return action.client_id
         known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
@@ -148,6 +156,40 @@ class Engine:
             return False
         return True
 
+    async def _copy_record(self, action: Action, desired: DesiredCredential) -> None:
+        """Copy the proven record to the sinks that lack it; no API call, nothing to undo."""
+        source = self.records.get(action.key)
+        if source is None or source.client_id != action.client_id:
+            raise SinkError(str(action.source), f"no proven record of {action.client_id} to copy")
+        record = restored_record(desired, source)
+        for name in action.targets:
+            sink = self.sinks[name]
+            async for attempt in retrying(self.max_attempts, self.sleep, "restore", sink=name):
+                with attempt:
+                    await sink.write(record)
+
+    async def _clean_sinks(self, key: str, client_id: str) -> None:
+        """After an orphan's delete: remove its record from every readable sink still holding it.
+
+        Each sink deletes only if it holds that `client_id`, so a record of a newer credential
+        of the same key stays.
+        """
+        service, credential = key.split("/", 1)
+        failures: list[SinkError] = []
+
+        async def clean(sink: Sink) -> None:
+            try:
+                await sink.delete(service, credential, client_id)
+            except SinkError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for sink in self.sinks.values():
+                if sink.readable:
+                    group.start_soon(clean, sink)
+        if failures:
+            raise SinkError(failures[0].sink, f"deleted {client_id}, but {failures[0]}")
+
     async def _create(self, desired: DesiredCredential, known: set[str]) -> CreatedCredential:
         """Create; after an unknown outcome, delete what the lost attempt made, then try again."""
         for attempt in range(1, self.max_attempts + 1):
@@ -163,12 +205,13 @@ class Engine:
                 ticket = self._listing.ticket()
                 log.warning("create.ambiguous", key=desired.key, attempt=attempt, error=str(exc))
                 # Even when giving up: a credential the lost attempt made must not outlive us.
-                await self._remove_leftovers(desired.key, known, ticket)
+                await self._remove_leftovers(desired.owned_key, known, ticket)
                 if attempt == self.max_attempts:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _remove_leftovers(self, key: str, known: set[str], ticket: int) -> None:
+        """Delete what a lost create made: `key` is owner-qualified, so no other owner's goes."""
         for credential in await self._listing.after(ticket):
             if credential.key == key and credential.client_id not in known:
                 log.warning("create.leftover_deleted", key=key, client_id=credential.client_id)
@@ -265,7 +308,28 @@ def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkR
     )
 
 
-_PAST = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+def restored_record(desired: DesiredCredential, source: SinkRecord) -> SinkRecord:
+    """The record to copy: the source's credential and secret, in the layout of a fresh one."""
+    return SinkRecord(
+        service=desired.service,
+        credential=desired.name,
+        client_id=source.client_id,
+        secret=source.secret,
+        description=desired.description,
+        role_ids=desired.role_ids,
+        permission_ids=desired.permission_ids,
+        service_id=desired.service_id,
+        created_at=source.created_at,
+    )
+
+
+_PAST = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "restore": "restored",
+    "delete": "deleted",
+}
 
 
 def _past(action: Action, client_id: str | None) -> str:

@@ -18,23 +18,38 @@ from provisioner.errors import SinkError
 
 _MARKER = re.compile(r"(?:^|(?<= ))\[provisioner:([^\[\]]+)\]$")
 
+#: The owner of manifests that name none; its marker has no owner part, as before owners existed.
+DEFAULT_OWNER = "default"
 
-def marker(key: str) -> str:
+
+def owned_key(owner: str, key: str) -> str:
+    """What a marker holds: the key, prefixed by the owner unless it is the default one."""
+    return key if owner == DEFAULT_OWNER else f"{owner}:{key}"
+
+
+def marker(key: str, owner: str = DEFAULT_OWNER) -> str:
     """The ownership marker that ends the description of every credential we manage."""
-    return f"[provisioner:{key}]"
+    return f"[provisioner:{owned_key(owner, key)}]"
 
 
-def marked_description(description: str | None, key: str) -> str:
+def marked_description(description: str | None, key: str, owner: str = DEFAULT_OWNER) -> str:
     """The description to send on create: the manifest's text, then the marker."""
-    return f"{description} {marker(key)}" if description else marker(key)
+    mark = marker(key, owner)
+    return f"{description} {mark}" if description else mark
 
 
 def owner_key(description: str | None) -> str | None:
-    """The key a remote description marks as ours, or None when it carries no marker."""
+    """The owner-qualified key a remote description marks as ours (see `owned_key`), or None."""
     if not description:
         return None
     found = _MARKER.search(description)
     return found.group(1) if found else None
+
+
+def split_owner(qualified: str) -> tuple[str, str]:
+    """(owner, key) of an owner-qualified key; owner and key names never hold a colon."""
+    owner, colon, key = qualified.partition(":")
+    return (owner, key) if colon else (DEFAULT_OWNER, qualified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +87,20 @@ class DesiredCredential:
     origin: Origin
     roles_origin: Origin
     role_ids: tuple[str, ...] = ()  # filled in once roles are resolved
+    owner: str = DEFAULT_OWNER
 
     @property
     def key(self) -> str:
         return f"{self.service}/{self.name}"
 
     @property
+    def owned_key(self) -> str:
+        """The key as this credential's marker holds it: what `RemoteCredential.key` matches."""
+        return owned_key(self.owner, self.key)
+
+    @property
     def remote_description(self) -> str:
-        return marked_description(self.description, self.key)
+        return marked_description(self.description, self.key, self.owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +116,7 @@ class RemoteCredential:
 
     @property
     def key(self) -> str | None:
+        """The owner-qualified key its marker holds (`team:svc/cred`; `svc/cred` for "default")."""
         return owner_key(self.description)
 
 
@@ -138,6 +160,36 @@ class SinkRecord:
             "created_at": self.created_at,
         }
 
+    @classmethod
+    def from_document(cls, document: object) -> SinkRecord | None:
+        """A stored JSON object read back; None unless it holds a client_id and a secret."""
+        if not isinstance(document, dict):
+            return None
+        client_id, secret = document.get("client_id"), document.get("secret")
+        service, credential = document.get("service"), document.get("credential")
+        if not all(isinstance(v, str) and v for v in (client_id, secret, service, credential)):
+            return None
+        optional = {name: document.get(name) for name in ("description", "service_id")}
+        return cls(
+            service=str(service),
+            credential=str(credential),
+            client_id=str(client_id),
+            secret=SecretStr(str(secret)),
+            description=_text(optional["description"]),
+            role_ids=_texts(document.get("role_ids")),
+            permission_ids=_texts(document.get("permission_ids")),
+            service_id=_text(optional["service_id"]),
+            created_at=_text(document.get("created_at")),
+        )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
 
 @dataclass(frozen=True, slots=True)
 class Role:
@@ -152,6 +204,7 @@ class Kind(StrEnum):
     CREATE = "create"
     UPDATE = "update"  # roles changed in place (PATCH): client_id and secret kept
     REPLACE = "replace"
+    RESTORE = "restore"  # copy the live credential's record from one sink to those that lack it
     DELETE = "delete"
     NOOP = "noop"
 
@@ -163,6 +216,8 @@ class Reason(StrEnum):
     DRIFT_PERMISSIONS = "drift:permissions"
     DRIFT_SERVICE_ID = "drift:service_id"
     ROTATION = "rotation"
+    FORCED = "forced"  # --replace KEY: replaced now, whatever its state
+    DEFERRED = "deferred"  # a rotation due, left to a later run by the change budget
     DUPLICATE = "duplicate"  # newer than the credential the sinks hold: its secret is lost
     SUPERSEDED = "superseded"  # older than the credential the sinks hold, past grace
     ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without
@@ -184,6 +239,13 @@ class Action:
     # Every marked credential of this key seen when planning: never a create's lost leftover.
     known: tuple[str, ...] = ()
     detail: str = ""  # why, in words: shown to people next to the reason
+    # A sink holds the credential this replaces or deletes: consumers may be using it, so the
+    # change counts against the change budget (see reconcile.budget).
+    held: bool = False
+    created_at: datetime | None = None  # of the credential it concerns: the oldest rotate first
+    # Restore: the readable sink whose record is copied, and the sinks it is copied to.
+    source: str | None = None
+    targets: tuple[str, ...] = ()
 
     @property
     def writes(self) -> bool:
@@ -195,6 +257,8 @@ class Plan:
     """Actions in order: each desired key's actions in manifest order, then orphans."""
 
     actions: tuple[Action, ...]
+    # Marked credentials of other owners: (owner, how many), never touched, shown once.
+    other_owners: tuple[tuple[str, int], ...] = ()
 
     @property
     def counts(self) -> Mapping[Kind, int]:
@@ -245,6 +309,10 @@ class Planned:
 
     plan: Plan
     blocked: Mapping[str, SinkError]
+    # Set when the plan exceeds the change budget: what, and how to proceed. Apply stops.
+    refusal: str | None = None
+    # Restores: the proven record of each key, secret included (its repr never shows it).
+    records: Mapping[str, SinkRecord] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,24 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 
 import anyio
+import structlog
 
-from provisioner.errors import SinkError, first_error
+from provisioner.errors import ProvisionerError, SinkError, first_error
 from provisioner.reconcile.model import (
+    Action,
     DesiredCredential,
     Holdings,
+    Kind,
     Observed,
     RemoteCredential,
     Role,
+    SinkRecord,
 )
 from provisioner.sinks import Sink
 from provisioner.streamkap import StreamkapClient
 
 T = TypeVar("T")
+log = structlog.get_logger("provisioner.observe")
 
 
 async def observe(
@@ -40,6 +45,51 @@ async def observe(
         raise first_error(failed) from None
     holdings, blocked = held[0]
     return Observed(roles[0], remote[0], holdings, blocked)
+
+
+async def prove_sources(
+    client: StreamkapClient, sinks: Mapping[str, Sink], actions: Sequence[Action], concurrency: int
+) -> tuple[dict[str, SinkRecord], frozenset[str]]:
+    """For each planned restore, the source's record, its secret proven by one login with it.
+
+    Returns the proven records by key, and the keys whose copy could not be proven (missing,
+    another client_id, refused by the API, or unreadable): those are replaced instead.
+    """
+    restores = [a for a in actions if a.kind is Kind.RESTORE]
+    proven: dict[str, SinkRecord] = {}
+    limiter = anyio.CapacityLimiter(max(1, concurrency))
+
+    async def prove(action: Action) -> None:
+        async with limiter:
+            record = await _proven(client, sinks, action)
+        if record is not None:
+            proven[action.key] = record
+
+    async with anyio.create_task_group() as group:
+        for action in restores:
+            group.start_soon(prove, action)
+    return proven, frozenset(a.key for a in restores if a.key not in proven)
+
+
+async def _proven(
+    client: StreamkapClient, sinks: Mapping[str, Sink], action: Action
+) -> SinkRecord | None:
+    assert action.source is not None
+    service, credential = action.key.split("/", 1)
+    try:
+        record = await sinks[action.source].read_record(service, credential)
+        ok = (
+            record is not None
+            and record.client_id == action.client_id
+            and await client.verify_secret(record.client_id, record.secret)
+        )
+    except ProvisionerError as exc:
+        log.warning("restore.unproven", key=action.key, source=action.source, error=str(exc))
+        return None
+    if not ok:
+        log.warning("restore.unproven", key=action.key, source=action.source, error="refused")
+        return None
+    return record
 
 
 async def _into(results: list[T], call: Awaitable[T]) -> None:

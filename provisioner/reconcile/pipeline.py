@@ -6,6 +6,7 @@ work (a signal) and what to show (progress, the change lines); the stages know n
 
 from __future__ import annotations
 
+import functools
 import gc
 import uuid
 from collections.abc import Iterator, Mapping
@@ -16,11 +17,12 @@ from typing import Protocol
 import anyio
 import structlog
 
-from provisioner.errors import SinkError
+from provisioner.errors import BudgetExceeded, SinkError, UsageError
 from provisioner.manifest import Manifests, load_manifests
+from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.model import Action, Outcome, Plan, Planned, RunResult, Status
-from provisioner.reconcile.observe import observe
+from provisioner.reconcile.observe import observe, prove_sources
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.reconcile.session import Job, Session
@@ -63,12 +65,21 @@ def collector_paused() -> Iterator[None]:
 
 
 def load(job: Job) -> Manifests:
-    """Validate the manifests; no network."""
+    """Validate the manifests and the keys `--replace` names; no network."""
     with collector_paused():
-        return load_manifests(job.paths, job.cli_sinks)
+        manifests = load_manifests(job.paths, job.cli_sinks)
+    unknown = sorted(job.replace - {credential.key for credential in manifests.credentials})
+    if unknown:
+        raise UsageError(
+            f"--replace {', '.join(unknown)}: no such credential in the manifests "
+            "(give <service>/<credential>)"
+        )
+    return manifests
 
 
-async def make_plan(session: Session, *, prune: bool) -> Planned:
+async def make_plan(
+    session: Session, *, prune: bool, replace: frozenset[str] = frozenset()
+) -> Planned:
     """Resolve roles, observe the remote and the sinks, and plan. Reads only."""
     observed = await observe(
         session.client,
@@ -78,20 +89,39 @@ async def make_plan(session: Session, *, prune: bool) -> Planned:
     )
     with collector_paused():
         desired = resolve_roles(session.manifests, observed.roles)
-        result = plan(
-            desired, observed.remote, observed.holdings, now=datetime.now(UTC), prune=prune
+        planner = functools.partial(
+            plan,
+            desired,
+            observed.remote,
+            observed.holdings,
+            now=datetime.now(UTC),
+            prune=prune,
+            owner=session.manifests.owner,
+            replace=replace,
         )
+        result = planner()
+    # A restore copies a secret from a sibling sink: proven first by one login with it.
+    records, unproven = await prove_sources(
+        session.client, session.sinks, result.actions, session.settings.concurrency
+    )
+    with collector_paused():
+        if unproven:
+            result = planner(unproven=unproven)
+        verdict = within_budget(result, session.settings.max_changes)
+    result = verdict.plan
     counts = {str(kind): count for kind, count in result.counts.items()}
-    log.info("plan.ready", actions=len(result.actions), **counts)
+    log.info("plan.ready", actions=len(result.actions), deferred=verdict.deferred, **counts)
     for key, error in observed.blocked.items():
         log.error("sink.unreadable", key=key, sink=error.sink, error=str(error))
-    return Planned(result, observed.blocked)
+    refusal = verdict.refusal() if verdict.exceeded else None
+    return Planned(result, observed.blocked, refusal, records)
 
 
 async def apply(
     session: Session,
     *,
     prune: bool,
+    replace: frozenset[str] = frozenset(),
     stop: anyio.Event | None = None,
     observer: Observer | None = None,
 ) -> RunResult:
@@ -104,7 +134,7 @@ async def apply(
     started = datetime.now(UTC)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     try:
-        planned = await make_plan(session, prune=prune)
+        planned = await make_plan(session, prune=prune, replace=replace)
         the_plan, blocked = planned.plan, planned.blocked
         engine = Engine(
             session.client,
@@ -113,9 +143,13 @@ async def apply(
             max_attempts=session.settings.max_attempts,
             stop=stop or anyio.Event(),
             on_outcome=observer.on_outcome,
+            records=planned.records,
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
         observer.on_plan(Plan(tuple(runnable)))
+        if planned.refusal is not None:  # shown the plan, then stopped before any write
+            log.error("run.over_budget", detail=planned.refusal)
+            raise BudgetExceeded(planned.refusal)
         outcomes = await engine.execute(runnable)
         if engine.denied is not None:  # the API refused the provisioner itself: say so, exit 2
             raise engine.denied

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from provisioner.manifest.durations import format_duration
 from provisioner.reconcile.model import (
+    DEFAULT_OWNER,
     Action,
     DesiredCredential,
     Holdings,
@@ -15,7 +17,10 @@ from provisioner.reconcile.model import (
     Plan,
     Reason,
     RemoteCredential,
+    split_owner,
 )
+
+FORCED_DETAIL = "--replace"
 
 
 def plan(
@@ -25,8 +30,17 @@ def plan(
     *,
     now: datetime,
     prune: bool = False,
+    owner: str = DEFAULT_OWNER,
+    replace: frozenset[str] = frozenset(),
+    unproven: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Actions that converge the observed world to the desired one (DESIGN.md's rule table)."""
+    """Actions that converge the observed world to the desired one (DESIGN.md's rule table).
+
+    Only `owner`'s marked credentials are planned; other owners' are counted, never touched.
+    Keys in `replace` are replaced whatever their state (`--replace KEY`). A sink that lost a
+    record is restored from a sibling sink, unless its key is in `unproven` (the copy's secret
+    was refused by the API): then it is replaced.
+    """
     now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
     unique: dict[str, RemoteCredential] = {}
@@ -37,11 +51,18 @@ def plan(
             by_key[credential.key].append(credential)
     actions: list[Action] = []
     for wanted in desired:
-        found = sorted(by_key.pop(wanted.key, ()), key=_age_order)
-        actions.extend(_reconcile(wanted, found, holdings.get(wanted.key, {}), now))
-    for key, leftovers in by_key.items():
+        found = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
+        held = holdings.get(wanted.key, {})
+        forced, heal = wanted.key in replace, wanted.key not in unproven
+        actions.extend(_reconcile(wanted, found, held, now, forced=forced, heal=heal))
+    others: Counter[str] = Counter()
+    for qualified, leftovers in by_key.items():
+        their_owner, key = split_owner(qualified)
+        if their_owner != owner:
+            others[their_owner] += len(leftovers)
+            continue
         actions.extend(_orphan(key, credential, prune) for credential in leftovers)
-    return Plan(tuple(actions))
+    return Plan(tuple(actions), other_owners=tuple(sorted(others.items())))
 
 
 def grace_of(wanted: DesiredCredential) -> timedelta:
@@ -60,15 +81,70 @@ def _reconcile(
     found: list[RemoteCredential],
     held: Mapping[str, str | None],
     now: datetime,
+    *,
+    forced: bool = False,
+    heal: bool = True,
 ) -> list[Action]:
     if not found:
         return [Action(Kind.CREATE, wanted.key, Reason.MISSING, wanted)]
     known = tuple(c.client_id for c in found)
     kept = _held_by_sinks(wanted, found, held)
+    source = None
+    if kept is None and heal:
+        kept, source = _restorable(wanted, found, held)
     if kept is None:
-        return [_replace_lost(wanted, found, held, known)]
-    others = [_other(wanted, other, kept, now) for other in found if other is not kept]
-    return [_keep_or_replace(wanted, kept, now, known, others), *others]
+        return [_replace_lost(wanted, found, held, known, forced=forced)]
+    others = [_other(wanted, other, kept, now, held) for other in found if other is not kept]
+    first = _keep_or_replace(wanted, kept, now, known, others, forced=forced)
+    if source is not None and first.kind is Kind.UPDATE:
+        # A sink lacks the record: an update in place would leave it without; a replace fills it.
+        first = dataclasses.replace(first, kind=Kind.REPLACE)
+    if source is not None and first.reason is Reason.UP_TO_DATE:
+        first = _restore(wanted, kept, source, held, known)
+    return [first, *others]
+
+
+def _restorable(
+    wanted: DesiredCredential, found: list[RemoteCredential], held: Mapping[str, str | None]
+) -> tuple[RemoteCredential | None, str | None]:
+    """The live credential some readable sink still holds, and the first sink holding it.
+
+    The one most sinks hold wins; between equals, the newest.
+    """
+    holders: dict[str, list[str]] = defaultdict(list)
+    for name in wanted.sinks:
+        if held.get(name) is not None:
+            holders[held[name] or ""].append(name)
+    candidates = [c for c in found if c.client_id in holders]
+    if not candidates:
+        return None, None
+    best = max(enumerate(candidates), key=lambda pair: (len(holders[pair[1].client_id]), pair[0]))
+    return best[1], holders[best[1].client_id][0]
+
+
+def _restore(
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    source: str,
+    held: Mapping[str, str | None],
+    known: tuple[str, ...],
+) -> Action:
+    """Copy the live credential's record from `source` to the readable sinks that lack it."""
+    targets = tuple(n for n in wanted.sinks if n in held and held[n] != kept.client_id)
+    misses = "; ".join(f"{name} holds {held[name] or 'nothing'}" for name in targets)
+    return Action(
+        Kind.RESTORE,
+        wanted.key,
+        Reason.LOST_SECRET,
+        wanted,
+        client_id=kept.client_id,
+        known=known,
+        detail=f"copy from {source}; {misses}",
+        held=True,
+        created_at=kept.created_at,
+        source=source,
+        targets=targets,
+    )
 
 
 def _held_by_sinks(
@@ -86,6 +162,8 @@ def _replace_lost(
     found: list[RemoteCredential],
     held: Mapping[str, str | None],
     known: tuple[str, ...],
+    *,
+    forced: bool = False,
 ) -> Action:
     """No credential is held by every readable sink: a new one, delivered everywhere."""
     current = found[-1]
@@ -100,12 +178,14 @@ def _replace_lost(
     return Action(
         Kind.REPLACE,
         wanted.key,
-        Reason.LOST_SECRET,
+        Reason.FORCED if forced else Reason.LOST_SECRET,
         wanted,
         client_id=current.client_id,
         retire=retire,
         known=known,
-        detail="; ".join(misses),
+        detail="; ".join([FORCED_DETAIL] * forced + misses),
+        held=any(held[name] in known for name in wanted.sinks if name in held),
+        created_at=current.created_at,
     )
 
 
@@ -115,11 +195,11 @@ def _keep_or_replace(
     now: datetime,
     known: tuple[str, ...],
     others: Sequence[Action],
+    *,
+    forced: bool = False,
 ) -> Action:
-    drifts = _drifts(wanted, kept)
     rotation = _rotation(wanted, kept, now)
-    if rotation is not None:
-        drifts.append(rotation)
+    drifts = [*filter(None, [_forced(forced)]), *_drifts(wanted, kept), *filter(None, [rotation])]
     if not drifts:
         return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
     reason, detail = drifts[0]
@@ -128,7 +208,8 @@ def _keep_or_replace(
         return _wait_for_others(wanted, kept, reason, detail, in_grace)
     # Roles alone can change in place, keeping client_id and secret (the engine replaces
     # instead if the API has no PATCH); anything else needs a new credential.
-    kind = Kind.UPDATE if len(drifts) == 1 and reason is Reason.DRIFT_ROLES else Kind.REPLACE
+    roles_only = len(drifts) == 1 and reason is Reason.DRIFT_ROLES and wanted.role_ids
+    kind = Kind.UPDATE if roles_only else Kind.REPLACE
     retire = () if grace_of(wanted) else (kept.client_id,)
     return Action(
         kind,
@@ -139,6 +220,8 @@ def _keep_or_replace(
         retire=retire,
         known=known,
         detail=detail,
+        held=True,  # every readable sink holds it (a write-only one counts as holding it)
+        created_at=kept.created_at,
     )
 
 
@@ -160,7 +243,11 @@ def _wait_for_others(
 
 
 def _other(
-    wanted: DesiredCredential, other: RemoteCredential, kept: RemoteCredential, now: datetime
+    wanted: DesiredCredential,
+    other: RemoteCredential,
+    kept: RemoteCredential,
+    now: datetime,
+    held: Mapping[str, str | None],
 ) -> Action:
     """A second marked credential for a key: deleted once the kept one is older than grace."""
     reason = Reason.SUPERSEDED if _age_order(other) < _age_order(kept) else Reason.DUPLICATE
@@ -168,7 +255,10 @@ def _other(
     # An undated kept credential cannot be said to be young: it holds nothing in grace.
     if not grace or kept.created_at is None or _age(kept, now) >= grace:
         detail = f"the sinks hold {kept.client_id}"
-        return Action(Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail)
+        in_use = other.client_id in held.values()
+        return Action(
+            Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail, held=in_use
+        )
     until = _when(kept.created_at + grace)
     detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
     return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
@@ -177,7 +267,19 @@ def _other(
 def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
     kind = Kind.DELETE if prune else Kind.NOOP
     detail = "in no manifest" if prune else "in no manifest; --prune deletes it"
-    return Action(kind, key, Reason.ORPHAN, None, credential.client_id, detail=detail)
+    return Action(
+        kind,
+        key,
+        Reason.ORPHAN,
+        None,
+        credential.client_id,
+        detail=detail,
+        created_at=credential.created_at,
+    )
+
+
+def _forced(forced: bool) -> tuple[Reason, str] | None:
+    return (Reason.FORCED, FORCED_DETAIL) if forced else None
 
 
 def _drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tuple[Reason, str]]:

@@ -39,6 +39,7 @@ class Job:
     settings: Settings
     cli_sinks: tuple[SinkDefinition, ...] = ()
     prune: bool = False
+    replace: frozenset[str] = frozenset()  # --replace KEY: replaced now, whatever their state
     simulate: bool = False
     cwd: Path = field(default_factory=Path.cwd)
     # With simulate: the simulators' state, shared by every session of a `run` so cycles converge.

@@ -60,6 +60,10 @@ class Sink(Protocol):
         """The `client_id` this sink holds for the credential, or None."""
         ...
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The whole stored record, secret included, or None; to heal a sibling sink from it."""
+        ...
+
     async def write(self, record: SinkRecord) -> Previous:
         """Store the record durably and return what it replaced; raise SinkError on failure."""
         ...

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TextIO
 
 import anyio
 from anyio import to_thread
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from provisioner.errors import SinkError
 from provisioner.logs import register_secret
@@ -357,6 +357,16 @@ class EnvSink:
         if self._file is None:
             return None
         return await self._file.get(variable_names(service, credential)[0])
+
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The client id and secret stored (the other fields a dotenv file does not keep)."""
+        if self._file is None:
+            return None
+        client_id, secret = [await self._file.get(n) for n in variable_names(service, credential)]
+        if not client_id or not secret:
+            return None
+        register_secret(secret)
+        return SinkRecord(service, credential, client_id, SecretStr(secret))
 
     async def write(self, record: SinkRecord) -> Previous:
         """Set both variables; returns, once they are durably written, the lines they replaced.

@@ -99,6 +99,18 @@ class FileSink:
             raise SinkError(self.name, done.failure)
         return done.result
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The stored record, secret included; None when missing, unreadable or corrupt."""
+        self._check_names(service, credential)
+        try:
+            document = await to_thread.run_sync(self._read_document, service, credential)
+        except OSError as exc:
+            raise self._error("read", service, credential, exc) from exc
+        found = SinkRecord.from_document(document)
+        if found is not None:
+            register_secret(found.secret)
+        return found
+
     async def write(self, record: SinkRecord) -> Previous:
         """Replace the record's file atomically and durably; return the bytes it replaced."""
         self._check_names(record.service, record.credential)
@@ -183,6 +195,13 @@ class FileSink:
                         pending.failure = self._failure(
                             "write", service, pending.work.credential, exc
                         )
+
+    def _read_document(self, service: str, credential: str) -> object:
+        try:
+            with atomic.open_dir(self._root / service, follow=False) as dir_fd:
+                return _document(_stored_bytes(dir_fd, f"{credential}.json"))
+        except FileNotFoundError:
+            return None
 
     def _restore(self, service: str, credential: str, client_id: str, previous: Previous) -> None:
         name = f"{credential}.json"

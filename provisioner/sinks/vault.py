@@ -84,6 +84,17 @@ class VaultSink:
         self._seen[path] = await self._retrying("read", self._fetch, path)
         return self._seen[path][0]
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The stored record, secret included; None when absent or deleted."""
+        path = self._key_path(service, credential)
+        document, version = await self._retrying("read", self._fetch_document, path)
+        held = document.get("client_id") if isinstance(document, dict) else None
+        self._seen[path] = (held if isinstance(held, str) else None, version)
+        found = SinkRecord.from_document(document)
+        if found is not None:
+            register_secret(found.secret)
+        return found
+
     async def write(self, record: SinkRecord) -> Previous:
         """Store a new version, check-and-set against the version last read; return that version.
 
@@ -143,6 +154,12 @@ class VaultSink:
 
     async def _fetch(self, path: str) -> tuple[str | None, int]:
         """One read: the stored client_id (None if absent or deleted) and the current version."""
+        document, version = await self._fetch_document(path)
+        client_id = document.get("client_id") if isinstance(document, dict) else None
+        return (client_id if isinstance(client_id, str) else None), version
+
+    async def _fetch_document(self, path: str) -> tuple[object, int]:
+        """One read: the stored data (None if absent or deleted) and the current version."""
         response = await self._send("GET", path, "read")
         body = _json(response)
         if response.status_code == 404 and not body.get("errors"):
@@ -150,9 +167,7 @@ class VaultSink:
             return None, _version(body.get("data"))
         self._raise_for(response, "read", path)
         data = body.get("data") or {}
-        document = data.get("data") if isinstance(data, dict) else None
-        client_id = document.get("client_id") if isinstance(document, dict) else None
-        return (client_id if isinstance(client_id, str) else None), _version(data)
+        return (data.get("data") if isinstance(data, dict) else None), _version(data)
 
     async def _fetch_data(self, path: str, *, version: int) -> dict[str, Any] | None:
         """The data of one version; None for version 0 and for a deleted or destroyed version."""

@@ -121,7 +121,7 @@ class UnusableSecret(ValueError):
 def differences(desired: DesiredCredential, made: RemoteCredential) -> list[str]:
     """What the API made otherwise than asked: the marker, the roles, a named service_id."""
     found = []
-    if owner_key(made.description) != desired.key:
+    if owner_key(made.description) != desired.owned_key:
         found.append("the description lost its ownership marker")
     if desired.role_ids and made.role_ids != frozenset(desired.role_ids):
         found.append(f"roles {_ids(desired.role_ids)} became {_ids(made.role_ids)}")

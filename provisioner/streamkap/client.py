@@ -205,6 +205,24 @@ class StreamkapClient:
             if exc.status != 404:
                 raise
 
+    async def verify_secret(self, client_id: str, secret: SecretStr) -> bool:
+        """Whether the API accepts this credential's secret: one login with it.
+
+        Sent on the token client, so the provisioner's own token is neither used nor disturbed.
+        """
+        register_secret(secret)
+        body = {"client_id": client_id, "secret": secret.get_secret_value()}
+        try:
+            answer = await self._token_call(TOKEN_PATHS, body)
+        except AuthError:
+            return False
+        except ApiError as exc:
+            if exc.status in {400, 404, 422}:
+                return False
+            raise
+        register_secret(answer.access)
+        return True
+
     # --- plumbing ----------------------------------------------------------------------------
 
     def _parsed(self, method: str, path: str, parse: Callable[[Any], T], body: Any) -> T:

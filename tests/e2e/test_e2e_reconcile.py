@@ -96,14 +96,18 @@ def assert_converged(sim: Served, workdir: Path) -> None:
         assert dotenv[f"{prefix}_SECRET"] == record.secret
 
 
-def test_a_lost_sink_file_gets_a_fresh_credential(sim: Served, workdir: Path) -> None:
+def test_a_secret_lost_by_every_sink_gets_a_fresh_credential(sim: Served, workdir: Path) -> None:
     apply(sim, workdir)
     old = held_by_file(workdir, "orders/cdc-reader")
     (workdir / "secrets" / "orders" / "cdc-reader.json").unlink()
+    env_file = workdir / "out" / "app.env"
+    kept = [line for line in env_file.read_text().splitlines() if "CDC_READER" not in line]
+    env_file.write_text("\n".join(kept) + "\n")  # no sibling sink to restore it from
 
     shown = cli(sim, workdir, "plan").stderr
     assert (
-        f"~ orders/cdc-reader ({old}): lost-secret (files holds nothing); then delete it" in shown
+        f"~ orders/cdc-reader ({old}): lost-secret (files holds nothing; dotenv holds nothing); "
+        "then delete it" in shown
     )
     assert "Plan: 0 to create, 1 to replace, 0 to delete, 2 unchanged." in shown
     done = apply(sim, workdir)
@@ -219,11 +223,15 @@ def test_plan_json_follows_its_schema_and_holds_no_secret(sim: Served, workdir: 
     assert document["summary"] == {
         "create": 0,
         "update": 0,
-        "replace": 1,
+        "replace": 0,
+        "restore": 1,  # from the dotenv file, which still holds it
         "delete": 0,
         "unchanged": 2,
         "orphan": 1,
         "in_grace": 0,
+        "deferred": 0,
+        "blocked": 0,
+        "other_owner": 0,
     }
     for record in sim.state.live():
         assert record.secret not in result.stdout + result.stderr

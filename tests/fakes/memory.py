@@ -63,6 +63,12 @@ class MemorySink:
         record = self.records.get(key) if self.readable else None
         return record.client_id if record else None
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The stored record; None when missing or when the sink is write-only."""
+        key = f"{service}/{credential}"
+        self._maybe_fail(self.fail_reads, "read", key)
+        return self.records.get(key) if self.readable else None
+
     async def write(self, record: SinkRecord) -> Previous:
         """Store the record, unless a write failure is injected for its key; return the old one."""
         self._maybe_fail(self.fail_writes, "write", record.key)

@@ -41,6 +41,10 @@ class JsonFileSink:
         entry = (await to_thread.run_sync(self._load)).get(f"{service}/{credential}")
         return entry.get("client_id") if isinstance(entry, dict) else None
 
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        entry = (await to_thread.run_sync(self._load)).get(f"{service}/{credential}")
+        return SinkRecord.from_document(entry)
+
     async def write(self, record: SinkRecord) -> Previous:
         """Store the record; what it replaced is the entry the file held (it holds the secret)."""
         async with self._lock:

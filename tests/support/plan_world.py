@@ -31,6 +31,7 @@ class World:
     stored: dict[tuple[str, str], str]  # (key, readable sink) -> client_id
     now: datetime
     created: int = 0
+    restored: int = 0
     deleted: list[str] = field(default_factory=list)
 
     def holdings(self, desired: list[DesiredCredential]) -> Holdings:
@@ -56,6 +57,8 @@ class World:
                     self._delete(old)
             elif action.kind is Kind.UPDATE:
                 self._update(action)
+            elif action.kind is Kind.RESTORE:
+                self._copy(action)
             elif action.kind is Kind.DELETE:
                 assert action.client_id is not None
                 self._delete(action.client_id)
@@ -90,6 +93,15 @@ class World:
         for sink in wanted.sinks:
             if sink in READABLE:
                 self.stored[wanted.key, sink] = new.client_id
+
+    def _copy(self, action: Action) -> None:
+        """A restore: the source sink's record, copied to the sinks that lack it; no API call."""
+        assert action.source is not None
+        assert action.client_id in self.remote
+        assert self.stored[action.key, action.source] == action.client_id
+        for sink in action.targets:
+            self.stored[action.key, sink] = action.client_id
+        self.restored += 1
 
     def _delete(self, client_id: str) -> None:
         assert client_id not in self.deleted, f"{client_id} deleted twice"

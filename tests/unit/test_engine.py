@@ -108,7 +108,8 @@ async def test_replace_delivers_then_deletes_the_old_credential(
     sinks = {"a": MemorySink("a"), "b": MemorySink("b")}
     await converge(client, sinks, [wanted("c")])
     (old,) = state.live()
-    del sinks["b"].records["api/c"]  # lost its secret
+    del sinks["a"].records["api/c"]  # every sink lost its secret: no sibling to restore from
+    del sinks["b"].records["api/c"]
     assert await converge(client, sinks, [wanted("c")]) == [Status.OK]
     (new,) = state.live()
     assert new.client_id != old.client_id

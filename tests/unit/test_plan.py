@@ -80,9 +80,11 @@ def test_a_sink_that_lost_the_secret_causes_a_replace() -> None:
     assert action.detail == "local holds nothing"
 
 
-def test_a_sink_holding_another_client_id_causes_a_replace() -> None:
+def test_a_sink_holding_another_client_id_causes_a_replace_when_no_copy_is_proven() -> None:
     held = {"api/ingest": {"local": "c1", "vault": "stale"}}
-    action = only(plan([desired(sinks=("local", "vault"))], [remote("c1")], held, now=NOW))
+    wanted = [desired(sinks=("local", "vault"))]
+    unproven = frozenset({"api/ingest"})
+    action = only(plan(wanted, [remote("c1")], held, now=NOW, unproven=unproven))
     assert (action.kind, action.reason) == (Kind.REPLACE, Reason.LOST_SECRET)
     assert action.detail == "vault holds stale"
 
@@ -308,3 +310,12 @@ def test_summary_counts_by_kind() -> None:
     assert result.count(Kind.CREATE) == 1
     assert result.count(Kind.NOOP) == 2
     assert result.count(Kind.NOOP, Reason.ORPHAN) == 1
+
+
+def test_role_drift_with_a_sink_that_lost_the_record_is_a_replace() -> None:
+    """An update in place would leave that sink without the secret; a replace fills every sink."""
+    wanted = desired(sinks=("local", "vault"))
+    current = remote("c1", roles=frozenset({"r2"}))
+    held = {"api/ingest": {"local": None, "vault": "c1"}}
+    action = only(plan([wanted], [current], held, now=NOW))
+    assert (action.kind, action.reason) == (Kind.REPLACE, Reason.DRIFT_ROLES)

@@ -127,10 +127,13 @@ def assert_converged(
     *,
     prune: bool,
     grace_left: bool,
+    wanted_keys: set[str] | None = None,
 ) -> None:
+    """`desired` are checked for their state; keys outside `wanted_keys` (default: theirs) are
+    orphans."""
     for wanted in desired:
         assert_desired_state(world, wanted, grace_left=grace_left)
-    wanted_keys = {d.key for d in desired}
+    wanted_keys = wanted_keys if wanted_keys is not None else {d.key for d in desired}
     for client_id, credential in before.items():
         if credential.key is None:
             assert world.remote[client_id] == credential  # unmanaged: untouched
@@ -159,7 +162,8 @@ def test_one_apply_converges_and_grace_runs_out(
     waiting = {a.key for a in first.actions if a.kind is Kind.NOOP and waits(a)}
     world.execute(first)
     converged = [d for d in desired if d.key not in waiting]
-    assert_converged(world, converged, before, prune=prune, grace_left=True)
+    keys = {d.key for d in desired}
+    assert_converged(world, converged, before, prune=prune, grace_left=True, wanted_keys=keys)
     assert only_noops(world, desired, prune)
 
     world.now += PAST_EVERY_GRACE

@@ -95,10 +95,14 @@ def test_plan_json_counts_and_lists_every_action() -> None:
         "create": 1,
         "update": 0,
         "replace": 1,
+        "restore": 0,
         "delete": 1,
         "unchanged": 1,
         "orphan": 1,
         "in_grace": 0,
+        "deferred": 0,
+        "blocked": 0,
+        "other_owner": 0,
     }
     assert document["actions"][1] == {
         "key": "api/ingest",
