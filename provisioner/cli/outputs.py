@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ import structlog
 
 from provisioner.cli import metrics
 from provisioner.cli.progress import Tracker, tracker_for
-from provisioner.cli.render import change_lines, run_report, summarize
+from provisioner.cli.render import change_lines, run_report, summarize, use_color
 from provisioner.errors import ManifestError, UsageError, first_error
 from provisioner.http.retry import retry_counts
 from provisioner.logs import redact, register_url_password, scrub_url
@@ -101,7 +102,7 @@ class _Shown:
 
 
 def show_changes(the_plan: Plan) -> None:
-    for line in change_lines(the_plan):
+    for line in change_lines(the_plan, color=use_color(sys.stderr, os.environ)):
         print(line, file=sys.stderr, flush=True)
 
 

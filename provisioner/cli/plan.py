@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from typing import Any
 
 import anyio
@@ -20,9 +22,9 @@ from provisioner.cli.common import (
     job_from,
     settings_from,
 )
-from provisioner.cli.render import plan_json, render_plan
+from provisioner.cli.render import plan_json, render_plan, use_color
 from provisioner.reconcile import pipeline
-from provisioner.reconcile.model import Planned
+from provisioner.reconcile.model import Kind, Planned
 from provisioner.reconcile.session import Job, open_session
 
 
@@ -42,13 +44,12 @@ def add_parser(commands: Any) -> None:
 def plan(args: argparse.Namespace) -> int:
     job = job_from(args, settings_from(args))
     planned = anyio.run(_plan, job)
-    err(render_plan(planned.plan))
+    err(render_plan(planned.plan, color=use_color(sys.stderr, os.environ)))
     if planned.refusal is not None:
         err(f"apply would stop here, before any write: {planned.refusal}")
     if args.json:
-        blocked = {key: str(error) for key, error in planned.blocked.items()}
-        print(json.dumps(plan_json(planned.plan, blocked), indent=2))
-    if planned.blocked:  # those keys were not planned: neither "no changes" nor "changes"
+        print(json.dumps(plan_json(planned.plan), indent=2))
+    if planned.plan.count(Kind.BLOCKED):  # not planned: neither "no changes" nor "changes"
         return EXIT_FAILED
     if args.detailed_exitcode and planned.plan.has_changes:
         return EXIT_CHANGES
@@ -58,7 +59,4 @@ def plan(args: argparse.Namespace) -> int:
 async def _plan(job: Job) -> Planned:
     manifests = pipeline.load(job)
     async with open_session(job, manifests) as session:
-        planned = await pipeline.make_plan(session, prune=job.prune, replace=job.replace)
-    for key, error in planned.blocked.items():
-        err(f"cannot plan {key}: {error}")
-    return planned
+        return await pipeline.make_plan(session, prune=job.prune, replace=job.replace)

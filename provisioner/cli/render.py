@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from provisioner.logs import redact_value
 from provisioner.manifest.durations import format_duration
 from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
 from provisioner.reconcile.plan import grace_of
 
-PLAN_SCHEMA_VERSION = 2  # 2: restore, forced, deferred, blocked; other owners counted
+# 2: restore, forced, deferred, blocked (count, list and action); other owners; `after`
+PLAN_SCHEMA_VERSION = 2
 _GROUPS = {
     Kind.CREATE: ("To create:", "+"),
     Kind.UPDATE: ("To update in place:", "^"),
@@ -24,19 +25,110 @@ _GROUPS = {
 }
 
 
-def render_plan(plan: Plan) -> str:
+# On a terminal: green what is made, yellow what is changed, red what is deleted.
+_COLORS = {
+    Kind.CREATE: "\x1b[32m",
+    Kind.UPDATE: "\x1b[33m",
+    Kind.REPLACE: "\x1b[33m",
+    Kind.RESTORE: "\x1b[33m",
+    Kind.DELETE: "\x1b[31m",
+}
+_RESET = "\x1b[0m"
+_SHOWN_KEYS = 3  # keys named in a line about many credentials
+
+
+def use_color(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (to anything: no-color.org)."""
+    return "NO_COLOR" not in environ and stream.isatty()
+
+
+def render_plan(plan: Plan, *, color: bool = False) -> str:
     """One line per change, grouped by action, then the summary line."""
-    return "\n".join([*change_lines(plan), plan_summary_line(plan)])
+    return "\n".join([*change_lines(plan, color=color), plan_summary_line(plan)])
 
 
-def change_lines(plan: Plan) -> list[str]:
-    """The plan's changes, and what it leaves in place on purpose (orphans, grace), by group."""
+def change_lines(plan: Plan, *, color: bool = False) -> list[str]:
+    """The plan's changes, and what it leaves in place on purpose (orphans, grace), by group;
+    under a create, replace, update or restore, what it makes; then, once per cause, what could
+    not be planned."""
     lines: list[str] = []
     for kind, (heading, sign) in _GROUPS.items():
         group = [a for a in plan.actions if a.kind is kind and a.reason is not Reason.UP_TO_DATE]
         if group:
             lines.append(heading)
-            lines.extend(f"  {sign} {describe(action)}" for action in group)
+            for action in group:
+                lines.append(_painted(f"  {sign} {describe(action)}", kind, color))
+                made = makes(action)
+                if made:
+                    lines.append(f"      {made}")
+    return lines + blocked_lines(plan)
+
+
+def _painted(line: str, kind: Kind, color: bool) -> str:
+    code = _COLORS.get(kind) if color else None
+    return f"{code}{line}{_RESET}" if code else line
+
+
+def makes(action: Action) -> str:
+    """What a create, replace, update or restore leaves: `roles A, B; sinks x, y; rotates T`."""
+    after = action_after(action)
+    if after is None:
+        return ""
+    parts = []
+    if after["roles"]:
+        parts.append(f"roles {', '.join(after['roles'])}")
+    if after["permissions"]:
+        parts.append(f"permissions {', '.join(after['permissions'])}")
+    if after["sinks"]:
+        parts.append(f"sinks {', '.join(after['sinks'])}")
+    if after["rotates_at"]:
+        parts.append(f"rotates {after['rotates_at']}")
+    return "; ".join(parts)
+
+
+def action_after(action: Action) -> dict[str, Any] | None:
+    """The credential a create, replace, update or restore leaves, for `plan --json`'s `after`:
+    roles by name, permission ids, the sinks written, and when it is due for rotation."""
+    wanted = action.desired
+    if wanted is None or action.kind not in _MAKES:
+        return None
+    if action.kind is Kind.RESTORE:
+        sinks: Sequence[str] = action.targets
+    elif action.kind is Kind.UPDATE:
+        sinks = ()  # roles change in place: the sinks keep the record they hold
+    else:
+        sinks = wanted.sinks
+    return {
+        "roles": list(wanted.role_names or wanted.roles),
+        "permissions": list(wanted.permission_ids),
+        "sinks": list(sinks),
+        "rotates_at": _when(action.rotates_at) if action.rotates_at else None,
+    }
+
+
+_MAKES = (Kind.CREATE, Kind.REPLACE, Kind.UPDATE, Kind.RESTORE)
+
+
+def _when(moment: datetime) -> str:
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def blocked_lines(plan: Plan) -> list[str]:
+    """`cannot plan 32 credentials (a/b, a/c, a/d and 29 more): sink 'vault': ...`, once per
+    cause; `cannot plan KEY: cause` for a cause that blocks one credential."""
+    causes: dict[str, list[str]] = {}
+    for action in plan.actions:
+        if action.kind is Kind.BLOCKED:
+            causes.setdefault(action.detail, []).append(action.key)
+    lines = []
+    for cause, keys in causes.items():
+        if len(keys) == 1:
+            lines.append(f"cannot plan {keys[0]}: {cause}")
+            continue
+        named = ", ".join(keys[:_SHOWN_KEYS])
+        more = f" and {len(keys) - _SHOWN_KEYS} more" if len(keys) > _SHOWN_KEYS else ""
+        lines.append(f"cannot plan {len(keys)} credentials ({named}{more}): {cause}")
     return lines
 
 
@@ -68,9 +160,16 @@ def plan_summary_line(plan: Plan) -> str:
         + (f"{updated} to update, " if updated else "")
         + f"{plan.count(Kind.REPLACE)} to replace, "
         + (f"{restore} to restore, " if restore else "")
-        + f"{plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
+        + f"{plan.count(Kind.DELETE)} to delete, {unchanged} unchanged"
+        + blocked_count(plan.count(Kind.BLOCKED))
+        + "."
     )
     return line + _kept(plan)
+
+
+def blocked_count(blocked: int) -> str:
+    """`, 3 could not be planned` for a summary line; empty when every credential was."""
+    return f", {blocked} could not be planned" if blocked else ""
 
 
 def _kept(plan: Plan) -> str:
@@ -105,8 +204,9 @@ def other_owners_note(plan: Plan) -> str:
     return f" {total} of other owners left alone ({owners})."
 
 
-def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str, Any]:
+def plan_json(plan: Plan) -> dict[str, Any]:
     """The `plan --json` document: PLAN_JSON_SCHEMA, documented in docs/reconciliation.md."""
+    blocked = [a for a in plan.actions if a.kind is Kind.BLOCKED]
     return {
         "version": PLAN_SCHEMA_VERSION,
         "changes": plan.has_changes,
@@ -120,11 +220,11 @@ def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str,
             "orphan": plan.count(Kind.NOOP, Reason.ORPHAN),
             "in_grace": plan.count(Kind.NOOP, Reason.IN_GRACE),
             "deferred": plan.count(Kind.NOOP, Reason.DEFERRED),
-            "blocked": len(blocked or {}),
+            "blocked": len(blocked),
             "other_owner": sum(count for _, count in plan.other_owners),
         },
         "actions": [action_json(action) for action in plan.actions],
-        "blocked": [{"key": key, "error": error} for key, error in (blocked or {}).items()],
+        "blocked": [{"key": action.key, "error": action.detail} for action in blocked],
     }
 
 
@@ -137,6 +237,7 @@ def action_json(action: Action) -> dict[str, Any]:
         "client_id": action.client_id,
         "retire": list(action.retire),
         "detail": action.detail or None,
+        "after": action_after(action),
     }
 
 
@@ -155,6 +256,27 @@ _SUMMARY_FIELDS = (
     "other_owner",
 )
 _ID = {"type": ["string", "null"]}
+_NAMES = {"type": "array", "items": {"type": "string"}}
+_AFTER = {
+    "description": "create, replace, update, restore: the credential it leaves; else null",
+    "oneOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "required": ["roles", "permissions", "sinks", "rotates_at"],
+            "additionalProperties": False,
+            "properties": {
+                "roles": {**_NAMES, "description": "role names, as the API lists them"},
+                "permissions": {**_NAMES, "description": "permission ids"},
+                "sinks": {**_NAMES, "description": "the sinks written (none for an update)"},
+                "rotates_at": {
+                    "type": ["string", "null"],
+                    "description": "when rotate_after makes it due (UTC); null: never",
+                },
+            },
+        },
+    ],
+}
 PLAN_JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": f"provisioner plan --json, version {PLAN_SCHEMA_VERSION}",
@@ -174,7 +296,7 @@ PLAN_JSON_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["key", "action", "reason", "client_id", "retire", "detail"],
+                "required": ["key", "action", "reason", "client_id", "retire", "detail", "after"],
                 "additionalProperties": False,
                 "properties": {
                     "key": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
@@ -183,6 +305,7 @@ PLAN_JSON_SCHEMA: dict[str, Any] = {
                     "client_id": _ID,
                     "retire": {"type": "array", "items": {"type": "string"}},
                     "detail": {"type": ["string", "null"]},
+                    "after": _AFTER,
                 },
             },
         },
@@ -215,10 +338,11 @@ class Summary:
     skipped: int = 0  # never started: the run was stopped (signal, circuit breaker)
     other_owners: int = 0  # other owners' marked credentials, left alone
     deferred: int = 0  # rotations due, left to later runs by the change budget
+    blocked: int = 0  # credentials that could not be planned (a sink failed its check or a read)
 
     @property
     def complete(self) -> bool:
-        return not (self.failed or self.skipped)
+        return not (self.failed or self.skipped or self.blocked)
 
     def line(self) -> str:
         """The summary line, then what was kept on purpose (orphans, grace)."""
@@ -226,7 +350,8 @@ class Summary:
         restored = f"{self.restored} restored, " if self.restored else ""
         line = (
             f"Applied: {self.created} created, {updated}{self.replaced} replaced, {restored}"
-            f"{self.deleted} deleted, {self.unchanged} unchanged, {self.failed} failed."
+            f"{self.deleted} deleted, {self.unchanged} unchanged, {self.failed} failed"
+            f"{blocked_count(self.blocked)}."
         )
         if self.skipped:
             line += f" {self.skipped} not started."
@@ -255,6 +380,7 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
         other_owners=sum(count for _, count in plan.other_owners),
         deferred=plan.count(Kind.NOOP, Reason.DEFERRED),
+        blocked=plan.count(Kind.BLOCKED),
     )
 
 
@@ -291,6 +417,10 @@ def run_report(
 def _report_entry(action: Action, outcome: Outcome | None) -> dict[str, Any]:
     """An action with what became of it; `client_id` is the credential it made, if any."""
     entry = action_json(action)
+    if action.kind is Kind.BLOCKED:  # not planned, so not done: the cause is the error
+        entry["status"] = Status.FAILED.value
+        entry["error"] = action.detail
+        return entry
     if outcome is None:
         # A write with no outcome never started (e.g. another action of its key was blocked).
         entry["status"] = Status.SKIPPED.value if action.writes else Status.OK.value

@@ -87,6 +87,7 @@ class DesiredCredential:
     origin: Origin
     roles_origin: Origin
     role_ids: tuple[str, ...] = ()  # filled in once roles are resolved
+    role_names: tuple[str, ...] = ()  # the resolved roles' names, as the API lists them
     owner: str = DEFAULT_OWNER
 
     @property
@@ -207,6 +208,8 @@ class Kind(StrEnum):
     RESTORE = "restore"  # copy the live credential's record from one sink to those that lack it
     DELETE = "delete"
     NOOP = "noop"
+    # Not planned: a sink it names could not be read or written this run. Nothing is done.
+    BLOCKED = "blocked"
 
 
 class Reason(StrEnum):
@@ -223,6 +226,7 @@ class Reason(StrEnum):
     ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without
     IN_GRACE = "in-grace"  # superseded, left live until the kept one is older than grace
     UP_TO_DATE = "up-to-date"
+    SINK_ERROR = "sink-error"  # blocked: the detail says which sink and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +250,12 @@ class Action:
     # Restore: the readable sink whose record is copied, and the sinks it is copied to.
     source: str | None = None
     targets: tuple[str, ...] = ()
+    # Create, replace, update, restore: when the credential it leaves will be due for rotation.
+    rotates_at: datetime | None = None
 
     @property
     def writes(self) -> bool:
-        return self.kind is not Kind.NOOP
+        return self.kind not in (Kind.NOOP, Kind.BLOCKED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +301,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Observed:
-    """What a run saw before planning; `blocked` holds the keys a sink could not be read for."""
+    """What a run saw before planning; `blocked` holds the keys that cannot be planned: a sink
+    they name failed its check (token refused, directory unwritable) or could not be read."""
 
     roles: Sequence[Role]
     remote: Sequence[RemoteCredential]
@@ -305,7 +312,8 @@ class Observed:
 
 @dataclass(frozen=True)
 class Planned:
-    """A plan, and the credentials that cannot be reconciled this run (a sink was unreadable)."""
+    """A plan, and the credentials that cannot be reconciled this run (a sink failed its check
+    or could not be read); the plan holds one `blocked` action for each of them."""
 
     plan: Plan
     blocked: Mapping[str, SinkError]
@@ -327,4 +335,6 @@ class RunResult:
 
     @property
     def failed(self) -> bool:
-        return any(outcome.status != "ok" for outcome in self.outcomes)
+        """Some action failed or was not started, or some credential could not be planned."""
+        blocked = any(action.kind is Kind.BLOCKED for action in self.plan.actions)
+        return blocked or any(outcome.status != "ok" for outcome in self.outcomes)

@@ -32,19 +32,52 @@ async def observe(
     sinks: Mapping[str, Sink],
     concurrency: int,
 ) -> Observed:
-    """Roles, remote credentials and sink holdings, read at once: each is mostly waiting."""
+    """Roles, remote credentials and sink holdings, read at once: each is mostly waiting.
+
+    Each sink is checked first (`Sink.check`: once per sink, not once per credential); the
+    credentials naming a sink that failed its check are blocked and their sinks not read.
+    """
     roles: list[Sequence[Role]] = []
     remote: list[Sequence[RemoteCredential]] = []
     held: list[tuple[Holdings, dict[str, SinkError]]] = []
+
+    async def checked_then_read() -> None:
+        failed = await check_sinks(sinks)
+        blocked: dict[str, SinkError] = {}
+        for credential in desired:  # its first failing sink stands for it: one cause per key
+            causes = [failed[name] for name in credential.sinks if name in failed]
+            if causes:
+                blocked[credential.key] = causes[0]
+        readable = [c for c in desired if c.key not in blocked]
+        holdings, unreadable = await read_holdings(readable, sinks, concurrency)
+        held.append(({**{key: {} for key in blocked}, **holdings}, {**blocked, **unreadable}))
+
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_into, roles, client.list_roles())
             group.start_soon(_into, remote, client.list_credentials())
-            group.start_soon(_into, held, read_holdings(desired, sinks, concurrency))
+            group.start_soon(checked_then_read)
     except BaseExceptionGroup as failed:  # one failure cancels the other reads: report it alone
         raise first_error(failed) from None
     holdings, blocked = held[0]
     return Observed(roles[0], remote[0], holdings, blocked)
+
+
+async def check_sinks(sinks: Mapping[str, Sink]) -> dict[str, SinkError]:
+    """Each sink's check, all at once: the sinks that cannot take writes, and why."""
+    failed: dict[str, SinkError] = {}
+
+    async def check(name: str, sink: Sink) -> None:
+        checker = getattr(sink, "check", None)  # sink plugins written before it may lack it
+        problem = await checker() if checker is not None else None
+        if problem is not None:
+            failed[name] = problem
+            log.warning("sink.check_failed", sink=name, error=str(problem))
+
+    async with anyio.create_task_group() as group:
+        for name, sink in sinks.items():
+            group.start_soon(check, name, sink)
+    return failed
 
 
 async def prove_sources(

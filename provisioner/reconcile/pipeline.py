@@ -21,13 +21,14 @@ from provisioner.errors import BudgetExceeded, SinkError, UsageError
 from provisioner.manifest import Manifests, load_manifests
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
-from provisioner.reconcile.model import Action, Outcome, Plan, Planned, RunResult, Status
+from provisioner.reconcile.model import Outcome, Plan, Planned, RunResult
 from provisioner.reconcile.observe import observe, prove_sources
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.reconcile.session import Job, Session
 
 log = structlog.get_logger("provisioner.pipeline")
+_SHOWN_KEYS = 5  # keys named in a log event about many
 
 
 class Observer(Protocol):
@@ -87,6 +88,7 @@ async def make_plan(
         session.sinks,
         session.settings.concurrency,
     )
+    causes = {key: str(error) for key, error in observed.blocked.items()}
     with collector_paused():
         desired = resolve_roles(session.manifests, observed.roles)
         planner = functools.partial(
@@ -98,6 +100,7 @@ async def make_plan(
             prune=prune,
             owner=session.manifests.owner,
             replace=replace,
+            blocked=causes,
         )
         result = planner()
     # A restore copies a secret from a sibling sink: proven first by one login with it.
@@ -111,8 +114,8 @@ async def make_plan(
     result = verdict.plan
     counts = {str(kind): count for kind, count in result.counts.items()}
     log.info("plan.ready", actions=len(result.actions), deferred=verdict.deferred, **counts)
-    for key, error in observed.blocked.items():
-        log.error("sink.unreadable", key=key, sink=error.sink, error=str(error))
+    for cause, keys in _by_cause(observed.blocked).items():  # once per cause, not per key
+        log.error("plan.blocked", error=cause, credentials=len(keys), keys=keys[:_SHOWN_KEYS])
     refusal = verdict.refusal() if verdict.exceeded else None
     return Planned(result, observed.blocked, refusal, records)
 
@@ -146,23 +149,22 @@ async def apply(
             records=planned.records,
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
-        observer.on_plan(Plan(tuple(runnable)))
+        # The observer sees the blocked ones too: to say, once per cause, what was not planned.
+        observer.on_plan(the_plan)
         if planned.refusal is not None:  # shown the plan, then stopped before any write
             log.error("run.over_budget", detail=planned.refusal)
             raise BudgetExceeded(planned.refusal)
         outcomes = await engine.execute(runnable)
         if engine.denied is not None:  # the API refused the provisioner itself: say so, exit 2
             raise engine.denied
-        outcomes += _blocked_outcomes(the_plan, blocked)
     finally:
         structlog.contextvars.unbind_contextvars("run_id")
     return RunResult(run_id, started, datetime.now(UTC), the_plan, tuple(outcomes))
 
 
-def _blocked_outcomes(the_plan: Plan, blocked: Mapping[str, SinkError]) -> list[Outcome]:
-    """One failure per credential left alone because one of its sinks could not be read."""
-    first: dict[str, Action] = {}
-    for action in the_plan.actions:
-        if action.key in blocked:
-            first.setdefault(action.key, action)
-    return [Outcome(a, Status.FAILED, error=str(blocked[key])) for key, a in first.items()]
+def _by_cause(blocked: Mapping[str, SinkError]) -> dict[str, list[str]]:
+    """The blocked keys grouped by what blocked them."""
+    causes: dict[str, list[str]] = {}
+    for key, error in blocked.items():
+        causes.setdefault(str(error), []).append(key)
+    return causes

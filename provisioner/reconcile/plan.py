@@ -33,14 +33,18 @@ def plan(
     owner: str = DEFAULT_OWNER,
     replace: frozenset[str] = frozenset(),
     unproven: frozenset[str] = frozenset(),
+    blocked: Mapping[str, str] | None = None,
 ) -> Plan:
     """Actions that converge the observed world to the desired one (DESIGN.md's rule table).
 
     Only `owner`'s marked credentials are planned; other owners' are counted, never touched.
     Keys in `replace` are replaced whatever their state (`--replace KEY`). A sink that lost a
     record is restored from a sibling sink, unless its key is in `unproven` (the copy's secret
-    was refused by the API): then it is replaced.
+    was refused by the API): then it is replaced. Keys in `blocked` (key -> why: a sink it
+    names could not be read or written) are not planned: each gets one `blocked` action, and
+    their remote credentials are neither changed nor orphans.
     """
+    blocked = blocked or {}
     now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
     unique: dict[str, RemoteCredential] = {}
@@ -52,9 +56,13 @@ def plan(
     actions: list[Action] = []
     for wanted in desired:
         found = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
+        if wanted.key in blocked:
+            actions.append(_blocked(wanted, found, blocked[wanted.key]))
+            continue
         held = holdings.get(wanted.key, {})
         forced, heal = wanted.key in replace, wanted.key not in unproven
-        actions.extend(_reconcile(wanted, found, held, now, forced=forced, heal=heal))
+        planned = _reconcile(wanted, found, held, now, forced=forced, heal=heal)
+        actions.extend(_dated(action, now) for action in planned)
     others: Counter[str] = Counter()
     for qualified, leftovers in by_key.items():
         their_owner, key = split_owner(qualified)
@@ -63,6 +71,31 @@ def plan(
             continue
         actions.extend(_orphan(key, credential, prune) for credential in leftovers)
     return Plan(tuple(actions), other_owners=tuple(sorted(others.items())))
+
+
+def _blocked(wanted: DesiredCredential, found: Sequence[RemoteCredential], why: str) -> Action:
+    """A credential left as it is this run: what to do cannot be known (or not be done)."""
+    live = found[-1].client_id if found else None  # the newest, when several are live
+    known = tuple(c.client_id for c in found)
+    reason = Reason.SINK_ERROR
+    return Action(Kind.BLOCKED, wanted.key, reason, wanted, live, known=known, detail=why)
+
+
+def _dated(action: Action, now: datetime) -> Action:
+    """When the credential an action leaves becomes due for rotation (where it rotates at all).
+
+    A create or replace makes a new credential now; an update or restore keeps the live one.
+    """
+    wanted = action.desired
+    if wanted is None or not wanted.rotate_after:
+        return action
+    if action.kind in (Kind.CREATE, Kind.REPLACE):
+        born = now
+    elif action.kind in (Kind.UPDATE, Kind.RESTORE) and action.created_at is not None:
+        born = _aware(action.created_at)
+    else:
+        return action
+    return dataclasses.replace(action, rotates_at=born + wanted.rotate_after)
 
 
 def grace_of(wanted: DesiredCredential) -> timedelta:

@@ -59,18 +59,23 @@ class RoleIndex:
 
 
 def resolve_roles(manifests: Manifests, roles: Sequence[Role]) -> tuple[DesiredCredential, ...]:
-    """Every credential with `role_ids` filled; ManifestError lists each bad reference once."""
+    """Every credential with `role_ids` and `role_names` filled; ManifestError lists each bad
+    reference once."""
     index = RoleIndex(roles)
     problems: dict[str, None] = {}
     resolved: list[DesiredCredential] = []
     for credential in manifests.credentials:
-        ids = []
+        found: dict[str, str] = {}  # role id -> its name, in the manifest's order, once each
         for ref in credential.roles:
             try:
-                ids.append(index.resolve(ref).id)
+                role = index.resolve(ref)
             except ValueError as exc:
                 problems[f"{manifests.where(credential.roles_origin)}: {exc}"] = None
-        resolved.append(dataclasses.replace(credential, role_ids=tuple(dict.fromkeys(ids))))
+            else:
+                found.setdefault(role.id, role.name)
+        resolved.append(
+            dataclasses.replace(credential, role_ids=tuple(found), role_names=tuple(found.values()))
+        )
     if problems:
         raise ManifestError(list(problems))
     return tuple(resolved)

@@ -136,6 +136,62 @@ def remove(dir_fd: int, name: str) -> None:
     os.fsync(dir_fd)
 
 
+def unwritable_dir(path: Path) -> tuple[Path, str] | None:
+    """Why files could not be written in the directory `path` (made first if missing); blocking.
+
+    None when they can: `path` is a directory we may write in, or it is missing and its nearest
+    existing ancestor is one (`ensure_dir` would make it). Otherwise the path at fault and why.
+    Nothing is written: permissions are asked of the kernel (effective ids, read-only mounts).
+    """
+    current = path
+    while True:
+        try:
+            info = os.stat(current)
+        except (FileNotFoundError, NotADirectoryError):
+            if current.parent == current:
+                return current, "not found"
+            current = current.parent  # missing, or under something that is not a directory
+            continue
+        except OSError as exc:
+            return current, describe(exc)
+        break
+    if not stat.S_ISDIR(info.st_mode):
+        return current, "not a directory"
+    if not _may_write(current):
+        return current, _why_not_writable(current)
+    return None
+
+
+def unreplaceable_file(path: Path) -> str | None:
+    """Why the file at `path` could not be replaced by `write_atomic`, or None; blocking."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return describe(exc)
+    if stat.S_ISLNK(mode):
+        return describe(OSError(errno.ELOOP, os.strerror(errno.ELOOP)))
+    if not stat.S_ISREG(mode):
+        return "not a regular file (refusing to replace it)"
+    return None
+
+
+def _may_write(directory: Path) -> bool:
+    flags = os.W_OK | os.X_OK
+    if os.access in os.supports_effective_ids:
+        return os.access(directory, flags, effective_ids=True)
+    return os.access(directory, flags)  # pragma: no cover - every Linux supports effective ids
+
+
+def _why_not_writable(directory: Path) -> str:
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "read-only file system" if read_only else "permission denied (not writable)"
+
+
 def describe(exc: OSError) -> str:
     """A short reason for an OSError, without the paths it may carry."""
     if exc.errno == errno.ELOOP:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from provisioner.errors import SinkError
 from provisioner.reconcile.model import SinkRecord
 
 
@@ -55,6 +56,17 @@ class Sink(Protocol):
 
     name: str
     readable: bool
+
+    async def check(self) -> SinkError | None:
+        """Whether this sink can take writes at all, asked once per run before planning.
+
+        None when it can; otherwise the error every write would meet (a directory that cannot
+        be written, a token the server refuses). Reads only: it writes nothing. The credentials
+        that name a sink failing its check are not planned (`blocked`), so that no run creates
+        a credential only to undo it. A sink written before this method existed may lack it:
+        it is then taken as writable.
+        """
+        ...
 
     async def read(self, service: str, credential: str) -> str | None:
         """The `client_id` this sink holds for the credential, or None."""

@@ -198,6 +198,17 @@ class _DotenvFile:
     def path(self) -> Path:
         return self._path
 
+    def check(self) -> SinkError | None:
+        """Why the file could not be replaced (see EnvSink.check), or None; blocking."""
+        problem = atomic.unwritable_dir(self._path.parent)
+        if problem is not None:
+            path, reason = problem
+            return SinkError(self._sink, f"cannot write {self._shown}: directory {path}: {reason}")
+        refused = atomic.unreplaceable_file(self._path)
+        if refused is not None:
+            return SinkError(self._sink, f"cannot write {self._shown}: {refused}")
+        return None
+
     async def get(self, name: str) -> str | None:
         return (await self._loaded()).get(name)
 
@@ -346,6 +357,13 @@ class EnvSink:
                 return atomic.sweep_stale_temps(dir_fd, before, path.name.__eq__)
         except FileNotFoundError:
             return 0
+
+    async def check(self) -> SinkError | None:
+        """Whether the env file can be replaced: its directory writable (or creatable), the file,
+        if present, a regular file. Standard output always takes a write."""
+        if self._file is None:
+            return None
+        return await to_thread.run_sync(self._file.check)
 
     @property
     def file_writes(self) -> int:

@@ -91,6 +91,15 @@ class FileSink:
                 removed += atomic.sweep_stale_temps(dir_fd, before, _is_record_name)
         return removed
 
+    async def check(self) -> SinkError | None:
+        """Whether records can be written under the directory (made first if it is missing)."""
+        problem = await to_thread.run_sync(atomic.unwritable_dir, self._root)
+        if problem is None:
+            return None
+        path, reason = problem
+        where = "" if path == self._root else f"{path}: "
+        return SinkError(self.name, f"cannot write records in {self._shown}: {where}{reason}")
+
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`, or None when the file is missing, unreadable or corrupt."""
         self._check_names(service, credential)

@@ -35,6 +35,7 @@ log = structlog.get_logger("provisioner.sinks.vault")
 _T = TypeVar("_T")
 # The capabilities a policy must grant on `<mount>/data/...` for each of our verbs.
 _CAPABILITIES = {"read": '"read"', "write": '"create", "update"', "delete": '"delete"'}
+LOOKUP_SELF = "auth/token/lookup-self"
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -77,6 +78,15 @@ class VaultSink:
 
     def __repr__(self) -> str:
         return f"VaultSink({self.name!r}, {self._connection.address}, mount={self._mount!r})"
+
+    async def check(self) -> SinkError | None:
+        """Whether Vault accepts the token: one `GET auth/token/lookup-self` (retried if Vault is
+        briefly unavailable). Every token may look itself up under Vault's `default` policy."""
+        try:
+            await self._retrying("token check", self._lookup_self, LOOKUP_SELF)
+        except SinkError as exc:
+            return exc
+        return None
 
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`; None when absent or when the latest version is deleted."""
@@ -204,6 +214,29 @@ class VaultSink:
             self._written_version(response, path),
         )
 
+    async def _lookup_self(self, path: str) -> None:
+        try:
+            response = await self._http.get(path, headers=self._connection.headers())
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, "check the token at", path, raw=True) from None
+        if response.is_success:
+            return
+        status = response.status_code
+        if status in (401, 403):
+            raise SinkError(
+                self.name,
+                f"Vault at {self._where()} refused the token (HTTP {status} on {path}): "
+                "check VAULT_TOKEN or VAULT_TOKEN_FILE (wrong, expired or revoked)",
+            )
+        errors = "; ".join(map(str, _json(response).get("errors") or ())) or response.reason_phrase
+        hint = parse_retry_after(response.headers.get("Retry-After"))
+        raise SinkError(
+            self.name,
+            f"cannot check the token at {self._where()}: HTTP {status}: {errors[:200]}",
+            retryable=status == 429 or status >= 500,
+            retry_after=hint,
+        )
+
     async def _delete_latest(self, path: str) -> None:
         self._raise_for(await self._send("DELETE", path, "delete"), "delete", path)
 
@@ -270,7 +303,9 @@ class VaultSink:
             f'path "{folder}" (KV v2 policies name <mount>/data/... paths, not <mount>/...)'
         )
 
-    def _transport_error(self, exc: httpx.TransportError, verb: str, path: str) -> SinkError:
+    def _transport_error(
+        self, exc: httpx.TransportError, verb: str, path: str, *, raw: bool = False
+    ) -> SinkError:
         if _tls_verification_failed(exc):
             return SinkError(
                 self.name,
@@ -278,7 +313,8 @@ class VaultSink:
                 "set VAULT_CACERT to the CA certificate that signed the server's certificate",
             )
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        message = f"cannot {verb} {self._url(path)}: Vault at {self._where()}: {reason}"
+        shown = path if raw else self._url(path)
+        message = f"cannot {verb} {shown}: Vault at {self._where()}: {reason}"
         return SinkError(self.name, message, retryable=True)
 
     def _written_version(self, response: httpx.Response, path: str) -> int:

@@ -43,6 +43,7 @@ class MemorySink:
         fail_writes: Failure = False,
         fail_deletes: Failure = False,
         fail_restores: Failure = False,
+        fail_check: str | None = None,
     ) -> None:
         self.name = name
         self.readable = readable
@@ -55,6 +56,13 @@ class MemorySink:
         self.fail_writes = fail_writes
         self.fail_deletes = fail_deletes
         self.fail_restores = fail_restores
+        self.fail_check = fail_check  # the reason `check` gives, when set
+        self.checks = 0
+
+    async def check(self) -> SinkError | None:
+        """Fine unless `fail_check` says why not; counts the calls."""
+        self.checks += 1
+        return SinkError(self.name, self.fail_check) if self.fail_check else None
 
     async def read(self, service: str, credential: str) -> str | None:
         """The stored client id; None when missing or when the sink is write-only."""

@@ -37,6 +37,15 @@ class JsonFileSink:
         self._path = context.cwd / options.path
         self._lock = anyio.Lock()  # one writer at a time: each write rewrites the file
 
+    async def check(self) -> SinkError | None:
+        """Whether the file can be replaced: its directory exists and may be written in."""
+        problem = await to_thread.run_sync(atomic.unwritable_dir, self._path.parent)
+        if problem is not None and problem[0] == self._path.parent:
+            return SinkError(self.name, f"cannot write {self._path}: {problem[1]}")
+        if problem is not None:  # replace_file does not make directories
+            return SinkError(self.name, f"cannot write {self._path}: directory not found")
+        return None
+
     async def read(self, service: str, credential: str) -> str | None:
         entry = (await to_thread.run_sync(self._load)).get(f"{service}/{credential}")
         return entry.get("client_id") if isinstance(entry, dict) else None
