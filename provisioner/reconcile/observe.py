@@ -72,7 +72,7 @@ async def check_sinks(sinks: Mapping[str, Sink]) -> dict[str, SinkError]:
         problem = await checker() if checker is not None else None
         if problem is not None:
             failed[name] = problem
-            log.warning("sink.check_failed", sink=name, error=str(problem))
+            log.debug("sink.check_failed", sink=name, error=str(problem))
 
     async with anyio.create_task_group() as group:
         for name, sink in sinks.items():

@@ -114,8 +114,9 @@ async def make_plan(
     result = verdict.plan
     counts = {str(kind): count for kind, count in result.counts.items()}
     log.info("plan.ready", actions=len(result.actions), deferred=verdict.deferred, **counts)
-    for cause, keys in _by_cause(observed.blocked).items():  # once per cause, not per key
-        log.error("plan.blocked", error=cause, credentials=len(keys), keys=keys[:_SHOWN_KEYS])
+    # People read it once per cause in the plan (cli.render.blocked_lines); this is diagnostics.
+    for cause, keys in _by_cause(observed.blocked).items():
+        log.debug("plan.blocked", error=cause, credentials=len(keys), keys=keys[:_SHOWN_KEYS])
     refusal = verdict.refusal() if verdict.exceeded else None
     return Planned(result, observed.blocked, refusal, records)
 

@@ -142,7 +142,9 @@ def test_unknown_role_exits_2_after_reading_roles_only(sim: Served, workdir: Pat
     assert sim.state.write_calls() == []
 
 
-def test_a_failing_sink_fails_only_its_credentials_and_exits_1(sim: Served, workdir: Path) -> None:
+def test_an_unwritable_sink_blocks_only_its_credentials_and_exits_1(
+    sim: Served, workdir: Path
+) -> None:
     (workdir / "blocked").write_text("a file where a directory should be")
     (workdir / "manifests" / "more.yaml").write_text(
         "version: 1\nsinks:\n  broken: {type: file, path: ./blocked}\nservices:\n"
@@ -151,11 +153,15 @@ def test_a_failing_sink_fails_only_its_credentials_and_exits_1(sim: Served, work
     )
     result = apply(sim, workdir)
     assert result.returncode == 1
-    assert "failed: extra/one" in result.stderr
-    assert "31 created" not in result.stderr
-    assert "32 created, 0 replaced, 0 deleted, 0 unchanged, 1 failed" in result.stderr
+    assert (
+        "cannot plan extra/one: sink 'broken': cannot write records in blocked: not a directory"
+        in (result.stderr)
+    )
+    assert "32 created, 0 replaced, 0 deleted, 0 unchanged, 0 failed, 1 could not be planned." in (
+        result.stderr
+    )
     keys = {r.description for r in sim.state.live()}
-    assert marked_description(None, "extra/one") not in keys  # undone: nobody holds its secret
+    assert marked_description(None, "extra/one") not in keys  # never created: it would be undone
 
 
 def test_rate_limits_and_503s_are_retried(sim: Served, workdir: Path) -> None:
@@ -190,4 +196,5 @@ def test_plan_with_an_unreadable_sink_says_so_and_exits_1(sim: Served, workdir: 
     )
     result = run_cli("plan", "manifests", "--detailed-exitcode", cwd=workdir, env=sim.env())
     assert result.returncode == 1
-    assert "cannot plan extra/one: sink 'broken': cannot read" in result.stderr
+    assert result.stderr.count("cannot plan extra/one: sink 'broken': ") == 1
+    assert "could not be planned." in result.stderr.splitlines()[-1]

@@ -54,10 +54,11 @@ def test_report_matches_the_run(sim: Served, workdir: Path) -> None:
     assert started.utcoffset() == timedelta(0)
     assert started <= finished
     summary = report["summary"]
-    contract = {"created": 2, "replaced": 0, "deleted": 0, "unchanged": 0, "failed": 1}
+    contract = {"created": 2, "replaced": 0, "deleted": 0, "unchanged": 0, "failed": 0}
     assert {name: summary[name] for name in contract} == contract
+    assert summary["blocked"] == 1  # could not be planned: counted apart from failures
     assert stderr.rstrip().splitlines()[-1] == (
-        "Applied: 2 created, 0 replaced, 0 deleted, 0 unchanged, 1 failed."
+        "Applied: 2 created, 0 replaced, 0 deleted, 0 unchanged, 0 failed, 1 could not be planned."
     )
     entries = {entry["key"]: entry for entry in report["actions"]}
     assert all(set(ENTRY_KEYS) <= set(entry) for entry in entries.values())
