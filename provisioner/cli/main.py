@@ -7,6 +7,7 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from provisioner.cli import apply, plan, run, schema, simulate, validate
 from provisioner.cli.common import EXIT_FAILED, EXIT_INVALID, err
@@ -32,10 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="provisioner",
         description="Provision Streamkap API client credentials from YAML manifests.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (validate, plan, apply, run, simulate, schema):
         command.add_parser(commands)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version; a checkout that was never installed says so."""
+    try:
+        return metadata.version("streamkap-provisioner")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def exit_code(error: BaseException) -> int | None:
