@@ -19,7 +19,8 @@ sent into that detail, every message is passed through the secret registry when 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from provisioner.logs import redact
@@ -33,16 +34,26 @@ class ProvisionerError(Exception):
         return redact(super().__str__())
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the closest of `choices`, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class UsageError(ProvisionerError):
     """Bad command-line usage or configuration."""
 
 
 class ManifestError(ProvisionerError):
-    """Manifests failed validation; `problems` holds every `file:line: field: message`."""
+    """Manifests failed validation; `problems` holds every `file:line: field: message`.
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    `hints` (such as the known roles) help fix the problems but are not problems themselves.
+    """
+
+    def __init__(self, problems: Sequence[str], hints: Sequence[str] = ()) -> None:
         self.problems = tuple(problems)
-        super().__init__("\n".join(self.problems))
+        self.hints = tuple(hints)
+        super().__init__("\n".join((*self.problems, *self.hints)))
 
 
 class ApiError(ProvisionerError):

@@ -51,8 +51,8 @@ def version() -> str:
 def exit_code(error: BaseException) -> int | None:
     """Report an error on stderr and return its exit code; None for one that is a bug."""
     if isinstance(error, ManifestError):
-        for problem in error.problems:
-            err(problem)
+        for line in (*error.problems, *error.hints):
+            err(line)
         err(f"error: {len(error.problems)} problem(s) in the manifests; nothing was changed")
         return EXIT_INVALID
     if isinstance(error, UsageError | AuthError):

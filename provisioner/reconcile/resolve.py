@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from provisioner.errors import ManifestError
+from provisioner.errors import ManifestError, did_you_mean
 from provisioner.manifest import Manifests
 from provisioner.reconcile.model import DesiredCredential, Role
 
@@ -27,11 +27,13 @@ def resolve_roles(manifests: Manifests, roles: Sequence[Role]) -> tuple[DesiredC
         for ref in credential.roles:
             role_id = index.get(ref) or index.get(ref.lower())
             if role_id is None:
-                problems[f"{manifests.where(credential.roles_origin)}: unknown role {ref!r}"] = None
+                hint = did_you_mean(ref, (role.key for role in roles))
+                where = manifests.where(credential.roles_origin)
+                problems[f"{where}: unknown role {ref!r}{hint}"] = None
             else:
                 ids.append(role_id)
         resolved.append(dataclasses.replace(credential, role_ids=tuple(dict.fromkeys(ids))))
     if problems:
         known = ", ".join(sorted(role.key for role in roles)) or "none"
-        raise ManifestError([*problems, f"(known roles: {known})"])
+        raise ManifestError(list(problems), hints=[f"(known roles: {known})"])
     return tuple(resolved)
