@@ -276,7 +276,14 @@ _EXPECTED = {
 
 
 def _yaml_type(value: Any) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    names = {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
     if value is None:
         return "nothing (null)"
     return names.get(type(value), f"a {type(value).__name__}")
@@ -294,6 +301,11 @@ def _message(error: Any) -> str:
         return "must not be empty (leave the field out instead)"
     if kind == "missing":
         return "required field is missing"
+    if kind == "string_type" and last in {"rotate_after", "grace"}:
+        return (
+            f"got {_yaml_type(value)} ({json.dumps(value)}): write a duration such as 90d "
+            "(a number and a unit: s, m, h, d, w)"
+        )
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {_yaml_type(value)}"
     if kind == "string_pattern_mismatch" and last in {"rotate_after", "grace"}:

@@ -195,3 +195,10 @@ def test_keys_that_would_share_dotenv_variables_are_rejected(write_manifest: Wri
         f"{path}:12: services[1].credentials[0].name: 'a/b-c' and 'a-b/c' would share "
         "STREAMKAP_A_B_C_CLIENT_ID in sink 'dotenv'; rename one"
     ]
+
+
+def test_a_bare_number_as_a_duration_says_how_to_write_one(write_manifest: WriteManifest) -> None:
+    path = write_manifest("a.yaml", GOOD.replace("rotate_after: 30d", "rotate_after: 90"))
+    (problem,) = problems_of(path)
+    assert "rotate_after: got a number (90): write a duration such as 90d" in problem
+    assert "a int" not in problem
