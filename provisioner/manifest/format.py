@@ -85,6 +85,17 @@ class ManifestDocument(_Strict):
 
 SINK_MAP = TypeAdapter(dict[Name, SinkSpec])
 
+#: Every field name of the format, for "did you mean" on an unknown one.
+FIELD_NAMES = tuple(
+    sorted(
+        {
+            name
+            for model in (ManifestDocument, DefaultsSpec, ServiceSpec, CredentialSpec)
+            for name in model.model_fields
+        }
+    )
+)
+
 
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema of one manifest document (for editors)."""

@@ -137,7 +137,7 @@ def test_unknown_role_exits_2_after_reading_roles_only(sim: Served, workdir: Pat
     (workdir / "manifests" / "services.yaml").write_text(big_manifest())
     result = apply(sim, workdir)
     assert result.returncode == 2, result.stderr
-    assert "more.yaml:6: services[0].credentials[0].roles: unknown role 'admn'" in result.stderr
+    assert "more.yaml:6: services[extra].credentials[one].roles: unknown role 'admn'" in result.stderr
     assert "error: 1 problem(s) in the manifests" in result.stderr  # the known roles: a hint
     assert {call.method for call in sim.state.calls()} <= {"GET", "POST"}
     assert sim.state.write_calls() == []
