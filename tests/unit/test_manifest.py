@@ -238,3 +238,23 @@ def test_error_paths_name_services_and_credentials(write_manifest: WriteManifest
     text = GOOD + "  - name: orders\n    credentials:\n      - name: cdc\n        roles: []\n"
     (problem,) = problems_of(write_manifest("a.yaml", text))
     assert ": services[orders].credentials[cdc].roles: must not be empty" in problem
+
+
+def _properties(node: object) -> list[tuple[str, dict[str, object]]]:
+    """Every (name, schema) under a `properties` anywhere in a JSON Schema."""
+    found: list[tuple[str, dict[str, object]]] = []
+    if isinstance(node, dict):
+        found.extend(node.get("properties", {}).items())
+        for value in node.values():
+            found.extend(_properties(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_properties(value))
+    return found
+
+
+def test_every_field_of_the_schema_has_a_description() -> None:
+    """Editors show the description on hover; a field without one shows nothing."""
+    properties = _properties(manifest_schema())
+    assert len(properties) >= 17  # the document, defaults, sinks, services and credentials
+    assert [name for name, schema in properties if not schema.get("description")] == []
