@@ -42,7 +42,11 @@ def apply(args: argparse.Namespace) -> int:
     stops: list[Stop] = []
     anyio.run(_apply, job, outputs, results, stops)
     if not results:  # a second signal cut the run short
-        err("aborted: no summary; the next apply repairs whatever was cut short")
+        err(
+            "aborted: no summary; the next apply repairs what was cut short",
+            "apply.aborted",
+            "error",
+        )
         return EXIT_FAILED
     ok = finish(results[0], outputs)
     return EXIT_OK if ok and not stops[0].requested.is_set() else EXIT_FAILED
@@ -55,8 +59,10 @@ async def _apply(job: Job, outputs: Outputs, results: list[RunResult], stops: li
 
 
 def _stopping(name: str) -> None:
-    err(f"{name}: stopping: finishing work in flight, starting nothing new")
+    text = f"{name}: stopping: finishing work in flight, starting nothing new"
+    err(text, "apply.stopping", "warning", signal=name)
 
 
 def _aborting(name: str) -> None:
-    err("aborting: work in flight is cut short; the next apply repairs it")
+    text = "aborting: work in flight is cut short; the next apply repairs it"
+    err(text, "apply.aborting", "warning", signal=name)

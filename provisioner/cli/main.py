@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from provisioner.cli import apply, plan, run, schema, simulate, validate
+from provisioner.cli import apply, human, plan, run, schema, simulate, validate
 from provisioner.cli.common import EXIT_FAILED, EXIT_INVALID, err
 from provisioner.errors import AuthError, ManifestError, ProvisionerError, UsageError, first_error
 
@@ -51,20 +51,34 @@ def version() -> str:
 def exit_code(error: BaseException) -> int | None:
     """Report an error on stderr and return its exit code; None for one that is a bug."""
     if isinstance(error, ManifestError):
-        for line in (*error.problems, *error.hints):
-            err(line)
-        err(f"error: {len(error.problems)} problem(s) in the manifests; nothing was changed")
+        _manifest_problems(error)
         return EXIT_INVALID
     if isinstance(error, UsageError | AuthError):
-        err(f"error: {error}")
+        _failed(error, EXIT_INVALID)
         return EXIT_INVALID
     if isinstance(error, ProvisionerError):
-        err(f"error: {error}")
+        _failed(error, EXIT_FAILED)
         return EXIT_FAILED
     if isinstance(error, KeyboardInterrupt):
-        err("interrupted")
+        err("interrupted", "command.interrupted", "error")
         return EXIT_FAILED
     if isinstance(error, BrokenPipeError):  # stdout closed early (`| head`): not ours to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     return None
+
+
+def _manifest_problems(error: ManifestError) -> None:
+    """Each problem on its own line, then the hints and the count; in JSON mode, one event."""
+    count = f"error: {len(error.problems)} problem(s) in the manifests; nothing was changed"
+    if human.voice().json:
+        err(count, "manifests.invalid", "error", problems=error.problems, hints=error.hints)
+        return
+    for line in (*error.problems, *error.hints):
+        err(line)
+    err(count)
+
+
+def _failed(error: BaseException, code: int) -> None:
+    kind = type(error).__name__
+    err(f"error: {error}", "command.failed", "error", error=str(error), error_type=kind, exit=code)

@@ -154,7 +154,8 @@ def test_broken_manifests_make_no_call_at_all(tmp_path: Path) -> None:
     for case, (content, _) in CORPUS.items():
         (manifests / f"{case}.yaml").write_bytes(content)
     with served() as sim:
-        result = run_cli("apply", manifests, cwd=tmp_path, env=sim.env())
+        env = sim.env(PROVISIONER_LOG_FORMAT="console")  # a line per problem
+        result = run_cli("apply", manifests, cwd=tmp_path, env=env)
         calls = sim.state.calls()
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

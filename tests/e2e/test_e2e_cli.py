@@ -49,7 +49,8 @@ def apply(sim: Served, cwd: Path, *extra: str, **env: str) -> subprocess.Complet
 def test_apply_creates_and_delivers_every_credential(sim: Served, workdir: Path) -> None:
     result = apply(sim, workdir)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("To create:") == 1  # the changes, shown once before writing
+    changes = [line for line in result.stderr.splitlines() if '"event": "plan.change"' in line]
+    assert len(changes) == len(SERVICES) * PER_SERVICE  # the changes, shown once before writing
     live = sim.state.live()
     assert len(live) == len(SERVICES) * PER_SERVICE
     env_file = workdir / "out" / "app.env"

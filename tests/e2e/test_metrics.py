@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provisioner.cli.metrics import LAST_SUCCESS, Metrics, RunStats, call_label, write_textfile
 from provisioner.simulator import FaultConfig
-from tests.support.served import Served, run_cli
+from tests.support.served import Served, human_text, run_cli
 
 MANIFEST = """\
 version: 1
@@ -178,4 +178,4 @@ def test_an_unreachable_pushgateway_is_logged_and_fails_nothing(sim: Served, wor
     result = run_cli("apply", "manifests", "--pushgateway", url, cwd=workdir, env=sim.env())
     assert result.returncode == 0, result.stderr
     assert '"event": "metrics.push_failed"' in result.stderr
-    assert result.stderr.rstrip().endswith("0 failed.")
+    assert human_text(result.stderr).rstrip().endswith("0 failed.")
