@@ -88,7 +88,8 @@ def events_of(stderr: str) -> list[dict[str, Any]]:
     events = []
     for line in stderr.splitlines():
         event = json.loads(line)
-        assert isinstance(event, dict) and "event" in event, line
+        assert isinstance(event, dict), line
+        assert "event" in event, line
         events.append(event)
     return events
 
