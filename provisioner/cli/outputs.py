@@ -133,6 +133,8 @@ async def _publish(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.R
 
 def publish_metrics(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.RunStats) -> None:
     """Record the run, then write the textfile and push; blocking I/O."""
+    if outputs.metrics_file is not None:
+        recorder.carry_over(outputs.metrics_file)  # counters are cumulative across processes
     if outputs.metrics_file is not None and not stats.ok:
         carried = metrics.previous_success(outputs.metrics_file)
         if carried is not None:  # keep what an earlier process knew of the last success
@@ -186,12 +188,16 @@ def write_report(path: Path, result: RunResult) -> bool:
 
 
 def write_metrics(outputs: Outputs, recorder: metrics.Metrics) -> None:
-    """Write the textfile and push; a failure is logged, never fails the run it measures."""
+    """Write the textfile and push; a failure is logged. A textfile that could not be written
+    fails `apply` afterwards (like --report); a failed push never does."""
     if outputs.metrics_file is not None:
         try:
             metrics.write_textfile(outputs.metrics_file, recorder)
         except OSError as exc:
-            log.error("metrics.write_failed", path=str(outputs.metrics_file), error=str(exc))
+            log.error("metrics.write_failed", path=str(outputs.metrics_file), error=describe(exc))
+            recorder.textfile_failed = True
+        else:
+            recorder.textfile_failed = False
     if outputs.pushgateway is not None:
         shown = scrub_url(outputs.pushgateway)  # its user and password stay out of the log
         try:
