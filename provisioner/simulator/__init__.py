@@ -12,6 +12,8 @@ A dropped connection surfaces as `SimulatedConnectionDrop` in-process and as
 
 from provisioner.simulator.app import ClientCredentialCreateReq, create_app, get_state
 from provisioner.simulator.faults import Call, FaultConfig, SimulatedConnectionDrop
+from provisioner.simulator.saved import load as load_saved
+from provisioner.simulator.saved import save as save_state
 from provisioner.simulator.serve import serve_forever, serve_in_thread
 from provisioner.simulator.state import (
     ADMIN_CLIENT_ID,
@@ -45,6 +47,8 @@ __all__ = [
     "create_app",
     "create_vault_app",
     "get_state",
+    "load_saved",
+    "save_state",
     "serve_forever",
     "serve_in_thread",
     "vault_state",
