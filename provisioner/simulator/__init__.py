@@ -6,48 +6,98 @@
         ...
     vault = create_vault_app(VaultState())  # the Vault stub, served the same ways
 
+The API behaves as Streamkap documents it (see `app.py`); what a test may change is a plain
+attribute of `SimulatorState` (`fill_service_id`, `patch_supported`, `admin_permissions`, ...)
+or a `FaultConfig` option (`bad_create_answer`, `bad_list_answer`, ...).
+
 A dropped connection surfaces as `SimulatedConnectionDrop` in-process and as
 `httpx.RemoteProtocolError` over a socket; the first subclasses the second.
 """
 
-from provisioner.simulator.app import ClientCredentialCreateReq, create_app, get_state
-from provisioner.simulator.faults import Call, FaultConfig, SimulatedConnectionDrop
+from provisioner.simulator.app import (
+    ClientCredentialCreateReq,
+    ClientCredentialUpdateReq,
+    create_app,
+    get_state,
+    mask_secret,
+)
+from provisioner.simulator.faults import (
+    BadCreateAnswer,
+    BadListAnswer,
+    BadRolesAnswer,
+    BadTokenAnswer,
+    Call,
+    FaultConfig,
+    SimulatedConnectionDrop,
+)
 from provisioner.simulator.saved import load as load_saved
 from provisioner.simulator.saved import save as save_state
 from provisioner.simulator.serve import serve_forever, serve_in_thread
 from provisioner.simulator.state import (
     ADMIN_CLIENT_ID,
     ADMIN_SECRET,
+    ALL_PERMISSIONS,
     DEFAULT_ROLES,
+    DELETE_CREDENTIALS,
+    EXTRA_ROLE_ID,
     NO_RESPONSE,
+    READ_CREDENTIALS,
+    READ_ROLES,
+    SERVICE_ID,
+    WRITE_CREDENTIALS,
+    CreatedBy,
     CredentialRecord,
     ManualClock,
     Role,
     SimulatorState,
 )
 from provisioner.simulator.vault import create_vault_app, vault_state
-from provisioner.simulator.vault_state import CAS_MISMATCH, VAULT_ROOT_TOKEN, VaultState
+from provisioner.simulator.vault_state import (
+    CAS_MISMATCH,
+    VAULT_ROOT_TOKEN,
+    AuthMethod,
+    Grant,
+    TokenInfo,
+    VaultState,
+)
 
 __all__ = [
     "ADMIN_CLIENT_ID",
     "ADMIN_SECRET",
+    "ALL_PERMISSIONS",
     "CAS_MISMATCH",
     "DEFAULT_ROLES",
+    "DELETE_CREDENTIALS",
+    "EXTRA_ROLE_ID",
     "NO_RESPONSE",
+    "READ_CREDENTIALS",
+    "READ_ROLES",
+    "SERVICE_ID",
     "VAULT_ROOT_TOKEN",
+    "WRITE_CREDENTIALS",
+    "AuthMethod",
+    "BadCreateAnswer",
+    "BadListAnswer",
+    "BadRolesAnswer",
+    "BadTokenAnswer",
     "Call",
     "ClientCredentialCreateReq",
+    "ClientCredentialUpdateReq",
+    "CreatedBy",
     "CredentialRecord",
     "FaultConfig",
+    "Grant",
     "ManualClock",
     "Role",
     "SimulatedConnectionDrop",
     "SimulatorState",
+    "TokenInfo",
     "VaultState",
     "create_app",
     "create_vault_app",
     "get_state",
     "load_saved",
+    "mask_secret",
     "save_state",
     "serve_forever",
     "serve_in_thread",

@@ -1,8 +1,14 @@
-"""The simulated Streamkap API: Starlette routes over a `SimulatorState`, with fault injection."""
+"""The simulated Streamkap API: Starlette routes over a `SimulatorState`, with fault injection.
+
+It behaves as Streamkap documents its API: 201 create answers with the only unmasked secret,
+listings with exactly the documented fields (no `permission_ids`, secrets like `abc******xyz`),
+the caller's service id filled in, roles xor permissions, `PATCH`, and 403 without permission.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Container
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -17,15 +23,29 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from provisioner.simulator.calllog import CallLog
-from provisioner.simulator.faults import DROP_EXTENSION, SimulatedConnectionDrop
+from provisioner.simulator.faults import (
+    DROP_EXTENSION,
+    BadCreateAnswer,
+    BadListAnswer,
+    BadRolesAnswer,
+    BadTokenAnswer,
+    SimulatedConnectionDrop,
+)
 from provisioner.simulator.state import (
     CREDENTIALS_PATH,
+    DELETE_CREDENTIALS,
+    EXTRA_ROLE_ID,
+    KEEP,
+    READ_CREDENTIALS,
+    READ_ROLES,
+    WRITE_CREDENTIALS,
     CredentialRecord,
     Role,
     SimulatorState,
 )
 
-MASK = "****"
+#: The stars between the first and last 3 characters of a listed secret (`abc******xyz`).
+MASK_STARS = "******"
 
 _Body = TypeVar("_Body", bound=BaseModel)
 _NonEmptyStrings = Annotated[list[str], Field(min_length=1)]
@@ -54,6 +74,14 @@ class ClientCredentialCreateReq(BaseModel):
     service_id: str | None = None
     role_ids: _NonEmptyStrings | None = None
     permission_ids: _NonEmptyStrings | None = None
+
+
+class ClientCredentialUpdateReq(BaseModel):
+    """Body of `PATCH /auth/client-credentials/{client_id}`; a `service_id` in it is refused."""
+
+    model_config = ConfigDict(extra="allow")
+    description: str | None = None
+    role_ids: _NonEmptyStrings | None = None
 
 
 class Unprocessable(Exception):
@@ -87,34 +115,49 @@ def role_json(role: Role) -> dict[str, Any]:
     }
 
 
+def mask_secret(secret: str) -> str:
+    """A secret as listings show it: its first and last 3 characters around six stars."""
+    if len(secret) <= 6:  # too short to show any of it
+        return MASK_STARS
+    return f"{secret[:3]}{MASK_STARS}{secret[-3:]}"
+
+
 def credential_json(
     sim: SimulatorState, record: CredentialRecord, *, reveal_secret: bool
 ) -> dict[str, Any]:
-    """The API's `ClientCredential` object, plus `permission_ids`; the secret masked unless told."""
+    """The API's `ClientCredential` object, exactly its documented fields; the secret masked
+    unless told."""
     return {
-        "created_by_user": dict(sim.user),
+        "created_by_user": None if record.created_by is None else dict(record.created_by),
         "client_id": record.client_id,
         "description": record.description,
         "created_at": record.created_at.isoformat(),
-        "roles": [role_json(sim.roles[role]) for role in record.role_ids],
+        "roles": [role_json(sim.roles[role]) for role in record.role_ids if role in sim.roles],
         "service_id": record.service_id,
-        "secret": record.secret if reveal_secret else MASK,
-        "permission_ids": list(record.permission_ids),
+        "secret": record.secret if reveal_secret else mask_secret(record.secret),
     }
 
 
-async def _enter(request: Request, *, token_call: bool = False) -> SimulatorState:
-    """Apply latency and refusal faults, then (except for token calls) check the bearer token."""
+async def _enter(
+    request: Request, *, token_call: bool = False, permission: str | None = None
+) -> SimulatorState:
+    """Apply latency and refusal faults, then (except for token calls) check the bearer token
+    and that its login holds `permission`."""
     sim = _sim(request)
     if sim.faults.latency > 0:
         await anyio.sleep(sim.faults.latency)
     refusal = sim.refusal(token_call=token_call)
     if refusal is not None:
         raise HTTPException(refusal.status, refusal.detail, refusal.headers)
-    if not token_call:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not sim.authenticate(token.strip()):
-            raise HTTPException(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
+    if token_call:
+        return sim
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    principal = sim.principal_of(token.strip()) if scheme.lower() == "bearer" else None
+    if principal is None:
+        raise HTTPException(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
+    if permission is not None and permission not in sim.permissions_of(principal):
+        # Like the real API, the answer does not say which permission is missing.
+        raise HTTPException(403, "Forbidden: insufficient permissions")
     return sim
 
 
@@ -154,7 +197,7 @@ async def access_token(request: Request) -> Response:
     answer = sim.login(body.client_id, body.secret)
     if answer is None:
         raise HTTPException(401, "Invalid client_id or secret")
-    return JSONResponse(answer)
+    return _token_answer(answer, sim.faults.bad_token_answer)
 
 
 async def refresh_token(request: Request) -> Response:
@@ -164,46 +207,45 @@ async def refresh_token(request: Request) -> Response:
     answer = sim.refresh(body.refresh_token)
     if answer is None:
         raise HTTPException(401, "Invalid refresh token")
-    return JSONResponse(answer)
+    return _token_answer(answer, sim.faults.bad_token_answer)
 
 
 async def list_roles(request: Request) -> Response:
-    """GET /auth/roles."""
-    sim = await _enter(request)
-    return JSONResponse([role_json(role) for role in sim.roles.values()])
+    """GET /auth/roles (needs `fe.secure.read.roles`)."""
+    sim = await _enter(request, permission=READ_ROLES)
+    roles = [role_json(role) for role in sim.roles.values()]
+    return _roles_answer(roles, sim.faults.bad_roles_answer)
 
 
 async def list_credentials(request: Request) -> Response:
-    """GET /auth/client-credentials, secrets masked."""
-    sim = await _enter(request)
-    return JSONResponse([credential_json(sim, c, reveal_secret=False) for c in sim.live()])
+    """GET /auth/client-credentials, secrets masked (needs `fe.secure.read.tenantApiTokens`)."""
+    sim = await _enter(request, permission=READ_CREDENTIALS)
+    items = [credential_json(sim, c, reveal_secret=False) for c in sim.live()]
+    return _list_answer(items, sim.faults.bad_list_answer)
 
 
 async def create_credential(request: Request) -> Response:
-    """POST /auth/client-credentials: 201 with the real secret, the only time it is shown."""
-    sim = await _enter(request)
+    """POST /auth/client-credentials: 201 with the real secret, the only time it is shown
+    (needs `fe.secure.write.tenantApiTokens`)."""
+    sim = await _enter(request, permission=WRITE_CREDENTIALS)
     body = await _parse(request, ClientCredentialCreateReq)
-    role_ids = body.role_ids or []
-    unknown = [
-        {"type": "value_error", "loc": ["body", "role_ids", i], "msg": f"Unknown role id {r!r}"}
-        for i, r in enumerate(role_ids)
-        if r not in sim.roles
-    ]
-    unknown += [
-        {
-            "type": "value_error",
-            "loc": ["body", "permission_ids", i],
-            "msg": f"Unknown permission id {p!r}",
-        }
-        for i, p in enumerate(body.permission_ids or [])
-        if sim.permissions is not None and p not in sim.permissions
-    ]
-    if unknown:
-        raise Unprocessable(unknown)
+    errors = _access_errors(sim, body)
+    errors += _unknown_ids("role_ids", body.role_ids, sim.roles)
+    errors += _unknown_ids("permission_ids", body.permission_ids, sim.permissions)
+    if errors:
+        raise Unprocessable(errors)
+    bad = sim.bad_create_answer()
+    role_ids = list(body.role_ids or [])
+    description = body.description
+    if bad == "extra_role":  # the API adds a role of its own, and keeps it
+        role_ids += [r for r in _extra_role(sim) if r not in role_ids][:1]
+    if bad == "description_cut" and description:  # a column too short: the end is lost
+        description = description[: len(description) // 2]
+    fill = sim.service_id if sim.fill_service_id else None
     record = sim.add_credential(
-        description=body.description,
+        description=description,
         role_ids=role_ids,
-        service_id=body.service_id,
+        service_id=body.service_id if body.service_id is not None else fill,
         permission_ids=body.permission_ids or (),
     )
     outcome = sim.after_create()  # the credential is committed whatever the outcome
@@ -211,16 +253,161 @@ async def create_credential(request: Request) -> Response:
         return _DroppedConnection()
     if outcome == "error":
         raise HTTPException(500, "Internal Server Error")
-    return JSONResponse(credential_json(sim, record, reveal_secret=True), status_code=201)
+    return _create_answer(credential_json(sim, record, reveal_secret=True), bad)
+
+
+async def update_credential(request: Request) -> Response:
+    """PATCH /auth/client-credentials/{client_id}: change description and roles in place; 200
+    with the secret masked (needs `fe.secure.write.tenantApiTokens`). 405 when switched off."""
+    if not _sim(request).patch_supported:
+        # As if the route did not exist: the router answers before any handler or fault.
+        raise HTTPException(405, "Method Not Allowed", {"Allow": "DELETE"})
+    sim = await _enter(request, permission=WRITE_CREDENTIALS)
+    body = await _parse(request, ClientCredentialUpdateReq)
+    errors = _unknown_ids("role_ids", body.role_ids, sim.roles)
+    if "service_id" in (body.model_extra or {}):
+        service_id = (body.model_extra or {})["service_id"]
+        message = "Extra inputs are not permitted"
+        forbidden = {"loc": ["body", "service_id"], "msg": message, "input": service_id}
+        errors.insert(0, {"type": "extra_forbidden", **forbidden})
+    if errors:
+        raise Unprocessable(errors)
+    client_id = request.path_params["client_id"]
+    given = body.model_fields_set
+    record = sim.update_credential(
+        client_id,
+        description=body.description if "description" in given else KEEP,
+        role_ids=body.role_ids,
+    )
+    if record is None:
+        raise HTTPException(404, f"Client credential {client_id!r} not found")
+    return JSONResponse(credential_json(sim, record, reveal_secret=False))
 
 
 async def delete_credential(request: Request) -> Response:
-    """DELETE /auth/client-credentials/{client_id}."""
-    sim = await _enter(request)
+    """DELETE /auth/client-credentials/{client_id}: 200 with an empty body; 404 when gone
+    (needs `fe.secure.delete.tenantApiTokens`)."""
+    sim = await _enter(request, permission=DELETE_CREDENTIALS)
     client_id = request.path_params["client_id"]
     if not sim.delete_credential(client_id):
         raise HTTPException(404, f"Client credential {client_id!r} not found")
-    return JSONResponse({})
+    return Response(status_code=200)
+
+
+# --- checks the backend makes beyond the schema ---------------------------------------------
+
+
+def _access_errors(sim: SimulatorState, body: ClientCredentialCreateReq) -> list[dict[str, Any]]:
+    """A 422 error (pydantic's `value_error` shape) unless exactly one of roles and permissions
+    is given; none when `roles_xor_permissions` is off."""
+    if not sim.roles_xor_permissions:
+        return []
+    if body.role_ids is not None and body.permission_ids is not None:
+        problem = "role_ids and permission_ids are mutually exclusive"
+    elif body.role_ids is None and body.permission_ids is None:
+        problem = "one of role_ids or permission_ids is required"
+    else:
+        return []
+    return [
+        {
+            "type": "value_error",
+            "loc": ["body"],
+            "msg": f"Value error, {problem}",
+            "input": body.model_dump(),
+            "ctx": {"error": problem},
+        }
+    ]
+
+
+def _unknown_ids(
+    field: str, given: list[str] | None, known: Container[str] | None
+) -> list[dict[str, Any]]:
+    """422 errors for the ids in `given` that `known` lacks (`known` None: any id is known)."""
+    label = "role" if field == "role_ids" else "permission"
+    return [
+        {"type": "value_error", "loc": ["body", field, i], "msg": f"Unknown {label} id {x!r}"}
+        for i, x in enumerate(given or [])
+        if known is not None and x not in known
+    ]
+
+
+def _extra_role(sim: SimulatorState) -> list[str]:
+    """The roles the `extra_role` fault may add, the usual default first."""
+    preferred = [EXTRA_ROLE_ID] if EXTRA_ROLE_ID in sim.roles else []
+    return preferred + [role for role in sim.roles if role != EXTRA_ROLE_ID]
+
+
+# --- hostile answers (faults) ---------------------------------------------------------------
+
+
+def _cut_json(body: Any, status: int) -> Response:
+    """The JSON of `body` cut in the middle, as a proxy or a crash would leave it."""
+    text = json.dumps(body)
+    return Response(text[: len(text) // 2], status, media_type="application/json")
+
+
+def _create_answer(answer: dict[str, Any], bad: BadCreateAnswer | None) -> Response:
+    """The 201 create answer, damaged as `bad` says (the credential exists all the same)."""
+    if bad == "truncated_json":
+        return _cut_json(answer, 201)
+    if bad == "secret_missing":
+        del answer["secret"]
+    elif bad == "secret_null":
+        answer["secret"] = None
+    elif bad == "secret_empty":
+        answer["secret"] = ""
+    elif bad == "secret_not_string":
+        answer["secret"] = 123456789
+    elif bad == "secret_masked":
+        answer["secret"] = mask_secret(answer["secret"])
+    elif bad == "client_id_missing":
+        del answer["client_id"]
+    return JSONResponse(answer, 201)
+
+
+def _list_answer(items: list[dict[str, Any]], bad: BadListAnswer | None) -> Response:
+    """The 200 credentials listing, damaged as `bad` says."""
+    if bad == "truncated_json":
+        return _cut_json(items, 200)
+    if bad == "duplicate_entries":
+        return JSONResponse([copy for item in items for copy in (item, dict(item))])
+    if bad == "not_a_list":
+        return JSONResponse({"items": items})
+    if bad == "missing_fields":
+        return JSONResponse([_without(item, "client_id", "roles") for item in items])
+    return JSONResponse(items)
+
+
+def _roles_answer(roles: list[dict[str, Any]], bad: BadRolesAnswer | None) -> Response:
+    """The 200 roles listing, damaged as `bad` says."""
+    if bad == "truncated_json":
+        return _cut_json(roles, 200)
+    if bad == "not_a_list":
+        return JSONResponse({"roles": roles})
+    if bad == "missing_fields":
+        return JSONResponse([_without(role, "id") for role in roles])
+    return JSONResponse(roles)
+
+
+def _token_answer(answer: dict[str, Any], bad: BadTokenAnswer | None) -> Response:
+    """The 200 token answer, damaged as `bad` says (the token issued still works)."""
+    if bad == "truncated_json":
+        return _cut_json(answer, 200)
+    if bad == "not_an_object":
+        return JSONResponse([answer])
+    if bad == "access_token_missing":
+        return JSONResponse(_without(answer, "accessToken"))
+    if bad == "expires_in_missing":
+        return JSONResponse(_without(answer, "expiresIn"))
+    if bad == "expires_in_zero":
+        return JSONResponse({**answer, "expiresIn": 0})
+    if bad == "expires_in_negative":
+        return JSONResponse({**answer, "expiresIn": -1})
+    return JSONResponse(answer)
+
+
+def _without(item: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key not in keys}
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
@@ -240,6 +427,7 @@ ROUTES = [
     Route(CREDENTIALS_PATH, list_credentials, methods=["GET"]),
     Route(CREDENTIALS_PATH, create_credential, methods=["POST"]),
     Route(CREDENTIALS_PATH + "/{client_id}", delete_credential, methods=["DELETE"]),
+    Route(CREDENTIALS_PATH + "/{client_id}", update_credential, methods=["PATCH"]),
 ]
 
 

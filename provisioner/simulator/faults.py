@@ -18,6 +18,37 @@ DROP_EXTENSION = "provisioner.simulator.drop_connection"
 
 AfterCreate = Literal["drop", "error"] | None
 
+#: A create answer that is 201 but wrong (the credential is committed all the same):
+#: the secret missing, null, "", a number or masked; the body cut mid-JSON; no `client_id`;
+#: the description cut to its first half (an ownership marker at its end is lost); a default
+#: role added to the roles asked for. The last two change the stored credential too.
+BadCreateAnswer = Literal[
+    "secret_missing",
+    "secret_null",
+    "secret_empty",
+    "secret_not_string",
+    "secret_masked",
+    "truncated_json",
+    "client_id_missing",
+    "description_cut",
+    "extra_role",
+]
+#: A 200 listing that is wrong: every item listed twice (a client_id repeated), an object
+#: instead of a list, items without `client_id` and `roles`, or the body cut mid-JSON.
+BadListAnswer = Literal["duplicate_entries", "not_a_list", "missing_fields", "truncated_json"]
+#: A 200 `GET /auth/roles` that is wrong: an object, roles without `id`, or cut mid-JSON.
+BadRolesAnswer = Literal["not_a_list", "missing_fields", "truncated_json"]
+#: A 200 token answer (login and refresh) that is wrong. The `expires_in_*` ones still issue a
+#: working token (for `token_ttl` seconds); only the advertised lifetime is missing, 0 or < 0.
+BadTokenAnswer = Literal[
+    "not_an_object",
+    "access_token_missing",
+    "truncated_json",
+    "expires_in_missing",
+    "expires_in_zero",
+    "expires_in_negative",
+]
+
 
 class SimulatedConnectionDrop(httpx.RemoteProtocolError):
     """Raised out of the ASGI app when a connection is dropped in-process (httpx.ASGITransport).
@@ -44,6 +75,26 @@ class FaultConfig(BaseModel):
         default=False, description="apply error_rate, fail_all and rate_limit to token calls too"
     )
     seed: int | None = Field(default=0, description="seed of the fault dice; None: unseeded")
+    bad_create_answer: BadCreateAnswer | None = Field(
+        default=None, description="answer committed creates with this defect (see BadCreateAnswer)"
+    )
+    bad_create_answer_rate: float = Field(
+        default=1.0, ge=0, le=1, description="share of creates given the bad answer"
+    )
+    bad_create_answer_count: int | None = Field(
+        default=None,
+        ge=0,
+        description="at most this many bad create answers (counted since the faults were set)",
+    )
+    bad_list_answer: BadListAnswer | None = Field(
+        default=None, description="every credentials listing has this defect"
+    )
+    bad_roles_answer: BadRolesAnswer | None = Field(
+        default=None, description="every roles listing has this defect"
+    )
+    bad_token_answer: BadTokenAnswer | None = Field(
+        default=None, description="every successful token answer has this defect"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +136,7 @@ class FaultDecider:
         self.config = config
         self._random = random.Random(config.seed)
         self._bucket: TokenBucket | None = None
+        self._bad_creates = 0
         if config.rate_limit is not None:
             burst = config.burst or max(1, math.ceil(config.rate_limit))
             self._bucket = TokenBucket(config.rate_limit, burst, now)
@@ -114,6 +166,19 @@ class FaultDecider:
         if self._hit(self.config.error_after_create_rate):
             return "error"
         return None
+
+    def bad_create(self) -> BadCreateAnswer | None:
+        """Decide whether the next create gets the configured bad answer (counted)."""
+        config = self.config
+        if config.bad_create_answer is None:
+            return None
+        limit = config.bad_create_answer_count
+        if limit is not None and self._bad_creates >= limit:
+            return None
+        if not self._hit(config.bad_create_answer_rate):
+            return None
+        self._bad_creates += 1
+        return config.bad_create_answer
 
 
 class Call(NamedTuple):

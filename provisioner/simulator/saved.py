@@ -63,6 +63,7 @@ def _credential_json(record: CredentialRecord) -> dict[str, Any]:
         "role_ids": list(record.role_ids),
         "permission_ids": list(record.permission_ids),
         "created_at": record.created_at.isoformat(),
+        "created_by": None if record.created_by is None else dict(record.created_by),
     }
 
 
@@ -75,6 +76,7 @@ def _credential(item: dict[str, Any]) -> CredentialRecord:
         role_ids=tuple(item["role_ids"]),
         permission_ids=tuple(item["permission_ids"]),
         created_at=datetime.fromisoformat(item["created_at"]),
+        created_by=item.get("created_by"),
     )
 
 

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final, Literal
 
 from provisioner.simulator.faults import (
     AfterCreate,
+    BadCreateAnswer,
     Call,
     FaultConfig,
     Refusal,
@@ -28,6 +29,22 @@ _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 #: The simulator's one built-in login (besides the credentials it creates).
 ADMIN_CLIENT_ID = "sim-admin"
 ADMIN_SECRET = "sim-admin-secret"
+#: The service (project) the simulator fills in when a create names none, as the API does.
+SERVICE_ID = "svc-sim"
+
+# The permissions the API checks (Frontegg's names). Create and list roles are documented by the
+# provider's sources; read/delete for the other calls are the simulator's assumption.
+READ_ROLES: Final = "fe.secure.read.roles"
+READ_CREDENTIALS: Final = "fe.secure.read.tenantApiTokens"  # GET /auth/client-credentials
+WRITE_CREDENTIALS: Final = "fe.secure.write.tenantApiTokens"  # POST and PATCH
+DELETE_CREDENTIALS: Final = "fe.secure.delete.tenantApiTokens"  # DELETE
+ALL_PERMISSIONS: frozenset[str] = frozenset(
+    {READ_ROLES, READ_CREDENTIALS, WRITE_CREDENTIALS, DELETE_CREDENTIALS}
+)
+
+#: Who `created_by_user` names: always the account's user, never anyone (null), or every second
+#: credential null (the first one created has the user), as a listing mixing UI and API tokens.
+CreatedBy = Literal["user", "null", "alternate"]
 
 Clock = Callable[[], datetime]
 
@@ -45,11 +62,20 @@ class Role:
     updated_at: datetime = _EPOCH
 
 
+# Keys and names as the product and the provider's fixtures show them; the ids are opaque.
 DEFAULT_ROLES: tuple[Role, ...] = (
-    Role("role-admin", "admin", "Admin", "Full access", ("read", "write", "admin")),
-    Role("role-read-only", "read_only", "Read Only", "Read access", ("read",)),
-    Role("role-editor", "editor", "Editor", "Read and write access", ("read", "write")),
+    Role("role-admin", "Admin", "Admin", "Full access", tuple(sorted(ALL_PERMISSIONS))),
+    Role(
+        "role-data-admin",
+        "DataAdmin",
+        "Data Admin",
+        "Manage pipelines, sources and destinations",
+        (READ_CREDENTIALS, READ_ROLES),
+    ),
+    Role("role-read-only", "ReadOnly", "Read Only", "Read access", (READ_ROLES,)),
 )
+#: The role the `extra_role` create fault adds when it is not already asked for.
+EXTRA_ROLE_ID = "role-read-only"
 
 DEFAULT_USER: Mapping[str, Any] = MappingProxyType(
     {
@@ -76,12 +102,20 @@ class CredentialRecord:
     role_ids: tuple[str, ...]
     permission_ids: tuple[str, ...]
     created_at: datetime
+    created_by: Mapping[str, Any] | None = None  # the `User` who made it; None: not a person
 
 
 @dataclass(frozen=True)
 class _Token:
     principal: str
     expires_at: datetime
+
+
+class _Keep:
+    """The type of `KEEP`: "leave this field as it is" where None is a value."""
+
+
+KEEP = _Keep()
 
 
 class ManualClock:
@@ -120,6 +154,12 @@ class SimulatorState(ServiceState):
         faults: FaultConfig | None = None,
         now: Clock = _utcnow,
         user: Mapping[str, Any] = DEFAULT_USER,
+        admin_permissions: Iterable[str] = ALL_PERMISSIONS,
+        service_id: str = SERVICE_ID,
+        fill_service_id: bool = True,
+        patch_supported: bool = True,
+        roles_xor_permissions: bool = True,
+        created_by_user: CreatedBy = "alternate",
     ) -> None:
         super().__init__(now, faults)
         self.admin_client_id = admin_client_id
@@ -128,6 +168,18 @@ class SimulatorState(ServiceState):
         self.roles: Mapping[str, Role] = MappingProxyType({role.id: role for role in roles})
         # Permission ids the account knows; None accepts any (the API's list is not public).
         self.permissions = frozenset(permissions) if permissions is not None else None
+        # The options below are plain attributes: a test may change them between calls.
+        #: What the admin login may do (default: everything); the API answers 403 otherwise.
+        self.admin_permissions: frozenset[str] = frozenset(admin_permissions)
+        #: The caller's service, filled in when a create names none (with `fill_service_id`).
+        self.service_id = service_id
+        self.fill_service_id = fill_service_id
+        #: Whether `PATCH /auth/client-credentials/{id}` exists; without it the API answers 405.
+        self.patch_supported = patch_supported
+        #: Whether a create must name roles or permissions, and not both (422 otherwise).
+        self.roles_xor_permissions = roles_xor_permissions
+        self.created_by_user: CreatedBy = created_by_user
+        self._created = 0  # credentials created so far, for "alternate"
         self._credentials: dict[str, CredentialRecord] = {}
         self._tokens: dict[str, _Token] = {}
         self._refresh_tokens: dict[str, str] = {}
@@ -140,6 +192,11 @@ class SimulatorState(ServiceState):
         now = self.now()
         with self._lock:
             return self._decider.before_call(now, token_call=token_call)
+
+    def bad_create_answer(self) -> BadCreateAnswer | None:
+        """Which defect the next create answer has, if any (`FaultConfig.bad_create_answer`)."""
+        with self._lock:
+            return self._decider.bad_create()
 
     def after_create(self) -> AfterCreate:
         """How a committed create answers: None (normally), "drop" or "error"."""
@@ -181,13 +238,33 @@ class SimulatorState(ServiceState):
 
     def authenticate(self, access_token: str) -> bool:
         """Whether an access token is known and not expired (expired ones are forgotten)."""
+        return self.principal_of(access_token) is not None
+
+    def principal_of(self, access_token: str) -> str | None:
+        """The client id a live access token was issued to; None if unknown or expired."""
         now = self.now()
         with self._lock:
             token = self._tokens.get(access_token)
             if token is not None and token.expires_at <= now:
                 del self._tokens[access_token]
                 token = None
-        return token is not None
+        return None if token is None else token.principal
+
+    def permissions_of(self, principal: str) -> frozenset[str]:
+        """What a login may do: the admin's configured set, a credential's roles' permissions
+        plus its permission ids, nothing for a credential deleted since it logged in."""
+        if principal == self.admin_client_id:
+            return self.admin_permissions
+        record = self.get(principal)
+        if record is None:
+            return frozenset()
+        granted = {
+            p
+            for role in record.role_ids
+            if role in self.roles
+            for p in self.roles[role].permissions
+        }
+        return frozenset(granted | set(record.permission_ids))
 
     # Credentials -------------------------------------------------------------------------------
 
@@ -200,24 +277,56 @@ class SimulatorState(ServiceState):
         permission_ids: Iterable[str] = (),
         created_at: datetime | None = None,
     ) -> CredentialRecord:
-        """Create a credential directly (as the create call does); unknown role ids: ValueError."""
+        """Store a credential exactly as given (no service id filled in); unknown role ids:
+        ValueError. `created_by` follows `created_by_user`."""
+        roles = self._known_roles(role_ids)
+        secret = secrets.token_urlsafe(32)
+        with self._lock:
+            self._created += 1
+            person = self.created_by_user == "user" or (
+                self.created_by_user == "alternate" and self._created % 2 == 1
+            )
+            record = CredentialRecord(
+                client_id=f"cc_{secrets.token_hex(12)}",
+                secret=secret,
+                description=description,
+                service_id=service_id,
+                role_ids=roles,
+                permission_ids=tuple(permission_ids),
+                created_at=created_at or self.now(),
+                created_by=self.user if person else None,
+            )
+            self._credentials[record.client_id] = record
+            self._issued.append(record.secret)
+        return record
+
+    def update_credential(
+        self,
+        client_id: str,
+        *,
+        description: str | _Keep | None = KEEP,
+        role_ids: Iterable[str] | None = None,
+    ) -> CredentialRecord | None:
+        """Change a credential's description and/or roles in place, as PATCH does (client id,
+        secret, service id and permission ids stay); None if there is no such credential."""
+        roles = None if role_ids is None else self._known_roles(role_ids)
+        with self._lock:
+            record = self._credentials.get(client_id)
+            if record is None:
+                return None
+            if not isinstance(description, _Keep):
+                record = replace(record, description=description)
+            if roles is not None:
+                record = replace(record, role_ids=roles)
+            self._credentials[client_id] = record
+        return record
+
+    def _known_roles(self, role_ids: Iterable[str]) -> tuple[str, ...]:
         roles = tuple(role_ids)
         unknown = [role for role in roles if role not in self.roles]
         if unknown:
             raise ValueError(f"unknown role ids: {unknown}")
-        record = CredentialRecord(
-            client_id=f"cc_{secrets.token_hex(12)}",
-            secret=secrets.token_urlsafe(32),
-            description=description,
-            service_id=service_id,
-            role_ids=roles,
-            permission_ids=tuple(permission_ids),
-            created_at=created_at or self.now(),
-        )
-        with self._lock:
-            self._credentials[record.client_id] = record
-            self._issued.append(record.secret)
-        return record
+        return roles
 
     def delete_credential(self, client_id: str) -> bool:
         """Delete a credential; False if there was none with this id."""

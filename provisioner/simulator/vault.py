@@ -5,13 +5,16 @@
     with serve_in_thread(app) as url: ...      # over a real socket, e.g. for hvac
 
 Served: `GET/POST/PUT/DELETE <mount>/data/<path>`, `GET/DELETE/LIST <mount>/metadata/<path>`
-(also `GET ?list=true`), `POST <mount>/delete/<path>` and `<mount>/destroy/<path>`, and
-`auth/token/lookup-self`, all under `/v1/`. `X-Vault-Namespace` separates data.
+(also `GET ?list=true`), `POST <mount>/delete/<path>` and `<mount>/destroy/<path>`,
+`auth/token/lookup-self`, `auth/token/renew-self`, and `POST auth/<mount>/login` for the
+kubernetes (`{role, jwt}`) and approle (`{role_id, secret_id}`) methods, all under `/v1/`.
+`X-Vault-Namespace` separates data.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -24,7 +27,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from provisioner.simulator.calllog import CallLog
-from provisioner.simulator.vault_state import CasMismatch, SecretKey, VaultState, Version
+from provisioner.simulator.vault_state import (
+    CasMismatch,
+    LoginRefused,
+    SecretKey,
+    TokenInfo,
+    VaultState,
+    Version,
+)
 
 __all__ = ["VaultError", "create_vault_app", "vault_state"]
 
@@ -36,6 +46,7 @@ _CAPABILITIES = {
     "POST": ("create", "update"),
     "PUT": ("create", "update"),
 }
+_LOGIN_PATH = re.compile(r"auth/(?P<mount>.+)/login")
 
 
 class VaultError(Exception):
@@ -58,8 +69,10 @@ def _time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else ""
 
 
-def _envelope(data: Any, status: int = 200) -> JSONResponse:
-    """Vault's response envelope around `data`."""
+def _envelope(
+    data: Any, status: int = 200, *, auth: Any = None, mount_type: str = "kv"
+) -> JSONResponse:
+    """Vault's response envelope around `data` (and `auth`, for logins and renewals)."""
     body = {
         "request_id": str(uuid.uuid4()),
         "lease_id": "",
@@ -68,10 +81,51 @@ def _envelope(data: Any, status: int = 200) -> JSONResponse:
         "data": data,
         "wrap_info": None,
         "warnings": None,
-        "auth": None,
-        "mount_type": "kv",
+        "auth": auth,
+        "mount_type": mount_type,
     }
     return JSONResponse(body, status)
+
+
+def _auth(token: str, info: TokenInfo, now: datetime) -> dict[str, Any]:
+    """The `auth` block of a login or renewal answer, as Vault shapes it."""
+    return {
+        "client_token": token,
+        "accessor": info.accessor,
+        "policies": list(info.policies),
+        "token_policies": list(info.policies),
+        "metadata": info.metadata,
+        "lease_duration": info.remaining(now),
+        "renewable": info.renewable,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": True,
+        "mfa_requirement": None,
+        "num_uses": 0,
+    }
+
+
+def _lookup(token: str, info: TokenInfo, now: datetime) -> dict[str, Any]:
+    """The `data` of `auth/token/lookup-self`."""
+    return {
+        "accessor": info.accessor,
+        "creation_time": int(info.issued_at.timestamp()),
+        "creation_ttl": info.ttl,
+        "display_name": info.display_name,
+        "entity_id": "",
+        "expire_time": None if info.expires_at is None else _time(info.expires_at),
+        "explicit_max_ttl": 0,
+        "id": token,
+        "issue_time": _time(info.issued_at),
+        "meta": info.metadata,
+        "num_uses": 0,
+        "orphan": True,
+        "path": info.path,
+        "policies": list(info.policies),
+        "renewable": info.renewable,
+        "ttl": info.remaining(now),
+        "type": "service",
+    }
 
 
 def _version_metadata(version: Version) -> dict[str, Any]:
@@ -92,13 +146,20 @@ async def handle(request: Request) -> Response:
     sim = vault_state(request.app)
     listing = request.method == "GET" and request.query_params.get("list") == "true"
     method = "LIST" if listing else request.method
-    await _faults(sim, write=method in _WRITES)
-    token = _token(request)
-    if not sim.known_token(token):
-        raise VaultError(403, "permission denied")
     path = request.path_params["path"].strip("/")
+    login_mount = _login_mount(sim, method, path)
+    await _faults(sim, write=method in _WRITES and login_mount is None)
+    if login_mount is not None:  # logins need no token
+        return _login(sim, login_mount, await _json_body(request))
+    token = _token(request)
+    info = sim.token_info(token)
+    if info is None:  # unknown, revoked or expired
+        raise VaultError(403, "permission denied")
     if path == "auth/token/lookup-self":
-        return _envelope({"display_name": "token", "policies": ["default"], "ttl": 0})
+        return _envelope(_lookup(token, info, sim.now()), mount_type="token")
+    if path == "auth/token/renew-self" and method in ("POST", "PUT"):
+        renewed = sim.renew(token) or info
+        return _envelope(None, auth=_auth(token, renewed, sim.now()), mount_type="token")
     route = sim.split(path)
     if route is None:
         raise VaultError(404, f'no handler for route "{path}". route entry not found.')
@@ -107,6 +168,24 @@ async def handle(request: Request) -> Response:
     mount, operation, key_path = route
     key = (request.headers.get("x-vault-namespace", "").strip("/"), mount, key_path)
     return await _operate(request, sim, method, operation, key)
+
+
+def _login_mount(sim: VaultState, method: str, path: str) -> str | None:
+    """The auth mount a `POST auth/<mount>/login` logs in at, if the stub has that mount."""
+    match = _LOGIN_PATH.fullmatch(path)
+    if method not in ("POST", "PUT") or match is None:
+        return None
+    mount = match["mount"]
+    return mount if mount in sim.auth_mounts else None
+
+
+def _login(sim: VaultState, mount: str, body: dict[str, Any]) -> Response:
+    """A login answer with a new token, or Vault's error for a refused login."""
+    try:
+        login = sim.login(mount, body)
+    except LoginRefused as exc:
+        raise VaultError(exc.status, exc.message) from None
+    return _envelope(None, auth=_auth(login.client_token, login.info, sim.now()), mount_type="")
 
 
 async def _faults(sim: VaultState, *, write: bool) -> None:

@@ -1,4 +1,5 @@
-"""The Vault stub's world: KV v2 secrets per namespace and mount, tokens, faults and a call log.
+"""The Vault stub's world: KV v2 secrets per namespace and mount, tokens (static, or issued by
+the kubernetes and approle logins, with a lease), faults and a call log.
 
 Every public method takes the one lock, so tests may inspect or change the state from another
 thread while uvicorn serves it; no method holds the lock across an `await`.
@@ -6,12 +7,13 @@ thread while uvicorn serves it; no method holds the lock across an `await`.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from provisioner.simulator.faults import FaultConfig, Refusal, ServiceState
 
@@ -22,6 +24,11 @@ CAS_MISMATCH = "check-and-set parameter did not match the current version"
 #: Path segments that follow a KV v2 mount, naming the operation.
 OPERATIONS = frozenset({"data", "metadata", "delete", "destroy"})
 
+#: The auth methods whose `POST /v1/auth/<mount>/login` the stub serves.
+AuthMethod = Literal["kubernetes", "approle"]
+#: Auth mounts enabled by default: each method at its usual path.
+DEFAULT_AUTH_MOUNTS: Mapping[str, AuthMethod] = {"kubernetes": "kubernetes", "approle": "approle"}
+
 Clock = Callable[[], datetime]
 # A policy as path glob -> capabilities, e.g. {"secret/data/streamkap/*": ["create", "read"]}.
 Policy = Mapping[str, Collection[str]]
@@ -30,6 +37,65 @@ SecretKey = tuple[str, str, str]  # (namespace, mount, path)
 
 class CasMismatch(Exception):
     """A write's `options.cas` was not the secret's current version."""
+
+
+class LoginRefused(Exception):
+    """A login Vault refuses: 400 for a malformed one or unknown role, 403 for a wrong secret."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a login role hands out: a token limited to `policy` (None: anything), named
+    `policies`, living `ttl` seconds and renewable for as long again."""
+
+    policy: Policy | None = None
+    policies: tuple[str, ...] = ("default",)
+    ttl: int = 3600
+
+
+@dataclass(frozen=True)
+class _LoginRole:
+    name: str
+    secrets: frozenset[str]  # the JWTs (kubernetes) or secret ids (approle) it accepts
+    grant: Grant
+
+
+@dataclass
+class TokenInfo:
+    """A token Vault knows: its policy, lease (`expires_at` None: never expires) and origin."""
+
+    policy: Policy | None
+    policies: tuple[str, ...]
+    issued_at: datetime
+    expires_at: datetime | None
+    ttl: int
+    path: str
+    accessor: str
+    display_name: str
+    metadata: dict[str, str] | None = None
+
+    @property
+    def renewable(self) -> bool:
+        return self.expires_at is not None
+
+    def remaining(self, now: datetime) -> int:
+        """Seconds left of the lease (0 for a token that never expires, as Vault reports it)."""
+        if self.expires_at is None:
+            return 0
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+
+@dataclass(frozen=True)
+class Login:
+    """A successful login: the new token and what Vault reports of it."""
+
+    client_token: str
+    info: TokenInfo
 
 
 @dataclass
@@ -74,6 +140,22 @@ def _same(given: str, expected: str) -> bool:
     return secrets.compare_digest(given.encode(), expected.encode())
 
 
+def _expired(info: TokenInfo, now: datetime) -> bool:
+    return info.expires_at is not None and info.expires_at <= now
+
+
+def _field(body: Mapping[str, Any], name: str) -> str:
+    """A required string field of a login body; `LoginRefused` 400 "missing NAME" otherwise."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise LoginRefused(400, f"missing {name}")
+    return value
+
+
+def _wrong_proof(method: AuthMethod) -> str:
+    return "permission denied" if method == "kubernetes" else "invalid role or secret ID"
+
+
 class VaultState(ServiceState):
     """A simulated Vault server with KV v2 mounts; `create_vault_app` serves it.
 
@@ -89,11 +171,16 @@ class VaultState(ServiceState):
         faults: FaultConfig | None = None,
         now: Clock = _utcnow,
         cas_mismatch_status: int = 400,
+        auth_mounts: Mapping[str, AuthMethod] = DEFAULT_AUTH_MOUNTS,
     ) -> None:
         super().__init__(now, faults)
         self.mounts = None if mounts is None else frozenset(m.strip("/") for m in mounts)
         self.cas_mismatch_status = cas_mismatch_status
-        self._tokens: dict[str, Policy | None] = {root_token: None}
+        #: Auth mount path -> method; a login elsewhere is an unknown route.
+        self.auth_mounts: dict[str, AuthMethod] = {m.strip("/"): k for m, k in auth_mounts.items()}
+        self._tokens: dict[str, TokenInfo] = {}
+        self._roles: dict[tuple[str, str], _LoginRole] = {}  # (auth mount, role or role_id)
+        self._add(root_token, None, ("root",), None, "auth/token/root", "root")
         self._secrets: dict[SecretKey, Secret] = {}
         self.fail_writes = False  # writes and deletes answer 503; reads still work
 
@@ -109,30 +196,146 @@ class VaultState(ServiceState):
 
     # Tokens ------------------------------------------------------------------------------------
 
-    def add_token(self, token: str, policy: Policy | None = None) -> None:
-        """Accept `token`, limited to `policy` (path glob -> capabilities); None: root."""
-        with self._lock:
-            self._tokens[token] = None if policy is None else dict(policy)
+    def add_token(
+        self, token: str, policy: Policy | None = None, *, ttl: int | None = None
+    ) -> None:
+        """Accept `token`, limited to `policy` (path glob -> capabilities; None: root), for
+        `ttl` seconds (None: forever)."""
+        policies = ("default",) if policy else ("root",)
+        self._add(token, policy, policies, ttl, "auth/token/create", "token")
 
     def revoke_token(self, token: str) -> None:
         with self._lock:
             self._tokens.pop(token, None)
 
     def known_token(self, token: str) -> bool:
+        """Whether Vault accepts `token` now (expired ones are forgotten, as Vault revokes them)."""
+        return self.token_info(token) is not None
+
+    def token_info(self, token: str) -> TokenInfo | None:
+        """What Vault knows of a live token; None if unknown or expired."""
+        now = self.now()
         with self._lock:
-            tokens = list(self._tokens)
-        return any(_same(token, known) for known in tokens)
+            known = next((t for t in self._tokens if _same(token, t)), None)
+            info = None if known is None else self._tokens[known]
+            if known is not None and info is not None and _expired(info, now):
+                del self._tokens[known]
+                info = None
+        return info
+
+    def renew(self, token: str) -> TokenInfo | None:
+        """Extend a live token's lease by its ttl from now; None if unknown or expired."""
+        info = self.token_info(token)
+        if info is None or info.expires_at is None:
+            return info
+        with self._lock:
+            info.expires_at = self.now() + timedelta(seconds=info.ttl)
+        return info
 
     def allowed(self, token: str, path: str, capabilities: Collection[str]) -> bool:
         """Whether a known token has one of `capabilities` on the API path (no `/v1/`)."""
-        with self._lock:
-            policy = next((p for t, p in self._tokens.items() if _same(token, t)), {})
-        if policy is None:
+        info = self.token_info(token)
+        if info is None:
+            return False
+        if info.policy is None:
             return True
         return any(
             not set(capabilities).isdisjoint(granted) and _policy_pattern(glob).fullmatch(path)
-            for glob, granted in policy.items()
+            for glob, granted in info.policy.items()
         )
+
+    def _add(
+        self,
+        token: str,
+        policy: Policy | None,
+        policies: tuple[str, ...],
+        ttl: int | None,
+        path: str,
+        display_name: str,
+        metadata: dict[str, str] | None = None,
+    ) -> TokenInfo:
+        now = self.now()
+        expires = None if ttl is None else now + timedelta(seconds=ttl)
+        accessor = secrets.token_urlsafe(18)
+        copied = None if policy is None else dict(policy)
+        info = TokenInfo(
+            copied, policies, now, expires, ttl or 0, path, accessor, display_name, metadata
+        )
+        with self._lock:
+            self._tokens[token] = info
+        return info
+
+    # Logins ------------------------------------------------------------------------------------
+
+    def add_kubernetes_role(
+        self,
+        role: str,
+        jwt: str | Iterable[str],
+        grant: Grant | None = None,
+        *,
+        mount: str = "kubernetes",
+    ) -> None:
+        """Let `role` log in at the kubernetes mount with this service-account JWT (or any of
+        these), receiving a token as `grant` says (default: full access for an hour)."""
+        self._add_role(mount, "kubernetes", role, role, jwt, grant)
+
+    def add_approle(
+        self,
+        role_id: str,
+        secret_id: str | Iterable[str],
+        grant: Grant | None = None,
+        *,
+        mount: str = "approle",
+        name: str | None = None,
+    ) -> None:
+        """Let `role_id` log in at the approle mount with this secret id (or any of these)."""
+        self._add_role(mount, "approle", role_id, name or role_id, secret_id, grant)
+
+    def _add_role(
+        self,
+        mount: str,
+        method: AuthMethod,
+        key: str,
+        name: str,
+        accepted: str | Iterable[str],
+        grant: Grant | None,
+    ) -> None:
+        mount = mount.strip("/")
+        values = frozenset([accepted] if isinstance(accepted, str) else accepted)
+        with self._lock:
+            self.auth_mounts.setdefault(mount, method)
+            self._roles[(mount, key)] = _LoginRole(name, values, grant or Grant())
+
+    def login(self, mount: str, body: Mapping[str, Any]) -> Login:
+        """Log in at an auth mount as Vault does; `LoginRefused` when Vault would refuse."""
+        mount = mount.strip("/")
+        method = self.auth_mounts.get(mount)
+        if method is None:
+            route = f"auth/{mount}/login"
+            raise LoginRefused(
+                404, f"no handler for route {json.dumps(route)}. route entry not found."
+            )
+        if method == "kubernetes":
+            key, proof = _field(body, "role"), _field(body, "jwt")
+            unknown = f"invalid role name {json.dumps(key)}"  # Go's %q
+        else:  # approle
+            key, proof = _field(body, "role_id"), _field(body, "secret_id")
+            unknown = "invalid role or secret ID"
+        with self._lock:
+            role = self._roles.get((mount, key))
+        if role is None:
+            raise LoginRefused(400, unknown)
+        if not any(_same(proof, accepted) for accepted in role.secrets):
+            # Kubernetes: the TokenReview failed; AppRole says the same as for an unknown role.
+            raise LoginRefused(403 if method == "kubernetes" else 400, _wrong_proof(method))
+        grant = role.grant
+        token = f"hvs.{secrets.token_urlsafe(24)}"
+        meta_key = "role" if method == "kubernetes" else "role_name"
+        path = f"auth/{mount}/login"
+        display = f"{mount}-{role.name}"
+        metadata = {meta_key: role.name}
+        info = self._add(token, grant.policy, grant.policies, grant.ttl, path, display, metadata)
+        return Login(token, info)
 
     # Routing -----------------------------------------------------------------------------------
 
