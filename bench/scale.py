@@ -25,7 +25,7 @@ from provisioner.reconcile.pipeline import collector_paused
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.simulator import DEFAULT_ROLES
-from provisioner.streamkap.client import json_body, parse_listing
+from provisioner.streamkap.answers import parse_listing
 
 CREATED_AT = "2024-06-01T00:00:00+00:00"
 
@@ -51,7 +51,7 @@ def _validate_and_plan(
     with collector_paused():  # as pipeline.load
         manifests = load_manifests([manifest])
     # As the client decodes an answer: the collector is never paused across a call.
-    remote = parse_listing(json_body(httpx.Response(200, content=listing)))
+    remote = parse_listing(httpx.Response(200, content=listing).json())
     roles = [Role(r.id, r.key, r.name) for r in DEFAULT_ROLES]
     with collector_paused():  # as pipeline.make_plan, less its network and file reads
         desired = resolve_roles(manifests, roles)

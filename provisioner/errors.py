@@ -2,13 +2,18 @@
 
     ProvisionerError
     ├── UsageError            bad flags or configuration                  (exit 2)
+    │   └── WrongHost         STREAMKAP_HOST answers, but not as Streamkap's API
     ├── ManifestError         invalid manifests, every problem at once     (exit 2)
     ├── ApiError              a non-2xx answer from the Streamkap API
-    │   ├── AuthError         401/403 after one token refresh
-    │   └── RateLimited       429 (carries Retry-After)
+    │   ├── AuthError         401/403 after one token refresh               (exit 2)
+    │   │   └── PermissionDenied  403: the provisioner's own credential lacks a permission
+    │   ├── RateLimited       429 (carries Retry-After)
+    │   └── PatchUnsupported  the API cannot change a credential in place (404/405/501)
+    ├── UnusableAnswer        a 2xx answer that is not what Streamkap documents
     ├── RequestFailed         the request got no usable answer (connect, read, timeout)
     ├── CircuitOpen           so many calls failed in a row that the run stops calling
     ├── AmbiguousCreate       a create whose outcome is unknown
+    ├── UnusableCreate        a create made a credential that must not be used (deleted again)
     ├── SinkError             a sink could not read, write or delete
     ├── LockTimeout           another run held a sink's lock for too long
     └── LockUnavailable       a sink's lock file cannot be opened
@@ -45,15 +50,11 @@ class UsageError(ProvisionerError):
 
 
 class ManifestError(ProvisionerError):
-    """Manifests failed validation; `problems` holds every `file:line: field: message`.
+    """Manifests failed validation; `problems` holds every `file:line: field: message`."""
 
-    `hints` (such as the known roles) help fix the problems but are not problems themselves.
-    """
-
-    def __init__(self, problems: Sequence[str], hints: Sequence[str] = ()) -> None:
+    def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
-        self.hints = tuple(hints)
-        super().__init__("\n".join((*self.problems, *self.hints)))
+        super().__init__("\n".join(self.problems))
 
 
 class ApiError(ProvisionerError):
@@ -76,6 +77,37 @@ class ApiError(ProvisionerError):
 
 class AuthError(ApiError):
     """Authentication failed even after refreshing the token."""
+
+
+class PermissionDenied(AuthError):
+    """HTTP 403: the call is refused for the provisioner's own credential; asking again won't do."""
+
+    def __init__(self, method: str, path: str, status: int, detail: Any, needs: str) -> None:
+        super().__init__(method, path, status, detail)
+        self.needs = needs
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}; the provisioner's own credential (STREAMKAP_CLIENT_ID) "
+            f"probably lacks the {self.needs} permission: give it a role that has it"
+        )
+
+
+class PatchUnsupported(ApiError):
+    """The API has no PATCH for client credentials (404, 405 or 501): replace instead."""
+
+
+class WrongHost(UsageError):
+    """The host answers, but not as the Streamkap API does: the wrong STREAMKAP_HOST."""
+
+
+class UnusableAnswer(ProvisionerError):
+    """A successful answer that is not the shape Streamkap documents."""
+
+    def __init__(self, method: str, path: str, problem: str) -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"{method} {path}: the API's answer is not usable: {problem}")
 
 
 class RateLimited(ApiError):
@@ -111,6 +143,18 @@ class AmbiguousCreate(ProvisionerError):
     def __init__(self, key: str, cause: Exception) -> None:
         self.key = key
         super().__init__(f"create of {key} has an unknown outcome: {cause}")
+
+
+class UnusableCreate(ProvisionerError):
+    """A create whose answer must not be delivered; the credential it made was deleted again."""
+
+    def __init__(self, key: str, client_id: str, problem: str) -> None:
+        self.key = key
+        self.client_id = client_id
+        self.problem = problem
+        super().__init__(
+            f"create of {key}: {problem}; the credential it made ({client_id}) is deleted"
+        )
 
 
 class SinkError(ProvisionerError):

@@ -69,12 +69,12 @@ def exit_code(error: BaseException) -> int | None:
 
 
 def _manifest_problems(error: ManifestError) -> None:
-    """Each problem on its own line, then the hints and the count; in JSON mode, one event."""
+    """Each problem on its own line, then their count; in JSON mode, one event."""
     count = f"error: {len(error.problems)} problem(s) in the manifests; nothing was changed"
     if human.voice().json:
-        err(count, "manifests.invalid", "error", problems=error.problems, hints=error.hints)
+        err(count, "manifests.invalid", "error", problems=error.problems)
         return
-    for line in (*error.problems, *error.hints):
+    for line in error.problems:
         err(line)
     err(count)
 

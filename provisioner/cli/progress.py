@@ -100,7 +100,7 @@ class LiveProgress(Tracker):
         return {name: self._counts[name] for name in ("created", "replaced", "deleted", "failed")}
 
 
-_DONE = {"create": "created", "replace": "replaced", "delete": "deleted"}
+_DONE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
 
 
 def tracker_for(enabled: bool, stream: TextIO | None = None) -> Tracker:

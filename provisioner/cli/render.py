@@ -16,6 +16,7 @@ from provisioner.reconcile.plan import grace_of
 PLAN_SCHEMA_VERSION = 1
 _GROUPS = {
     Kind.CREATE: ("To create:", "+"),
+    Kind.UPDATE: ("To update in place:", "^"),
     Kind.REPLACE: ("To replace:", "~"),
     Kind.DELETE: ("To delete:", "-"),
     Kind.NOOP: ("Left in place:", "="),  # orphans without --prune, superseded ones in grace
@@ -50,18 +51,21 @@ def _afterwards(action: Action) -> str:
     if action.kind is not Kind.REPLACE or action.client_id is None:
         return ""
     others = [cid for cid in action.retire if cid != action.client_id]
-    if action.retire:
+    if action.client_id in action.retire:
         return "; then delete it" + "".join(f" and {cid}" for cid in others)
     grace = format_duration(grace_of(action.desired)) if action.desired else "?"
-    return f"; it stays live for {grace} (grace)"
+    retired = f"; then delete {' and '.join(others)}" if others else ""
+    return f"; it stays live for {grace} (grace){retired}"
 
 
 def plan_summary_line(plan: Plan) -> str:
     """`Plan: 3 to create, 2 to replace, 1 to delete, 40 unchanged.` plus what is kept."""
     unchanged = plan.count(Kind.NOOP, Reason.UP_TO_DATE)
+    updated = plan.count(Kind.UPDATE)
+    update = f" {updated} to update," if updated else ""
     line = (
-        f"Plan: {plan.count(Kind.CREATE)} to create, {plan.count(Kind.REPLACE)} to replace, "
-        f"{plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
+        f"Plan: {plan.count(Kind.CREATE)} to create,{update} {plan.count(Kind.REPLACE)} to "
+        f"replace, {plan.count(Kind.DELETE)} to delete, {unchanged} unchanged."
     )
     return line + _kept(plan)
 
@@ -87,6 +91,7 @@ def plan_json(plan: Plan, blocked: Mapping[str, str] | None = None) -> dict[str,
         "changes": plan.has_changes,
         "summary": {
             "create": plan.count(Kind.CREATE),
+            "update": plan.count(Kind.UPDATE),
             "replace": plan.count(Kind.REPLACE),
             "delete": plan.count(Kind.DELETE),
             "unchanged": plan.count(Kind.NOOP, Reason.UP_TO_DATE),
@@ -111,7 +116,7 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 _COUNT = {"type": "integer", "minimum": 0}
-_SUMMARY_FIELDS = ("create", "replace", "delete", "unchanged", "orphan", "in_grace")
+_SUMMARY_FIELDS = ("create", "update", "replace", "delete", "unchanged", "orphan", "in_grace")
 _ID = {"type": ["string", "null"]}
 PLAN_JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -162,6 +167,7 @@ class Summary:
     """What a run did, counted."""
 
     created: int = 0
+    updated: int = 0
     replaced: int = 0
     deleted: int = 0
     unchanged: int = 0
@@ -176,9 +182,10 @@ class Summary:
 
     def line(self) -> str:
         """The summary line, then what was kept on purpose (orphans, grace)."""
+        update = f" {self.updated} updated," if self.updated else ""
         line = (
-            f"Applied: {self.created} created, {self.replaced} replaced, {self.deleted} deleted, "
-            f"{self.unchanged} unchanged, {self.failed} failed."
+            f"Applied: {self.created} created,{update} {self.replaced} replaced, "
+            f"{self.deleted} deleted, {self.unchanged} unchanged, {self.failed} failed."
         )
         if self.skipped:
             line += f" {self.skipped} not started."
@@ -186,13 +193,14 @@ class Summary:
 
 
 def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
-    done = Counter(o.action.kind for o in outcomes if o.status is Status.OK)
+    done = Counter(_done(o) for o in outcomes if o.status is Status.OK)
     failed = {id(o.action) for o in outcomes if o.status is Status.FAILED}
     skipped = {id(o.action) for o in outcomes if o.status is Status.SKIPPED}
     not_ok = failed | skipped
     unchanged = [a for a in plan.actions if a.reason is Reason.UP_TO_DATE and id(a) not in not_ok]
     return Summary(
         created=done[Kind.CREATE],
+        updated=done[Kind.UPDATE],
         replaced=done[Kind.REPLACE],
         deleted=done[Kind.DELETE],
         unchanged=len(unchanged),
@@ -201,6 +209,14 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
     )
+
+
+def _done(outcome: Outcome) -> Kind:
+    """What an action did: an update the API could not make in place was a replace."""
+    action = outcome.action
+    if action.kind is Kind.UPDATE and outcome.client_id != action.client_id:
+        return Kind.REPLACE
+    return action.kind
 
 
 def run_report(
@@ -234,7 +250,7 @@ def _report_entry(action: Action, outcome: Outcome | None) -> dict[str, Any]:
         entry["error"] = "not attempted" if action.writes else None
         return entry
     entry["status"] = outcome.status.value
-    if outcome.client_id and action.kind in {Kind.CREATE, Kind.REPLACE}:
+    if outcome.client_id and _done(outcome) in {Kind.CREATE, Kind.REPLACE}:
         entry["replaced_client_id"] = action.client_id  # the old one, for a replace
         entry["client_id"] = outcome.client_id
     entry["error"] = outcome.error

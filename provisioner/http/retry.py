@@ -74,10 +74,17 @@ class wait_retry_after(wait_base):  # named like tenacity's own strategies
         return float(self.fallback(retry_state))
 
 
-def retrying(max_attempts: int, sleep: Sleep, what: str, **fields: Any) -> AsyncRetrying:
+def retrying(
+    max_attempts: int,
+    sleep: Sleep,
+    what: str,
+    *,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+    **fields: Any,
+) -> AsyncRetrying:
     """Full-jitter exponential backoff capped at 30 s, honouring Retry-After, transient only."""
     return AsyncRetrying(
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(retry_if),
         wait=wait_retry_after(wait_random_exponential(multiplier=0.5, max=MAX_WAIT)),
         stop=stop_after_attempt(max_attempts),
         sleep=sleep,

@@ -20,6 +20,7 @@ Every HTTP client of the process (the API client, the Vault sink) sends through 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -179,6 +180,24 @@ def _deadline(timeout: dict[str, float | None]) -> float | None:
     """
     phases = [value for value in timeout.values() if value is not None]
     return max(phases) if phases else None
+
+
+def describe_failure(exc: httpx.TransportError) -> str:
+    """Why a request got no answer, in words a user can act on (never the proxy's login)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{type(exc).__name__}: no complete answer in time (PROVISIONER_TIMEOUT)"
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS: the server's certificate cannot be verified ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return "TLS handshake failed (is it an https:// URL for a plain-HTTP server?)"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused (nothing listens there)"
+        if isinstance(seen, socket.gaierror):
+            return "host name not found (DNS)"
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
 
 
 def environment_proxies() -> dict[str, str]:

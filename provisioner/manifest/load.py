@@ -223,9 +223,7 @@ class _Loader:
             if sink_name not in self.sinks:
                 hint = did_you_mean(sink_name, self.sinks)
                 self._problem(sinks_at, f"unknown sink {sink_name!r}{hint}")
-        roles, roles_at = _inherit(spec.roles, defaults.roles, at, doc, "roles")
-        # Where these were written is never reported: no origin is made for them.
-        permissions = _own_or(spec.permissions, defaults.permissions)
+        roles, roles_at, permissions = self._access(spec, defaults, at, doc)
         rotate = _own_or(spec.rotate_after, defaults.rotate_after)
         grace = _own_or(spec.grace, defaults.grace)
         return DesiredCredential(
@@ -241,6 +239,32 @@ class _Loader:
             origin=at,
             roles_origin=roles_at,
         )
+
+    def _access(
+        self, spec: CredentialSpec, defaults: DefaultsSpec, at: Origin, doc: Origin
+    ) -> tuple[list[str] | None, Origin, list[str] | None]:
+        """Roles or permissions (the API takes one of them), the credential's own over defaults.
+
+        A credential that names either kind of access inherits neither from `defaults`.
+        """
+        if spec.roles is not None or spec.permissions:
+            roles, roles_at, permissions = spec.roles, at.child("roles"), spec.permissions
+            where = at
+        else:
+            roles, roles_at = defaults.roles, doc.child("defaults", "roles")
+            permissions, where = defaults.permissions, doc.child("defaults")
+        if roles and permissions:
+            self._problem(
+                where.child("permissions"),
+                "give roles or permissions, not both: the API refuses a credential with both",
+            )
+        elif not roles and not permissions:
+            self._problem(
+                at,
+                "no access: give `roles` (or `permissions`), here or in `defaults`; "
+                "a credential without either can do nothing",
+            )
+        return roles, roles_at, permissions
 
     def _problem(self, origin: Origin, message: str) -> None:
         self.problems.append(f"{_where(self.files, origin)}: {message}")

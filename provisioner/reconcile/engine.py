@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
-from provisioner.errors import AmbiguousCreate, ProvisionerError, SinkError
+from provisioner.errors import (
+    AmbiguousCreate,
+    PatchUnsupported,
+    PermissionDenied,
+    ProvisionerError,
+    SinkError,
+    UnusableCreate,
+)
 from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import redact
 from provisioner.reconcile.model import (
@@ -23,7 +30,7 @@ from provisioner.reconcile.model import (
     SinkRecord,
     Status,
 )
-from provisioner.sinks import Sink
+from provisioner.sinks import Previous, Sink
 from provisioner.streamkap import StreamkapClient
 
 log = structlog.get_logger("provisioner.reconcile.engine")
@@ -48,7 +55,8 @@ class Engine:
 
     def __post_init__(self) -> None:
         self._listing = FreshListing(self.client)
-        self._halted: str | None = None  # why the circuit breaker stopped starting work
+        self._halted: str | None = None  # why no new action starts (circuit breaker, 403)
+        self.denied: PermissionDenied | None = None  # a 403: the run must end with it
         self._failures_in_row = 0
 
     async def execute(self, actions: Sequence[Action]) -> list[Outcome]:
@@ -97,6 +105,12 @@ class Engine:
         bound = log.bind(key=action.key, action=str(action.kind), reason=str(action.reason))
         try:
             client_id = await self._perform(action)
+        except PermissionDenied as exc:
+            # Every other write would be refused too: start nothing more, and end the run.
+            self.denied = self.denied or exc
+            self._halted = f"not started: {exc}"
+            bound.error("credential.failed", error=str(exc), duration=_since(started))
+            return Outcome(action, Status.FAILED, error=str(exc))
         except ProvisionerError as exc:
             bound.error("credential.failed", error=str(exc), duration=_since(started))
             return Outcome(action, Status.FAILED, error=str(exc))
@@ -105,7 +119,7 @@ class Engine:
             bound.error("credential.failed", error=error, duration=_since(started), exc_info=True)
             return Outcome(action, Status.FAILED, error=error)
         bound.info(
-            f"credential.{_past(action.kind)}", client_id=client_id, duration=_since(started)
+            f"credential.{_past(action, client_id)}", client_id=client_id, duration=_since(started)
         )
         return Outcome(action, Status.OK, client_id=client_id)
 
@@ -115,6 +129,8 @@ class Engine:
             await self.client.delete_credential(action.client_id)
             return action.client_id
         assert action.desired is not None
+        if action.kind is Kind.UPDATE and await self._updated(action):
+            return action.client_id
         known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
         created = await self._create(action.desired, known)
         await self._deliver_or_undo(action.desired, created)
@@ -122,11 +138,27 @@ class Engine:
             await self.client.delete_credential(old)
         return created.remote.client_id
 
+    async def _updated(self, action: Action) -> bool:
+        """Change roles in place; False when the API cannot (then the caller replaces)."""
+        assert action.desired is not None
+        assert action.client_id is not None
+        try:
+            await self.client.update_credential(action.client_id, action.desired)
+        except PatchUnsupported:
+            return False
+        return True
+
     async def _create(self, desired: DesiredCredential, known: set[str]) -> CreatedCredential:
         """Create; after an unknown outcome, delete what the lost attempt made, then try again."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return await self.client.create_credential(desired)
+            except UnusableCreate as exc:
+                # Its secret must reach no sink: the credential goes before the action fails.
+                log.error("create.unusable", key=desired.key, client_id=exc.client_id)
+                with anyio.CancelScope(shield=True):
+                    await self.client.delete_credential(exc.client_id)
+                raise
             except AmbiguousCreate as exc:
                 ticket = self._listing.ticket()
                 log.warning("create.ambiguous", key=desired.key, attempt=attempt, error=str(exc))
@@ -148,7 +180,7 @@ class Engine:
         """Write to every sink concurrently; if any still fails, take the credential back."""
         record = sink_record(desired, created)
         failures: list[SinkError] = []
-        delivered: list[Sink] = []
+        delivered: list[tuple[Sink, Previous]] = []  # each sink, and what the write replaced
 
         async def deliver(sink: Sink) -> None:
             try:
@@ -156,8 +188,8 @@ class Engine:
                     self.max_attempts, self.sleep, "deliver", sink=sink.name
                 ):
                     with attempt:
-                        await sink.write(record)
-                delivered.append(sink)
+                        previous = await sink.write(record)
+                delivered.append((sink, previous))
             except SinkError as exc:
                 failures.append(exc)
             except Exception as exc:  # e.g. a plugin sink that lets an OSError through
@@ -178,25 +210,42 @@ class Engine:
             raise failures[0]
 
     async def _undo(
-        self, desired: DesiredCredential, created: CreatedCredential, delivered: list[Sink]
+        self,
+        desired: DesiredCredential,
+        created: CreatedCredential,
+        delivered: list[tuple[Sink, Previous]],
     ) -> ProvisionerError | None:
-        """Delete the new credential, then its copies; return what failed, if anything."""
+        """Put back what each sink held before, then delete the new credential; return what
+        failed, if anything. A replace's consumers so keep the old secret, which stays live."""
         client_id = created.remote.client_id
         log.warning("credential.undo", key=desired.key, client_id=client_id)
         failed: ProvisionerError | None = None
         with anyio.CancelScope(shield=True):
+            # Sinks first: a sink never holds the new secret after the credential is gone.
+            for sink, previous in delivered:
+                failed = failed or await self._restore(desired, client_id, sink, previous)
             try:
                 await self.client.delete_credential(client_id)
             except ProvisionerError as exc:  # the next run deletes it as a credential no sink holds
                 log.error("credential.undo_failed", key=desired.key, error=str(exc))
-                failed = exc
-            for sink in delivered:
-                try:
-                    await sink.delete(desired.service, desired.name, client_id)
-                except SinkError as exc:
-                    log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=str(exc))
-                    failed = failed or exc
+                failed = failed or exc
         return failed
+
+    async def _restore(
+        self, desired: DesiredCredential, client_id: str, sink: Sink, previous: Previous
+    ) -> ProvisionerError | None:
+        """Undo one sink's write of `client_id`; the error, if it could not be undone."""
+        try:
+            await sink.restore(desired.service, desired.name, client_id, previous)
+        except SinkError as exc:
+            log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=str(exc))
+            return exc
+        except Exception as exc:  # a plugin sink that lets an OSError through
+            error = redact(f"unexpected {type(exc).__name__}: {exc}")
+            log.error("sink.undo_failed", key=desired.key, sink=sink.name, error=error)
+            return SinkError(sink.name, error)
+        log.info("sink.restored", key=desired.key, sink=sink.name, client_id=previous.client_id)
+        return None
 
 
 def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:
@@ -216,8 +265,14 @@ def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkR
     )
 
 
-def _past(kind: Kind) -> str:
-    return {"create": "created", "replace": "replaced", "delete": "deleted"}.get(kind, str(kind))
+_PAST = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+
+
+def _past(action: Action, client_id: str | None) -> str:
+    """What was done: an update the API could not make in place was a replace."""
+    replaced = action.kind is Kind.UPDATE and client_id != action.client_id
+    kind = Kind.REPLACE if replaced else action.kind
+    return _PAST.get(kind, str(kind))
 
 
 def _since(started: float) -> float:

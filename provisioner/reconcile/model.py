@@ -150,6 +150,7 @@ class Role:
 
 class Kind(StrEnum):
     CREATE = "create"
+    UPDATE = "update"  # roles changed in place (PATCH): client_id and secret kept
     REPLACE = "replace"
     DELETE = "delete"
     NOOP = "noop"

@@ -117,6 +117,8 @@ async def apply(
         runnable = [action for action in the_plan.actions if action.key not in blocked]
         observer.on_plan(Plan(tuple(runnable)))
         outcomes = await engine.execute(runnable)
+        if engine.denied is not None:  # the API refused the provisioner itself: say so, exit 2
+            raise engine.denied
         outcomes += _blocked_outcomes(the_plan, blocked)
     finally:
         structlog.contextvars.unbind_contextvars("run_id")

@@ -29,7 +29,10 @@ def plan(
     """Actions that converge the observed world to the desired one (DESIGN.md's rule table)."""
     now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
-    for credential in remote:
+    unique: dict[str, RemoteCredential] = {}
+    for credential in remote:  # a credential listed twice is no duplicate of itself
+        unique.setdefault(credential.client_id, credential)
+    for credential in unique.values():
         if credential.key is not None:  # unmarked credentials are never ours to touch
             by_key[credential.key].append(credential)
     actions: list[Action] = []
@@ -65,7 +68,7 @@ def _reconcile(
     if kept is None:
         return [_replace_lost(wanted, found, held, known)]
     others = [_other(wanted, other, kept, now) for other in found if other is not kept]
-    return [_keep_or_replace(wanted, kept, now, known), *others]
+    return [_keep_or_replace(wanted, kept, now, known, others), *others]
 
 
 def _held_by_sinks(
@@ -91,7 +94,9 @@ def _replace_lost(
         for name in wanted.sinks
         if name in held and held[name] != current.client_id
     ]
-    retire = () if grace_of(wanted) else known
+    # Under grace the newest stays live beside the new one; older ones (already superseded) go
+    # once it is delivered: at most two per key. No sink holds a secret, so this cannot wait.
+    retire = known[:-1] if grace_of(wanted) else known
     return Action(
         Kind.REPLACE,
         wanted.key,
@@ -105,15 +110,28 @@ def _replace_lost(
 
 
 def _keep_or_replace(
-    wanted: DesiredCredential, kept: RemoteCredential, now: datetime, known: tuple[str, ...]
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    now: datetime,
+    known: tuple[str, ...],
+    others: Sequence[Action],
 ) -> Action:
-    found = _drift(wanted, kept) or _rotation(wanted, kept, now)
-    if found is None:
+    drifts = _drifts(wanted, kept)
+    rotation = _rotation(wanted, kept, now)
+    if rotation is not None:
+        drifts.append(rotation)
+    if not drifts:
         return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
-    reason, detail = found
+    reason, detail = drifts[0]
+    in_grace = [other for other in others if other.kind is Kind.NOOP]
+    if in_grace:  # (only with a grace: without one, the others are deleted this run)
+        return _wait_for_others(wanted, kept, reason, detail, in_grace)
+    # Roles alone can change in place, keeping client_id and secret (the engine replaces
+    # instead if the API has no PATCH); anything else needs a new credential.
+    kind = Kind.UPDATE if len(drifts) == 1 and reason is Reason.DRIFT_ROLES else Kind.REPLACE
     retire = () if grace_of(wanted) else (kept.client_id,)
     return Action(
-        Kind.REPLACE,
+        kind,
         wanted.key,
         reason,
         wanted,
@@ -122,6 +140,23 @@ def _keep_or_replace(
         known=known,
         detail=detail,
     )
+
+
+def _wait_for_others(
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    reason: Reason,
+    detail: str,
+    others: Sequence[Action],
+) -> Action:
+    """A replace while another credential of the key is still in grace would make three live.
+
+    It waits, left in place, until that grace ends: the kept one still works for every consumer
+    meanwhile, and the one in grace keeps working for those that have not restarted yet.
+    """
+    ids = " and ".join(other.client_id or "?" for other in others)
+    detail = f"{detail}; waits for the grace of {ids} to end: at most two live per key"
+    return Action(Kind.NOOP, wanted.key, reason, wanted, kept.client_id, detail=detail)
 
 
 def _other(
@@ -145,18 +180,21 @@ def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
     return Action(kind, key, Reason.ORPHAN, None, credential.client_id, detail=detail)
 
 
-def _drift(wanted: DesiredCredential, current: RemoteCredential) -> tuple[Reason, str] | None:
+def _drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tuple[Reason, str]]:
+    """How the live credential differs from the manifest, most telling first."""
+    found = []
     if current.role_ids != frozenset(wanted.role_ids):
-        return Reason.DRIFT_ROLES, _change("roles", current.role_ids, wanted.role_ids)
+        found.append((Reason.DRIFT_ROLES, _change("roles", current.role_ids, wanted.role_ids)))
     permissions = current.permission_ids
     # None: the API did not list permissions, so they cannot be said to differ.
     if permissions is not None and permissions != frozenset(wanted.permission_ids):
-        return Reason.DRIFT_PERMISSIONS, _change("permissions", permissions, wanted.permission_ids)
-    if (current.service_id or None) != wanted.service_id:
-        return Reason.DRIFT_SERVICE_ID, _change(
-            "service_id", [current.service_id or ""], [wanted.service_id or ""]
-        )
-    return None
+        change = _change("permissions", permissions, wanted.permission_ids)
+        found.append((Reason.DRIFT_PERMISSIONS, change))
+    # A service_id the manifest does not name is the API's to fill in (it is computed).
+    if wanted.service_id is not None and current.service_id != wanted.service_id:
+        change = _change("service_id", [current.service_id or ""], [wanted.service_id])
+        found.append((Reason.DRIFT_SERVICE_ID, change))
+    return found
 
 
 def _rotation(

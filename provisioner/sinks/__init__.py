@@ -11,9 +11,11 @@ from typing import cast
 from pydantic import ValidationError
 
 from provisioner.errors import UsageError
-from provisioner.sinks.base import Sink, SinkContext, SinkOptions, SinkType
+from provisioner.sinks.base import NOTHING, Previous, Sink, SinkContext, SinkOptions, SinkType
 
 __all__ = [
+    "NOTHING",
+    "Previous",
     "Sink",
     "SinkContext",
     "SinkDefinition",

@@ -32,6 +32,23 @@ class SinkContext:
     connections: int = 16  # most requests a remote sink has in flight
 
 
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """What a sink held for a key just before a write: what its `restore` puts back.
+
+    `client_id` is the credential it held (None: nothing, or nothing it could read as a record).
+    `content` is the sink's own snapshot, opaque to everyone else; it may hold a secret, so it is
+    kept out of `repr` and must never be logged.
+    """
+
+    client_id: str | None = None
+    content: object = field(default=None, repr=False, compare=False)
+
+
+#: The sink held nothing for the key (or, writing to standard output, cannot take a write back).
+NOTHING = Previous()
+
+
 @runtime_checkable
 class Sink(Protocol):
     """One place secrets go. `readable` is False for write-only sinks (env on stdout)."""
@@ -43,12 +60,19 @@ class Sink(Protocol):
         """The `client_id` this sink holds for the credential, or None."""
         ...
 
-    async def write(self, record: SinkRecord) -> None:
-        """Store the record durably; raise SinkError on failure."""
+    async def write(self, record: SinkRecord) -> Previous:
+        """Store the record durably and return what it replaced; raise SinkError on failure."""
+        ...
+
+    async def restore(
+        self, service: str, credential: str, client_id: str, previous: Previous
+    ) -> None:
+        """Undo a write of `client_id`: put `previous` back (remove the record if it was
+        NOTHING), but only while the sink still holds `client_id`."""
         ...
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
-        """Remove the stored record if it still holds `client_id` (undo of a write)."""
+        """Remove the stored record if it still holds `client_id`."""
         ...
 
     def lock_path(self) -> Path | None:

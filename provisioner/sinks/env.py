@@ -26,7 +26,8 @@ from provisioner.logs import register_secret
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks._unsettled import Unsettled
+from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 
 __all__ = ["STDOUT", "EnvSink", "EnvSinkOptions", "quote_value", "variable_names"]
 
@@ -111,6 +112,13 @@ class _Document:
         indices = self._where.get(name)
         found = _ASSIGNMENT.match(self._lines[indices[-1]] or "") if indices else None
         return _decode(found[3]) if found else None
+
+    def assignment(self, name: str) -> str | None:
+        """The assignment in effect for `name` (the last), without an `export ` in front."""
+        indices = self._where.get(name)
+        line = self._lines[indices[-1]] if indices else None
+        found = _ASSIGNMENT.match(line or "")
+        return found[0][found.end(1) :] if found else None
 
     def put(self, name: str, assignment: str) -> None:
         """Replace the first assignment of `name` in place (dropping repeats), or append one."""
@@ -319,6 +327,7 @@ class EnvSink:
         )
         self._stdout = _Stdout(name, stdout)
         self._owners: dict[str, str] = {}  # variable stem -> the key that wrote it
+        self._unsettled = Unsettled()
 
     def lock_path(self) -> Path | None:
         """Where overlapping runs on this env file take turns; none for standard output."""
@@ -349,8 +358,11 @@ class EnvSink:
             return None
         return await self._file.get(variable_names(service, credential)[0])
 
-    async def write(self, record: SinkRecord) -> None:
-        """Set both variables; returns once they are durably written."""
+    async def write(self, record: SinkRecord) -> Previous:
+        """Set both variables; returns, once they are durably written, the lines they replaced.
+
+        Standard output cannot be taken back: there a write replaces NOTHING.
+        """
         names = self._claim(record)
         values = (record.client_id, record.secret.get_secret_value())
         lines = [
@@ -359,15 +371,29 @@ class EnvSink:
         ]
         if self._file is None:
             await self._stdout.emit("".join(f"{line}\n" for line in lines))
-        else:
-            await self._file.submit(partial(_put, tuple(zip(names, lines, strict=True))))
+            return NOTHING
+        seen: list[Previous] = []  # what the edit found, filled in when the commit runs it
+        try:
+            await self._file.submit(partial(_put, tuple(zip(names, lines, strict=True)), seen))
+        except SinkError:
+            self._unsettled.failed(record.key, seen[0] if seen else None)
+            raise
+        return self._unsettled.settled(record.key, record.client_id, seen[0])
+
+    async def restore(
+        self, service: str, credential: str, client_id: str, previous: Previous
+    ) -> None:
+        """Put the previous assignments back (or remove both variables) if the file still holds
+        `client_id`; nothing to do on standard output."""
+        if self._file is None:
+            return
+        before = previous.content if isinstance(previous.content, tuple) else (None, None)
+        names = variable_names(service, credential)
+        await self._file.submit(partial(_restore, names, client_id, before))
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Remove both variables if the file still holds `client_id`; no-op on standard output."""
-        if self._file is not None:
-            await self._file.submit(
-                partial(_retract, variable_names(service, credential), client_id)
-            )
+        await self.restore(service, credential, client_id, NOTHING)
 
     async def aclose(self) -> None:
         """Nothing is buffered: every write is on disk (or flushed) when it returns."""
@@ -387,15 +413,28 @@ class EnvSink:
             raise SinkError(self.name, f"cannot store the {what} of {record.key}: {exc}") from None
 
 
-def _put(assignments: tuple[tuple[str, str], ...], document: _Document) -> bool:
+def _put(
+    assignments: tuple[tuple[str, str], ...], seen: list[Previous], document: _Document
+) -> bool:
+    """Set the assignments, noting in `seen` what they replace (the client id's name first)."""
+    names = [name for name, _ in assignments]
+    before = tuple(document.assignment(name) for name in names)
+    held = document.get(names[0])
+    seen[:] = [Previous(held, before) if any(line is not None for line in before) else NOTHING]
     for name, line in assignments:
         document.put(name, line)
     return True
 
 
-def _retract(names: tuple[str, str], client_id: str, document: _Document) -> bool:
+def _restore(
+    names: tuple[str, str], client_id: str, before: tuple[object, ...], document: _Document
+) -> bool:
+    """While the file holds `client_id`: each name's previous assignment back, or none."""
     if document.get(names[0]) != client_id:
-        return False
-    for name in names:
-        document.drop(name)
+        return False  # someone else has replaced it since: theirs stays
+    for name, line in zip(names, before, strict=True):
+        if isinstance(line, str):
+            document.put(name, line)
+        else:
+            document.drop(name)
     return True

@@ -14,10 +14,12 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
+from provisioner.logs import register_secret
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks._unsettled import Unsettled
+from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 
 __all__ = ["FileSink", "FileSinkOptions"]
 
@@ -64,8 +66,9 @@ class FileSink:
         self._locks: dict[str, anyio.Lock] = {}
         # Writes arriving together share a thread hop and one fsync per service directory;
         # reads arriving together share a thread hop.
-        self._writes: GroupCommit[_FileWrite, None]
+        self._writes: GroupCommit[_FileWrite, Previous]
         self._writes = GroupCommit(self._commit, interrupted="the write was interrupted")
+        self._unsettled = Unsettled()
         self._reads: GroupCommit[_FileRead, str]
         self._reads = GroupCommit(self._read_all, interrupted="the read was interrupted")
 
@@ -96,20 +99,28 @@ class FileSink:
             raise SinkError(self.name, done.failure)
         return done.result
 
-    async def write(self, record: SinkRecord) -> None:
-        """Replace the record's file atomically and durably."""
+    async def write(self, record: SinkRecord) -> Previous:
+        """Replace the record's file atomically and durably; return the bytes it replaced."""
         self._check_names(record.service, record.credential)
         data = (json.dumps(record.to_document(), indent=2) + "\n").encode()
         async with self._lock(record.key):
             done = await self._writes.submit(_FileWrite(record.service, record.credential, data))
-        if done.failure is not None:
-            raise SinkError(self.name, done.failure)
+            if done.failure is not None:
+                self._unsettled.failed(record.key, done.result)
+                raise SinkError(self.name, done.failure)
+            return self._unsettled.settled(record.key, record.client_id, done.result or NOTHING)
+
+    async def restore(
+        self, service: str, credential: str, client_id: str, previous: Previous
+    ) -> None:
+        """Put the previous file back (or remove the file) if it still holds `client_id`."""
+        self._check_names(service, credential)
+        async with self._lock(f"{service}/{credential}"):
+            await to_thread.run_sync(self._restore, service, credential, client_id, previous)
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Remove the file if it still holds `client_id`."""
-        self._check_names(service, credential)
-        async with self._lock(f"{service}/{credential}"):
-            await to_thread.run_sync(self._delete, service, credential, client_id)
+        await self.restore(service, credential, client_id, NOTHING)
 
     async def aclose(self) -> None:
         """Nothing is buffered: every write is on disk when it returns."""
@@ -138,14 +149,17 @@ class FileSink:
                 except OSError as exc:
                     pending.failure = self._failure("read", service, credential, exc)
 
-    async def _commit(self, batch: list[Pending[_FileWrite, None]]) -> None:
+    async def _commit(self, batch: list[Pending[_FileWrite, Previous]]) -> None:
         await to_thread.run_sync(self._write_batch, batch)
 
-    def _write_batch(self, batch: list[Pending[_FileWrite, None]]) -> None:
-        """Write every file, then fsync each directory once: the renames become durable."""
+    def _write_batch(self, batch: list[Pending[_FileWrite, Previous]]) -> None:
+        """Write every file, then fsync each directory once: the renames become durable.
+
+        Each pending's result is what its file held just before (set even when the write fails).
+        """
         with ExitStack() as stack:
             dirs: dict[str, int] = {}
-            renamed: dict[str, list[Pending[_FileWrite, None]]] = {}
+            renamed: dict[str, list[Pending[_FileWrite, Previous]]] = {}
             for pending in batch:
                 service, credential = pending.work.service, pending.work.credential
                 try:
@@ -155,6 +169,7 @@ class FileSink:
                             atomic.open_dir(self._root / service, follow=False)
                         )
                     name = f"{credential}.json"
+                    pending.result = _snapshot(dirs[service], name)
                     atomic.write_atomic(dirs[service], name, pending.work.data, sync_dir=False)
                 except OSError as exc:
                     pending.failure = self._failure("write", service, credential, exc)
@@ -169,16 +184,21 @@ class FileSink:
                             "write", service, pending.work.credential, exc
                         )
 
-    def _delete(self, service: str, credential: str, client_id: str) -> None:
+    def _restore(self, service: str, credential: str, client_id: str, previous: Previous) -> None:
         name = f"{credential}.json"
         try:
             with atomic.open_dir(self._root / service, follow=False) as dir_fd:
-                if _stored_client_id(dir_fd, name) == client_id:
+                if _stored_client_id(dir_fd, name) != client_id:
+                    return  # someone else has replaced it since: theirs stays
+                if isinstance(previous.content, bytes):
+                    atomic.write_atomic(dir_fd, name, previous.content)
+                else:
                     atomic.remove(dir_fd, name)
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise self._error("delete", service, credential, exc) from exc
+            verb = "delete" if previous.content is None else "restore"
+            raise self._error(verb, service, credential, exc) from exc
 
     def _error(self, verb: str, service: str, credential: str, exc: OSError) -> SinkError:
         return SinkError(self.name, self._failure(verb, service, credential, exc))
@@ -208,6 +228,21 @@ def _open_if_present(stack: ExitStack, path: Path) -> int | None:
 
 def _stored_client_id(dir_fd: int, name: str) -> str | None:
     """The `client_id` in the file, or None when it is missing, unreadable or not a record."""
+    return _field(_document(_stored_bytes(dir_fd, name)), "client_id")
+
+
+def _snapshot(dir_fd: int, name: str) -> Previous:
+    """The file as it is now, to put back if the write about to replace it must be undone."""
+    data = _stored_bytes(dir_fd, name)
+    if data is None:
+        return NOTHING
+    document = _document(data)
+    register_secret(_field(document, "secret"))  # now in memory: redact it wherever it shows
+    return Previous(_field(document, "client_id"), data)
+
+
+def _stored_bytes(dir_fd: int, name: str) -> bytes | None:
+    """The file's bytes, or None when it is missing or unreadable (a directory denying raises)."""
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -218,8 +253,19 @@ def _stored_client_id(dir_fd: int, name: str) -> str | None:
         return None
     try:
         with os.fdopen(fd, "rb") as handle:
-            document = json.loads(handle.read())
-    except (OSError, ValueError):
+            return handle.read()
+    except OSError:
         return None
-    client_id = document.get("client_id") if isinstance(document, dict) else None
-    return client_id if isinstance(client_id, str) else None
+
+
+def _document(data: bytes | None) -> dict[str, object] | None:
+    try:
+        document = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _field(document: dict[str, object] | None, name: str) -> str | None:
+    value = document.get(name) if document is not None else None
+    return value if isinstance(value, str) else None

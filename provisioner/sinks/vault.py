@@ -2,14 +2,17 @@
 
 Writes are check-and-set against the version this sink last read, so a concurrent writer is
 detected rather than silently overwritten: the sink re-reads, then the engine retries the write.
-An undo soft-deletes the latest version (`DELETE <mount>/data/...`) rather than the metadata, so
-the history stays (an operator can still undelete it) and the policy needs no `metadata` rights.
+An undo writes the version our write replaced back as a new version (check-and-set again), so
+consumers read the previous record; when there was none, it soft-deletes the latest version
+(`DELETE <mount>/data/...`) rather than the metadata, so the history stays (an operator can still
+undelete it) and the policy needs no `metadata` rights.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import anyio
@@ -23,7 +26,7 @@ from provisioner.logs import register_secret
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import _vault_config
 from provisioner.sinks._vault_config import Connection, VaultSinkOptions
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks.base import Previous, SinkContext, SinkOptions
 
 __all__ = ["VaultSink", "VaultSinkOptions"]
 
@@ -68,7 +71,8 @@ class VaultSink:
         )
         self._max_attempts = context.max_attempts
         self._sleep = sleep
-        self._versions: dict[str, int] = {}  # key path -> version last seen (0: none)
+        # Key path -> the client_id and version last seen (None: holds nothing; 0: no version).
+        self._seen: dict[str, tuple[str | None, int]] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
     def __repr__(self) -> str:
@@ -77,30 +81,51 @@ class VaultSink:
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`; None when absent or when the latest version is deleted."""
         path = self._key_path(service, credential)
-        stored, self._versions[path] = await self._retrying("read", self._fetch, path)
-        return stored
+        self._seen[path] = await self._retrying("read", self._fetch, path)
+        return self._seen[path][0]
 
-    async def write(self, record: SinkRecord) -> None:
-        """Store a new version, check-and-set against the version last read."""
+    async def write(self, record: SinkRecord) -> Previous:
+        """Store a new version, check-and-set against the version last read; return that version.
+
+        Our write replaces exactly the version it names in `cas`, so that is what an undo puts
+        back, even when an earlier attempt landed and only its answer was lost.
+        """
         path = self._key_path(record.service, record.credential)
         async with self._lock(path):
-            if path not in self._versions:
-                _, self._versions[path] = await self._fetch(path)
-            cas = self._versions[path]
-            response = await self._send("POST", path, "write", _write_body(record, cas))
+            if path not in self._seen:
+                self._seen[path] = await self._fetch(path)
+            held, cas = self._seen[path]
+            response = await self._send(
+                "POST", path, "write", _write_body(record.to_document(), cas)
+            )
             if _cas_mismatch(response):
                 await self._after_conflict(path, cas, record.client_id)
-                return
+                return Previous(held, cas)
             self._raise_for(response, "write", path)
-            self._versions[path] = self._written_version(response, path)
+            self._seen[path] = (record.client_id, self._written_version(response, path))
+            return Previous(held, cas)
+
+    async def restore(
+        self, service: str, credential: str, client_id: str, previous: Previous
+    ) -> None:
+        """If the latest version still holds `client_id`: write the version it replaced back as a
+        new version, or soft-delete it when that version holds nothing (or there was none)."""
+        path = self._key_path(service, credential)
+        version = previous.content if isinstance(previous.content, int) else 0
+        async with self._lock(path):
+            self._seen[path] = await self._retrying("read", self._fetch, path)
+            if self._seen[path][0] != client_id:
+                return  # someone else has written since: theirs stays
+            data = await self._retrying("read", partial(self._fetch_data, version=version), path)
+            if data is None:
+                await self._retrying("delete", self._delete_latest, path)
+                self._seen[path] = (None, self._seen[path][1])  # a soft delete adds no version
+            else:
+                await self._retrying("write", partial(self._write_back, data=data), path)
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Soft-delete the latest version if it still holds `client_id`; history stays."""
-        path = self._key_path(service, credential)
-        async with self._lock(path):
-            stored, self._versions[path] = await self._retrying("read", self._fetch, path)
-            if stored == client_id:
-                await self._retrying("delete", self._delete_latest, path)
+        await self.restore(service, credential, client_id, Previous())
 
     def sweep(self, before: float) -> int:
         """No temp files to sweep."""
@@ -129,13 +154,48 @@ class VaultSink:
         client_id = document.get("client_id") if isinstance(document, dict) else None
         return (client_id if isinstance(client_id, str) else None), _version(data)
 
+    async def _fetch_data(self, path: str, *, version: int) -> dict[str, Any] | None:
+        """The data of one version; None for version 0 and for a deleted or destroyed version."""
+        if not version:
+            return None
+        response = await self._send("GET", path, "read", params={"version": str(version)})
+        if response.status_code == 404 and not _json(response).get("errors"):
+            return None
+        self._raise_for(response, "read", path)
+        data = _json(response).get("data")
+        document = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(document, dict):
+            return None
+        secret = document.get("secret")
+        register_secret(secret if isinstance(secret, str) else None)  # now in memory
+        return document
+
+    async def _write_back(self, path: str, *, data: dict[str, Any]) -> None:
+        """Write `data` as a new version on top of the one last seen (an undo's restore)."""
+        held, cas = self._seen[path]
+        response = await self._send("POST", path, "write", _write_body(data, cas))
+        if _cas_mismatch(response):
+            self._seen[path] = await self._fetch(path)
+            if self._seen[path][0] == held:
+                # Still ours (or our restore landed with its answer lost): write on the new version.
+                raise SinkError(
+                    self.name, f"{self._url(path)} changed during the undo", retryable=True
+                )
+            return
+        self._raise_for(response, "write", path)
+        stored = data.get("client_id")
+        self._seen[path] = (
+            stored if isinstance(stored, str) else None,
+            self._written_version(response, path),
+        )
+
     async def _delete_latest(self, path: str) -> None:
         self._raise_for(await self._send("DELETE", path, "delete"), "delete", path)
 
     async def _after_conflict(self, path: str, cas: int, client_id: str) -> None:
         """Another writer got in first: re-read, so the engine's retry writes on its version."""
-        stored, self._versions[path] = await self._fetch(path)
-        if stored == client_id:
+        self._seen[path] = await self._fetch(path)
+        if self._seen[path][0] == client_id:
             return  # our own earlier attempt landed; only its answer was lost
         log.warning("vault.cas_conflict", sink=self.name, path=self._url(path), version=cas)
         raise SinkError(
@@ -146,11 +206,19 @@ class VaultSink:
         )
 
     async def _send(
-        self, method: str, path: str, verb: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        verb: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
     ) -> httpx.Response:
         headers = self._connection.headers()
         try:
-            return await self._http.request(method, self._url(path), json=body, headers=headers)
+            return await self._http.request(
+                method, self._url(path), json=body, params=params, headers=headers
+            )
         except httpx.TransportError as exc:
             raise self._transport_error(exc, verb, path) from None
 
@@ -229,8 +297,8 @@ class VaultSink:
         return self._locks[path]
 
 
-def _write_body(record: SinkRecord, cas: int) -> dict[str, Any]:
-    return {"options": {"cas": cas}, "data": record.to_document()}
+def _write_body(data: dict[str, Any], cas: int) -> dict[str, Any]:
+    return {"options": {"cas": cas}, "data": data}
 
 
 def _cas_mismatch(response: httpx.Response) -> bool:

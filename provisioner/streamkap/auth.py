@@ -12,11 +12,12 @@ from pydantic import SecretStr
 
 from provisioner.errors import ApiError, AuthError, UsageError
 from provisioner.logs import register_secret
+from provisioner.streamkap.answers import TokenAnswer
 
 # Refresh when this share of a token's life is left, so long runs never send an expired token.
 REFRESH_MARGIN = 0.2
 
-TokenCall = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+TokenCall = Callable[[str, dict[str, Any]], Awaitable[TokenAnswer]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +90,19 @@ class TokenSource:
         self.refreshes += 1
         return self._token
 
-    async def _login(self) -> dict[str, Any]:
+    async def _login(self) -> TokenAnswer:
         if not (self._client_id and self._secret):
             raise AuthError("POST", "/auth/access-token", 401, "the access token was refused")
         body = {"client_id": self._client_id, "secret": self._secret.get_secret_value()}
         return await self._call("/auth/access-token", body)
 
-    def _parse(self, answer: dict[str, Any]) -> Token:
-        lifetime = float(answer.get("expiresIn") or 3600)
+    def _parse(self, answer: TokenAnswer) -> Token:
+        register_secret(answer.access)  # servers echo headers into their errors
+        register_secret(answer.refresh)
         now = self._clock()
-        refresh = answer.get("refreshToken")
-        register_secret(str(answer["accessToken"]))  # servers echo headers into their errors
-        register_secret(str(refresh) if refresh else None)
         return Token(
-            value=SecretStr(str(answer["accessToken"])),
-            refresh=SecretStr(str(refresh)) if refresh else None,
-            expires_at=now + lifetime,
-            refresh_at=now + lifetime * (1 - REFRESH_MARGIN),
+            value=answer.access,
+            refresh=answer.refresh,
+            expires_at=now + answer.lifetime,
+            refresh_at=now + answer.lifetime * (1 - REFRESH_MARGIN),
         )

@@ -1,4 +1,9 @@
-"""The Streamkap API client: the only module that knows its URLs and JSON shapes."""
+"""The Streamkap API client: the calls, their retries, and the rules that keep them safe.
+
+With `answers` (the JSON shapes) this package is the only code that knows the API. Every call takes
+one path: retry -> circuit breaker -> token (one renewal on a 401) -> a connection slot -> pacing
+-> the shared transport.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import functools
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -18,22 +22,31 @@ from provisioner.errors import (
     AmbiguousCreate,
     ApiError,
     AuthError,
+    PatchUnsupported,
+    PermissionDenied,
     RateLimited,
     RequestFailed,
+    UnusableAnswer,
+    UnusableCreate,
+    WrongHost,
 )
 from provisioner.http.retry import Sleep, is_transient, parse_retry_after, retrying
-from provisioner.http.transport import AiohttpTransport, AnswerTooLarge
+from provisioner.http.transport import AiohttpTransport, AnswerTooLarge, describe_failure
 from provisioner.logs import register_secret
 from provisioner.reconcile.model import CreatedCredential, DesiredCredential, RemoteCredential, Role
+from provisioner.streamkap import answers
 from provisioner.streamkap.auth import TokenSource
 from provisioner.streamkap.breaker import CircuitBreaker
 from provisioner.streamkap.pacing import Pacer
 from provisioner.streamkap.pool import Pool
 
 CREDENTIALS = "/auth/client-credentials"
+ROLES = "/auth/roles"
 TOKEN_PATHS = "/auth/access-token"  # and its /refresh
 # Statuses after which a create may have been committed: retrying blindly could duplicate it.
 AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
+# Statuses of an API without PATCH on client credentials (the older API and UI docs).
+NO_PATCH_STATUSES = frozenset({404, 405, 501})
 # httpx errors raised before the request could reach the API (a proxy refusing the tunnel among
 # them): always safe to repeat.
 _NOT_SENT = (
@@ -43,12 +56,23 @@ _NOT_SENT = (
     httpx.ProxyError,
     httpx.UnsupportedProtocol,
 )
+#: The permission each call needs (Streamkap's Terraform provider names the first two; the
+#: others are assumed by analogy, see docs/api.md), for a 403 that says what to fix.
+PERMISSIONS = {
+    ("POST", CREDENTIALS): "fe.secure.write.tenantApiTokens",
+    ("GET", ROLES): "fe.secure.read.roles",
+    ("GET", CREDENTIALS): "fe.secure.read.tenantApiTokens",
+    ("DELETE", CREDENTIALS): "fe.secure.delete.tenantApiTokens",
+    ("PATCH", CREDENTIALS): "fe.secure.write.tenantApiTokens",
+}
 
 #: The largest listing of credentials read: at ~280 bytes per credential, some 115,000 of them,
 #: beyond the 100,000 the project benchmarks. Parsing costs ~2.5x its size on top of the buffer
 #: (docs/limits.md); past the cap the call fails cleanly instead of running out of memory.
 LISTING_MAX_BYTES = 32 * 1024 * 1024
 #: Any other answer (one object, the roles, a token) stops at the transport's default cap.
+
+T = TypeVar("T")
 
 HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
 
@@ -107,6 +131,12 @@ class StreamkapClient:
             clock=clock,
         )
         self.statuses: Counter[int] = Counter()
+        self._base = base_url.rstrip("/")
+        # Until the API first answers, a failure to reach it is a configuration problem more
+        # often than a blip: it is not retried, and its error says which variable to check.
+        self._answered = False
+        self._unreachable: RequestFailed | None = None  # how it first failed, if it never answered
+        self.patch_supported = True  # until the API says otherwise, once per run
 
     async def __aenter__(self) -> StreamkapClient:
         return self
@@ -121,23 +151,51 @@ class StreamkapClient:
     # --- calls -------------------------------------------------------------------------------
 
     async def list_roles(self) -> list[Role]:
-        body = await self._retrying("GET", "/auth/roles")
-        return [Role(str(r["id"]), str(r.get("key", "")), str(r.get("name", ""))) for r in body]
+        return self._parsed("GET", ROLES, answers.parse_roles, await self._retrying("GET", ROLES))
 
     async def list_credentials(self) -> list[RemoteCredential]:
+        """Every credential, each once; the listing never carries secrets."""
         body = await self._retrying("GET", CREDENTIALS, max_bytes=LISTING_MAX_BYTES)
-        return parse_listing(body)
+        return self._parsed("GET", CREDENTIALS, answers.parse_listing, body)
 
     async def create_credential(self, desired: DesiredCredential) -> CreatedCredential:
-        """Create once; an unknown outcome raises AmbiguousCreate instead of retrying blindly."""
-        payload = create_body(desired)
+        """Create once; an unknown outcome raises AmbiguousCreate instead of retrying blindly.
+
+        An answer without a usable secret, or for a credential other than the one asked for,
+        raises UnusableCreate: the caller deletes what it made and never delivers it.
+        """
+        payload = answers.create_body(desired)
         retry = retrying(self._max_attempts, self._sleep, "create", key=desired.key)
         async for attempt in retry:
             with attempt:
                 body = await self._create_once(payload, desired.key)
-        secret = SecretStr(str(body.pop("secret", "")))
-        register_secret(secret)  # a sink's error may echo the record it was sent
-        return CreatedCredential(remote=parse_credential(body), secret=secret)
+        return _created(desired, body)
+
+    async def update_credential(self, client_id: str, desired: DesiredCredential) -> None:
+        """Change roles and description in place (client_id and secret kept).
+
+        PatchUnsupported (and no further PATCH this run) when the API has no such call; an
+        answer that does not carry what was asked is an UnusableAnswer.
+        """
+        if not self.patch_supported:
+            raise PatchUnsupported("PATCH", CREDENTIALS, 405, "not available (seen this run)")
+        path = f"{CREDENTIALS}/{client_id}"
+        try:
+            body = await self._retrying("PATCH", path, answers.update_body(desired))
+        except ApiError as exc:
+            if exc.status not in NO_PATCH_STATUSES:
+                raise
+            self.patch_supported = False
+            log.warning("update.unsupported", status=exc.status, detail="replacing instead")
+            raise PatchUnsupported("PATCH", path, exc.status, exc.detail) from None
+        updated = self._parsed("PATCH", path, answers.parse_credential, _object(body))
+        changed = answers.differences(desired, updated)
+        if updated.client_id != client_id:
+            changed.append(f"client_id {client_id} became {updated.client_id}")
+        if changed:
+            raise UnusableAnswer(
+                "PATCH", path, "the API changed what was asked: " + "; ".join(changed)
+            )
 
     async def delete_credential(self, client_id: str) -> None:
         """Delete; a credential already gone counts as deleted."""
@@ -149,26 +207,40 @@ class StreamkapClient:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    async def _create_once(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    def _parsed(self, method: str, path: str, parse: Callable[[Any], T], body: Any) -> T:
         try:
-            body: dict[str, Any] = await self._request("POST", CREDENTIALS, payload)
+            return parse(body)
+        except answers.Malformed as exc:
+            raise UnusableAnswer(method, path, str(exc)) from None
+
+    async def _create_once(self, payload: dict[str, Any], key: str) -> Any:
+        try:
+            return await self._request("POST", CREDENTIALS, payload)
         except RequestFailed as exc:
             if exc.sent:
                 raise AmbiguousCreate(key, exc) from None
             raise
+        except UnusableAnswer as exc:  # not JSON: whether it made a credential is unknown
+            raise AmbiguousCreate(key, exc) from None
         except ApiError as exc:
             if exc.status in AMBIGUOUS_STATUSES:
                 raise AmbiguousCreate(key, exc) from None
             raise
-        return body
 
     async def _retrying(
         self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
     ) -> Any:
-        async for attempt in retrying(self._max_attempts, self._sleep, f"{method} {path}"):
+        retry = retrying(
+            self._max_attempts, self._sleep, f"{method} {path}", retry_if=self._worth_retrying
+        )
+        async for attempt in retry:
             with attempt:
                 return await self._request(method, path, payload, max_bytes=max_bytes)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        # An API that never answered this run is unreachable, not briefly away: fail fast.
+        return is_transient(exc) and (self._answered or not isinstance(exc, RequestFailed))
 
     async def _request(
         self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
@@ -194,6 +266,8 @@ class StreamkapClient:
         return await self._send(method, path, payload, max_bytes)
 
     async def _send(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
+        if self._unreachable is not None and not self._answered:
+            raise self._unreachable  # concurrent calls share one wait for an unreachable API
         extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
         try:
             async with self._http.connection() as http:
@@ -205,37 +279,90 @@ class StreamkapClient:
                 response = await http.request(
                     method, path, json=payload, headers=headers, extensions=extensions
                 )
-        except AnswerTooLarge as exc:  # the same answer again would be just as large
-            raise RequestFailed(method, path, str(exc), sent=True, retryable=False) from None
         except httpx.TransportError as exc:
-            sent = not isinstance(exc, _NOT_SENT)
-            raise RequestFailed(method, path, type(exc).__name__, sent=sent) from None
+            raise self._failed(method, path, exc) from None
+        self._answered = True
         self.pacer.record(ticket, rejected=response.status_code == 429, now=self._clock())
         self.statuses[response.status_code] += 1
         if response.is_success:
-            return json_body(response)
+            return self._json(method, path, response)
         if response.status_code == 401:
             await self.tokens.invalidate(token)  # one renewal, shared by every refused call
         raise _api_error(method, path, response)
 
-    async def _token_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        async for attempt in retrying(self._max_attempts, self._sleep, f"POST {path}"):
-            with attempt:
-                try:
-                    response = await self._auth_http.post(path, json=body)
-                except AnswerTooLarge as exc:
-                    cause = str(exc)
-                    raise RequestFailed("POST", path, cause, sent=True, retryable=False) from None
-                except httpx.TransportError as exc:
-                    sent = not isinstance(exc, _NOT_SENT)
-                    raise RequestFailed("POST", path, type(exc).__name__, sent=sent) from None
-                self.statuses[response.status_code] += 1
-                if not response.is_success:
-                    # Never echo a token call's raw body: a proxy may reflect the credential.
-                    raise _api_error("POST", path, response, echo_body=False)
-                answer: dict[str, Any] = response.json()
-                return answer
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+    async def _token_call(self, path: str, body: dict[str, Any]) -> answers.TokenAnswer:
+        """One login or refresh; the call it serves retries it, so retries never multiply."""
+        try:
+            response = await self._auth_http.post(path, json=body)
+        except httpx.TransportError as exc:
+            raise self._failed("POST", path, exc) from None
+        self._answered = True
+        self.statuses[response.status_code] += 1
+        if response.status_code in {404, 405} or _not_json(response):
+            raise WrongHost(self._wrong_host(path, f"HTTP {response.status_code}"))
+        if not response.is_success:
+            # Never echo a token call's raw body: a proxy may reflect the credential.
+            raise _api_error("POST", path, response, echo_body=False)
+        try:
+            return answers.parse_token(self._json("POST", path, response))
+        except (answers.Malformed, UnusableAnswer) as exc:
+            raise WrongHost(self._wrong_host(path, str(exc))) from None
+
+    def _json(self, method: str, path: str, response: httpx.Response) -> Any:
+        """A successful answer's JSON (`{}` when empty)."""
+        try:
+            return response.json() if response.content else {}
+        except ValueError:
+            raise UnusableAnswer(method, path, "not JSON") from None
+
+    def _failed(self, method: str, path: str, exc: httpx.TransportError) -> RequestFailed:
+        """The error for a request that got no answer: which URL, why, and what to check."""
+        if isinstance(exc, AnswerTooLarge):  # the same answer again would be just as large
+            return RequestFailed(method, path, str(exc), sent=True, retryable=False)
+        cause = describe_failure(exc)
+        if not self._answered:
+            cause += "; the API has not answered this run: check STREAMKAP_HOST"
+        url = f"{self._base}{path}"
+        failed = RequestFailed(method, url, cause, sent=not isinstance(exc, _NOT_SENT))
+        if not self._answered:
+            self._unreachable = self._unreachable or failed
+        return failed
+
+    def _wrong_host(self, path: str, what: str) -> str:
+        return (
+            f"{self._base}{path} does not answer as Streamkap's API ({what}): "
+            "check STREAMKAP_HOST (e.g. https://api.streamkap.com)"
+        )
+
+
+def _created(desired: DesiredCredential, body: Any) -> CreatedCredential:
+    """The checked answer of a create (see `create_credential`)."""
+    client_id = answers.created_id(body)
+    if client_id is None:  # which credential the create made, if any, is unknown
+        raise AmbiguousCreate(desired.key, UnusableAnswer("POST", CREDENTIALS, "no client_id"))
+    try:
+        created = answers.parse_created(body)
+    except answers.UnusableSecret as exc:
+        raise UnusableCreate(desired.key, client_id, f"the answer carries {exc}") from None
+    except answers.Malformed as exc:
+        raise UnusableCreate(desired.key, client_id, f"the answer is malformed: {exc}") from None
+    register_secret(created.secret)  # a sink's error may echo the record it was sent
+    changed = answers.differences(desired, created.remote)
+    if changed:
+        problem = "the API changed what was asked: " + "; ".join(changed)
+        raise UnusableCreate(desired.key, client_id, problem)
+    return created
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise UnusableAnswer("PATCH", CREDENTIALS, "expected a JSON object")
+    return body
+
+
+def _not_json(response: httpx.Response) -> bool:
+    kind = response.headers.get("content-type", "")
+    return bool(response.content) and "json" not in kind
 
 
 def _api_error(
@@ -249,50 +376,10 @@ def _api_error(
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return RateLimited(method, path, status, detail, retry_after)
+    if status == 403:
+        needs = PERMISSIONS.get((method, "/" + "/".join(path.strip("/").split("/")[:2])))
+        if needs is not None:
+            return PermissionDenied(method, path, status, detail, needs)
     if status in {401, 403}:
         return AuthError(method, path, status, detail)
     return ApiError(method, path, status, detail)
-
-
-def json_body(response: httpx.Response) -> Any:
-    """A successful answer's JSON (`{}` when empty); a listing may hold thousands of objects."""
-    return response.json() if response.content else {}
-
-
-def parse_listing(body: list[dict[str, Any]]) -> list[RemoteCredential]:
-    """Every credential of a `GET /auth/client-credentials` answer."""
-    return [parse_credential(item) for item in body]
-
-
-def create_body(desired: DesiredCredential) -> dict[str, Any]:
-    """The `ClientCredentialCreateReq` for a credential: empty lists are omitted, never sent."""
-    body: dict[str, Any] = {"description": desired.remote_description}
-    if desired.service_id is not None:
-        body["service_id"] = desired.service_id
-    if desired.role_ids:
-        body["role_ids"] = list(desired.role_ids)
-    if desired.permission_ids:
-        body["permission_ids"] = list(desired.permission_ids)
-    return body
-
-
-def parse_credential(item: dict[str, Any]) -> RemoteCredential:
-    """A listed or created `ClientCredential` (its secret, if any, is not kept here)."""
-    permissions = item.get("permission_ids")
-    return RemoteCredential(
-        client_id=str(item["client_id"]),
-        description=item.get("description"),
-        role_ids=frozenset(str(role["id"]) for role in item.get("roles") or ()),
-        service_id=item.get("service_id"),
-        created_at=_parse_time(item.get("created_at")),
-        permission_ids=frozenset(map(str, permissions)) if permissions is not None else None,
-    )
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -150,6 +150,7 @@ def test_a_failing_sink_fails_only_its_credentials_and_exits_1(sim: Served, work
     (workdir / "manifests" / "more.yaml").write_text(
         "version: 1\nsinks:\n  broken: {type: file, path: ./blocked}\nservices:\n"
         "  - name: extra\n    credentials:\n      - name: one\n        sinks: [broken]\n"
+        "        roles: [Admin]\n"
     )
     result = apply(sim, workdir)
     assert result.returncode == 1
@@ -188,6 +189,7 @@ def test_plan_with_an_unreadable_sink_says_so_and_exits_1(sim: Served, workdir: 
     (workdir / "manifests" / "more.yaml").write_text(
         "version: 1\nsinks:\n  broken: {type: file, path: ./blocked}\nservices:\n"
         "  - name: extra\n    credentials:\n      - name: one\n        sinks: [broken]\n"
+        "        roles: [Admin]\n"
     )
     result = run_cli("plan", "manifests", "--detailed-exitcode", cwd=workdir, env=sim.env())
     assert result.returncode == 1

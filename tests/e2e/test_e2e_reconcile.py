@@ -224,6 +224,7 @@ def test_plan_json_follows_its_schema_and_holds_no_secret(sim: Served, workdir: 
     jsonschema.validate(document, PLAN_JSON_SCHEMA)
     assert document["summary"] == {
         "create": 0,
+        "update": 0,
         "replace": 1,
         "delete": 0,
         "unchanged": 2,

@@ -106,6 +106,7 @@ def test_a_vault_sink_uri_is_the_default_sink(
 ) -> None:
     (tmp_path / "m.yaml").write_text(
         "version: 1\nservices:\n  - name: orders\n    credentials:\n      - name: reader\n"
+        "        roles: [Admin]\n"
     )
     uri = f"vault:{vault.url}/secret/from-uri"
     result = run_cli("apply", "m.yaml", "--sink", uri, cwd=tmp_path, env=sim.env(**vault.env()))

@@ -161,7 +161,8 @@ def test_manifests_load_from_a_directory_laid_out_like_a_configmap_volume(tmp_pa
     data.mkdir()
     (data / "local.yaml").write_text(
         "version: 1\nsinks:\n  s: {type: file, path: ./secrets}\n"
-        "services:\n  - name: a\n    credentials:\n      - {name: one, sinks: [s]}\n"
+        "services:\n  - name: a\n    credentials:\n"
+        "      - {name: one, sinks: [s], roles: [Admin]}\n"
     )
     (tmp_path / "..data").symlink_to(data.name)
     (tmp_path / "local.yaml").symlink_to(Path("..data") / "local.yaml")

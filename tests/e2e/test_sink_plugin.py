@@ -18,6 +18,8 @@ MANIFEST = """\
 version: 1
 sinks:
   shared: {type: jsonfile, path: ./all.json}
+defaults:
+  roles: [Admin]
 services:
   - name: orders
     credentials:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from provisioner.errors import SinkError
 from provisioner.reconcile.model import SinkRecord
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 
 __all__ = ["MemorySink", "MemorySinkOptions"]
 
@@ -42,16 +42,19 @@ class MemorySink:
         fail_reads: Failure = False,
         fail_writes: Failure = False,
         fail_deletes: Failure = False,
+        fail_restores: Failure = False,
     ) -> None:
         self.name = name
         self.readable = readable
         self.records: dict[str, SinkRecord] = {}
         self.writes: list[SinkRecord] = []
         self.deletes: list[tuple[str, str]] = []  # (key, client_id) of each delete call
+        self.restores: list[tuple[str, str]] = []  # (key, client_id) of each restore call
         self.closed = False
         self.fail_reads = fail_reads
         self.fail_writes = fail_writes
         self.fail_deletes = fail_deletes
+        self.fail_restores = fail_restores
 
     async def read(self, service: str, credential: str) -> str | None:
         """The stored client id; None when missing or when the sink is write-only."""
@@ -60,11 +63,28 @@ class MemorySink:
         record = self.records.get(key) if self.readable else None
         return record.client_id if record else None
 
-    async def write(self, record: SinkRecord) -> None:
-        """Store the record, unless a write failure is injected for its key."""
+    async def write(self, record: SinkRecord) -> Previous:
+        """Store the record, unless a write failure is injected for its key; return the old one."""
         self._maybe_fail(self.fail_writes, "write", record.key)
         self.writes.append(record)
+        before = self.records.get(record.key)
         self.records[record.key] = record
+        return Previous(before.client_id, before) if before is not None else NOTHING
+
+    async def restore(
+        self, service: str, credential: str, client_id: str, previous: Previous
+    ) -> None:
+        """Put the previous record back (or drop the record) if it still holds `client_id`."""
+        key = f"{service}/{credential}"
+        self._maybe_fail(self.fail_restores, "restore", key)
+        self.restores.append((key, client_id))
+        record = self.records.get(key)
+        if record is None or record.client_id != client_id:
+            return
+        if isinstance(previous.content, SinkRecord):
+            self.records[key] = previous.content
+        else:
+            del self.records[key]
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Drop the record if it still holds `client_id`."""

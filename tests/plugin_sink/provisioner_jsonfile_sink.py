@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
@@ -13,7 +11,8 @@ from pydantic import Field
 
 from provisioner.errors import SinkError
 from provisioner.reconcile.model import SinkRecord
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks import atomic
+from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 
 
 class JsonFileSinkOptions(SinkOptions):
@@ -42,13 +41,25 @@ class JsonFileSink:
         entry = (await to_thread.run_sync(self._load)).get(f"{service}/{credential}")
         return entry.get("client_id") if isinstance(entry, dict) else None
 
-    async def write(self, record: SinkRecord) -> None:
+    async def write(self, record: SinkRecord) -> Previous:
+        """Store the record; what it replaced is the entry the file held (it holds the secret)."""
         async with self._lock:
-            await to_thread.run_sync(self._update, record.key, record.to_document())
+            before = await to_thread.run_sync(self._update, record.key, record.to_document())
+        if not isinstance(before, dict):
+            return NOTHING
+        client_id = before.get("client_id")
+        return Previous(client_id if isinstance(client_id, str) else None, before)
+
+    async def restore(
+        self, service: str, credential: str, client_id: str, previous: Previous
+    ) -> None:
+        """Put the previous entry back (or drop the entry) if it still holds `client_id`."""
+        entry = previous.content if isinstance(previous.content, dict) else None
+        async with self._lock:
+            await to_thread.run_sync(self._update, f"{service}/{credential}", entry, client_id)
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
-        async with self._lock:
-            await to_thread.run_sync(self._update, f"{service}/{credential}", None, client_id)
+        await self.restore(service, credential, client_id, NOTHING)
 
     def sweep(self, before: float) -> int:
         """No temp files to sweep."""
@@ -70,23 +81,17 @@ class JsonFileSink:
             raise SinkError(self.name, f"cannot read {self._path}: {type(exc).__name__}") from None
         return loaded if isinstance(loaded, dict) else {}
 
-    def _update(self, key: str, document: dict[str, Any] | None, only_if: str = "") -> None:
+    def _update(self, key: str, document: dict[str, Any] | None, only_if: str = "") -> object:
+        """Set the entry (None: drop it), only while it holds `only_if` if given; the old entry."""
         records = self._load()
+        before = records.get(key)
+        held = before.get("client_id") if isinstance(before, dict) else None
+        if only_if and held != only_if:
+            return before  # an undo of a record someone else has replaced since
         if document is not None:
             records[key] = document
-        elif records.get(key, {}).get("client_id") == only_if:
+        elif key in records:
             del records[key]
-        else:
-            return  # an undo of a record someone else has replaced since
-        _replace(self._path, json.dumps(records, indent=2).encode())
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write a private temporary file, then rename it over `path`."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+        # A random temp name, created exclusively and never through a symlink, then renamed.
+        atomic.replace_file(self._path, json.dumps(records, indent=2).encode())
+        return before

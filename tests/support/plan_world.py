@@ -1,12 +1,12 @@
 """A model of the world the planner reasons about, and an executor of plans against it.
 
 The executor does what the engine does (create, deliver to every sink, delete the retired ones;
-delete) without I/O, and refuses any action that touches a credential it must not.
+change roles; delete) without I/O, and refuses any action that touches a credential it must not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from provisioner.reconcile.model import (
@@ -54,9 +54,19 @@ class World:
                 self._create_and_deliver(action)
                 for old in action.retire:
                     self._delete(old)
+            elif action.kind is Kind.UPDATE:
+                self._update(action)
             elif action.kind is Kind.DELETE:
                 assert action.client_id is not None
                 self._delete(action.client_id)
+
+    def _update(self, action: Action) -> None:
+        """PATCH: the same credential (client_id, secret, age) with the wanted roles."""
+        assert action.desired is not None
+        assert action.client_id is not None
+        current = self.remote[action.client_id]
+        roles = frozenset(action.desired.role_ids)
+        self.remote[current.client_id] = replace(current, role_ids=roles)
 
     def _check_owned(self, action: Action) -> None:
         for client_id in (action.client_id, *action.retire, *action.known):

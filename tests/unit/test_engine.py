@@ -15,6 +15,7 @@ from provisioner.simulator import (
     FaultConfig,
     SimulatorState,
 )
+from provisioner.sinks import Previous
 from provisioner.streamkap.client import StreamkapClient
 from tests.fakes.memory import MemorySink
 from tests.support.factories import desired, sim_client
@@ -70,7 +71,7 @@ async def test_a_sink_that_keeps_failing_undoes_the_credential(
     assert sorted(statuses) == [Status.FAILED, Status.OK]
     assert [r.description for r in state.live()] == [marked_description(None, "api/fine")]
     assert "api/doomed" not in sinks["a"].records
-    assert sinks["a"].deletes  # the delivered copy was taken back
+    assert sinks["a"].restores  # the delivered copy was taken back
 
 
 @pytest.mark.anyio
@@ -182,10 +183,10 @@ async def test_giving_up_on_ambiguous_creates_leaves_nothing_behind(
 class BrokenPluginSink(MemorySink):
     """A third-party sink that lets a raw OSError escape instead of a SinkError."""
 
-    async def write(self, record: SinkRecord) -> None:
+    async def write(self, record: SinkRecord) -> Previous:
         if record.credential == "doomed":
             raise OSError(28, "No space left on device")
-        await super().write(record)
+        return await super().write(record)
 
 
 @pytest.mark.anyio

@@ -42,14 +42,14 @@ def wanted() -> DesiredCredential:
         name="ingest",
         description=None,
         service_id=None,
-        roles=("role-editor",),
+        roles=("role-admin",),
         permission_ids=(),
         sinks=("memory",),
         rotate_after=None,
         grace=timedelta(hours=1),
         origin=ORIGIN,
         roles_origin=ORIGIN,
-        role_ids=("role-editor",),
+        role_ids=("role-admin",),
     )
 
 
@@ -59,22 +59,24 @@ async def test_an_unknown_create_outcome_spares_the_credentials_left_in_grace() 
     state = SimulatorState()
     now = datetime.now(UTC)
     marker = marked_description(None, KEY)
-    in_grace = state.add_credential(description=marker, created_at=now - timedelta(hours=2))
-    held = state.add_credential(description=marker, created_at=now - timedelta(minutes=30))
+    older = state.add_credential(description=marker, created_at=now - timedelta(hours=2))
+    in_grace = state.add_credential(description=marker, created_at=now - timedelta(minutes=30))
     sink = MemorySink()
     transport = FirstCreateAnswerLost(httpx.ASGITransport(app=create_app(state)))
     async with StreamkapClient(
         "http://sim", client_id=ADMIN_CLIENT_ID, secret=_secret(), transport=transport
     ) as client:
         remote = await client.list_credentials()
-        the_plan = plan([wanted()], remote, {KEY: {"memory": held.client_id}}, now=now)
-        assert [a.kind for a in the_plan.actions] == [Kind.REPLACE, Kind.NOOP]  # drift:roles
+        the_plan = plan([wanted()], remote, {KEY: {"memory": None}}, now=now)  # secret lost
+        (replace,) = the_plan.actions
+        assert (replace.kind, replace.client_id) == (Kind.REPLACE, in_grace.client_id)
         engine = Engine(client, {"memory": sink}, concurrency=4, sleep=no_sleep)
         (outcome,) = await engine.execute(the_plan.actions)
     assert outcome.status is Status.OK, outcome.error
     assert transport.lost == 1
     live = {record.client_id for record in state.live()}
-    assert live == {in_grace.client_id, held.client_id, outcome.client_id}
+    assert live == {in_grace.client_id, outcome.client_id}  # the older one retired: two live
+    assert older.client_id not in live
     assert sink.records[KEY].client_id == outcome.client_id
 
 

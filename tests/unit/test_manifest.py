@@ -113,7 +113,8 @@ def test_unknown_sink_and_missing_sink_are_errors(write_manifest: WriteManifest)
     path = write_manifest(
         "a.yaml",
         "version: 1\nservices:\n  - name: api\n    credentials:\n"
-        "      - name: one\n        sinks: [nowhere]\n      - name: two\n",
+        "      - name: one\n        sinks: [nowhere]\n      - name: two\n"
+        "defaults: {roles: [Admin]}\n",
     )
     problems = problems_of(path)
     assert problems == [
@@ -125,7 +126,9 @@ def test_unknown_sink_and_missing_sink_are_errors(write_manifest: WriteManifest)
 
 def test_cli_default_sink_serves_credentials_that_name_none(write_manifest: WriteManifest) -> None:
     path = write_manifest(
-        "a.yaml", "version: 1\nservices:\n  - name: api\n    credentials:\n      - name: one\n"
+        "a.yaml",
+        "version: 1\nservices:\n  - name: api\n    credentials:\n      - name: one\n"
+        "defaults: {roles: [Admin]}\n",
     )
     manifests = load_manifests([path], [parse_sink_uri("default", "file:./out")])
     assert manifests.credentials[0].sinks == ("default",)
@@ -191,7 +194,8 @@ def test_schema_describes_the_format() -> None:
 def test_keys_that_would_share_dotenv_variables_are_rejected(write_manifest: WriteManifest) -> None:
     path = write_manifest(
         "a.yaml",
-        "version: 1\ndefaults:\n  sinks: [dotenv]\nsinks:\n  dotenv: {type: env, path: ./x.env}\n"
+        "version: 1\ndefaults: {sinks: [dotenv],\n  roles: [Admin]}\n"
+        "sinks:\n  dotenv: {type: env, path: ./x.env}\n"
         "services:\n  - name: a-b\n    credentials:\n      - name: c\n"
         "  - name: a\n    credentials:\n      - name: b-c\n",
     )
@@ -258,3 +262,43 @@ def test_every_field_of_the_schema_has_a_description() -> None:
     properties = _properties(manifest_schema())
     assert len(properties) >= 17  # the document, defaults, sinks, services and credentials
     assert [name for name, schema in properties if not schema.get("description")] == []
+
+
+ACCESS = """\
+version: 1
+sinks:
+  local: {type: file, path: ./secrets}
+defaults:
+  sinks: [local]
+services:
+  - name: api
+    credentials:
+      - name: both
+        roles: [Admin]
+        permissions: [perm-1]
+      - name: neither
+"""
+
+
+def test_roles_and_permissions_together_or_neither_are_refused(
+    write_manifest: WriteManifest,
+) -> None:
+    """The API refuses both at once, and a credential with neither can do nothing."""
+    path = write_manifest("a.yaml", ACCESS)
+    assert problems_of(path) == [
+        f"{path}:11: services[api].credentials[both].permissions: give roles or permissions, "
+        "not both: the API refuses a credential with both",
+        f"{path}:12: services[api].credentials[neither]: no access: give `roles` "
+        "(or `permissions`), here or in `defaults`; a credential without either can do nothing",
+    ]
+
+
+def test_a_credential_naming_permissions_does_not_inherit_default_roles(
+    write_manifest: WriteManifest,
+) -> None:
+    path = write_manifest(
+        "a.yaml",
+        GOOD.replace("- name: reporting\n", "- name: reporting\n        permissions: [p1]\n"),
+    )
+    _, reporting = load_manifests([path]).credentials
+    assert (reporting.roles, reporting.permission_ids) == ((), ("p1",))

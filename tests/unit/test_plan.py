@@ -87,15 +87,36 @@ def test_a_sink_holding_another_client_id_causes_a_replace() -> None:
     assert action.detail == "vault holds stale"
 
 
-def test_role_drift_causes_a_replace() -> None:
+def test_role_drift_alone_is_an_update_in_place() -> None:
+    """Roles can change by PATCH; `retire` is what a replace would do if the API has none."""
     current = remote("c1", roles=frozenset({"r2"}))
     action = only(plan([desired()], [current], HELD_C1, now=NOW))
-    assert (action.kind, action.reason, action.retire) == (
-        Kind.REPLACE,
+    assert (action.kind, action.reason, action.client_id, action.retire) == (
+        Kind.UPDATE,
         Reason.DRIFT_ROLES,
+        "c1",
         ("c1",),
     )
     assert action.detail == "roles r2 -> r1"
+
+
+def test_role_drift_with_another_drift_or_a_rotation_is_a_replace() -> None:
+    drifted = remote("c1", roles=frozenset({"r2"}), permissions=frozenset({"p9"}))
+    assert only(plan([desired()], [drifted], HELD_C1, now=NOW)).kind is Kind.REPLACE
+    old = remote("c1", roles=frozenset({"r2"}), age=timedelta(days=40))
+    wanted = desired(rotate_after=timedelta(days=30))
+    assert only(plan([wanted], [old], HELD_C1, now=NOW)).kind is Kind.REPLACE
+
+
+def test_a_service_id_the_manifest_does_not_name_is_the_apis_to_fill_in() -> None:
+    """The API computes service_id when the create omits it: never drift."""
+    current = remote("c1", service_id="svc-computed")
+    assert kinds(plan([desired()], [current], HELD_C1, now=NOW)) == [(Kind.NOOP, Reason.UP_TO_DATE)]
+
+
+def test_a_credential_listed_twice_is_not_a_duplicate_of_itself() -> None:
+    result = plan([desired()], [remote("c1"), remote("c1")], HELD_C1, now=NOW)
+    assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE)]
 
 
 def test_permission_drift_causes_a_replace() -> None:
@@ -169,7 +190,7 @@ def test_duplicates_none_of_which_the_sinks_hold_are_all_replaced() -> None:
 
 
 def test_duplicate_kept_one_that_drifted_is_replaced_and_the_others_deleted() -> None:
-    found = [remote("c1", roles=frozenset({"r2"})), remote("c2", age=timedelta(hours=1))]
+    found = [remote("c1", permissions=frozenset({"p9"})), remote("c2", age=timedelta(hours=1))]
     result = plan([desired()], found, HELD_C1, now=NOW)
     assert [(a.kind, a.client_id) for a in result.actions] == [
         (Kind.REPLACE, "c1"),
@@ -240,12 +261,39 @@ def test_with_only_write_only_sinks_the_newest_duplicate_is_kept() -> None:
 
 def test_every_marked_credential_of_a_key_is_known_to_its_replace() -> None:
     """The engine must never take an in-grace credential for a leftover of its own create."""
-    wanted = desired(grace=timedelta(hours=1), roles=("r2",))
+    wanted = desired(grace=timedelta(hours=1))
     found = [remote("old", age=timedelta(minutes=30)), remote("c1", age=timedelta(minutes=10))]
-    result = plan([wanted], found, HELD_C1, now=NOW)
+    result = plan([wanted], found, {"api/ingest": {"local": None}}, now=NOW)  # secret lost
     replace = result.actions[0]
-    assert (replace.kind, replace.retire) == (Kind.REPLACE, ())
+    assert (replace.kind, replace.client_id, replace.retire) == (Kind.REPLACE, "c1", ("old",))
     assert set(replace.known) == {"old", "c1"}
+
+
+def test_a_replace_waits_while_another_credential_is_in_grace() -> None:
+    """Drift again within grace: a third live credential would be one too many; nothing breaks."""
+    wanted = desired(grace=timedelta(hours=1), roles=("r2",))
+    found = [remote("old", age=timedelta(hours=2)), remote("c1", age=timedelta(minutes=10))]
+    kept, other = plan([wanted], found, HELD_C1, now=NOW).actions
+    assert (kept.kind, kept.reason, kept.client_id) == (Kind.NOOP, Reason.DRIFT_ROLES, "c1")
+    assert "waits for the grace of old to end" in kept.detail
+    assert (other.kind, other.reason) == (Kind.NOOP, Reason.IN_GRACE)
+
+
+def test_a_waiting_replace_goes_ahead_once_the_grace_has_ended() -> None:
+    wanted = desired(grace=timedelta(hours=1), permissions=("p1",))
+    found = [remote("old", age=timedelta(hours=3)), remote("c1", age=timedelta(hours=1))]
+    kept, other = plan([wanted], found, HELD_C1, now=NOW).actions
+    assert (kept.kind, kept.reason, kept.retire) == (Kind.REPLACE, Reason.DRIFT_PERMISSIONS, ())
+    assert (other.kind, other.client_id) == (Kind.DELETE, "old")
+
+
+def test_a_lost_secret_under_grace_keeps_only_the_newest_beside_the_new_one() -> None:
+    """No sink holds any: this cannot wait, so older ones go once the new one is delivered."""
+    wanted = desired(grace=timedelta(hours=1))
+    found = [remote(f"c{age}", age=timedelta(minutes=age)) for age in (50, 40, 30)]
+    (replace,) = plan([wanted], found, {"api/ingest": {"local": "gone"}}, now=NOW).actions
+    assert (replace.kind, replace.reason) == (Kind.REPLACE, Reason.LOST_SECRET)
+    assert (replace.client_id, set(replace.retire)) == ("c30", {"c50", "c40"})
 
 
 def test_actions_follow_the_manifest_order_then_orphans() -> None:

@@ -19,7 +19,7 @@ HELD: Holdings = {"api/ingest": {"local": "c1"}, "api/fresh": {"local": None}}
 
 def mixed_plan(*, prune: bool = False) -> Plan:
     """One of each: a create, a replace, a duplicate delete, an orphan, an unchanged one."""
-    wanted = [desired("fresh"), desired("ingest", roles=("r2",)), desired("same")]
+    wanted = [desired("fresh"), desired("ingest", permissions=("p1",)), desired("same")]
     found = [
         remote("c1"),
         remote("c2", age=timedelta(hours=1)),
@@ -35,7 +35,7 @@ def test_plan_is_rendered_one_line_per_change_grouped_by_action() -> None:
         "To create:",
         "  + api/fresh: missing",
         "To replace:",
-        "  ~ api/ingest (c1): drift:roles (roles r1 -> r2); then delete it",
+        "  ~ api/ingest (c1): drift:permissions (permissions none -> p1); then delete it",
         "To delete:",
         "  - api/ingest (c2): duplicate (the sinks hold c1)",
         "Left in place:",
@@ -46,11 +46,35 @@ def test_plan_is_rendered_one_line_per_change_grouped_by_action() -> None:
 
 
 def test_a_replace_under_grace_says_how_long_the_old_one_stays() -> None:
-    wanted = desired(roles=("r2",), grace=timedelta(hours=2))
+    wanted = desired(permissions=("p1",), grace=timedelta(hours=2))
     the_plan = plan([wanted], [remote("c1")], {"api/ingest": {"local": "c1"}}, now=NOW)
-    assert "~ api/ingest (c1): drift:roles (roles r1 -> r2); it stays live for 2h (grace)" in (
-        render_plan(the_plan)
+    assert (
+        "~ api/ingest (c1): drift:permissions (permissions none -> p1); it stays live for 2h"
+        " (grace)" in render_plan(the_plan)
     )
+
+
+def test_a_lost_secret_under_grace_says_which_older_one_goes() -> None:
+    wanted = desired(grace=timedelta(hours=2))
+    found = [remote("c0", age=timedelta(hours=3)), remote("c1", age=timedelta(hours=1))]
+    the_plan = plan([wanted], found, {"api/ingest": {"local": None}}, now=NOW)
+    expected = (
+        "~ api/ingest (c1): lost-secret (local holds nothing); it stays live for 2h (grace);"
+        " then delete c0"
+    )
+    assert expected in render_plan(the_plan)
+
+
+def test_a_replace_waiting_for_a_grace_is_left_in_place_and_says_why() -> None:
+    wanted = desired(roles=("r2",), grace=timedelta(hours=2))
+    found = [remote("c0", age=timedelta(hours=3)), remote("c1", age=timedelta(hours=1))]
+    shown = render_plan(plan([wanted], found, {"api/ingest": {"local": "c1"}}, now=NOW))
+    expected = (
+        "= api/ingest (c1): drift:roles (roles r1 -> r2; waits for the grace of c0 to end:"
+        " at most two live per key)"
+    )
+    assert expected in shown
+    assert "To replace:" not in shown
 
 
 def test_an_unchanged_plan_is_one_summary_line() -> None:
@@ -69,6 +93,7 @@ def test_plan_json_counts_and_lists_every_action() -> None:
     assert document["changes"] is True
     assert document["summary"] == {
         "create": 1,
+        "update": 0,
         "replace": 1,
         "delete": 1,
         "unchanged": 1,
@@ -78,10 +103,10 @@ def test_plan_json_counts_and_lists_every_action() -> None:
     assert document["actions"][1] == {
         "key": "api/ingest",
         "action": "replace",
-        "reason": "drift:roles",
+        "reason": "drift:permissions",
         "client_id": "c1",
         "retire": ["c1"],
-        "detail": "roles r1 -> r2",
+        "detail": "permissions none -> p1",
     }
     assert "hand" not in str(document)  # unmanaged: not even mentioned
 

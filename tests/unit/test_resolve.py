@@ -1,50 +1,49 @@
-"""Role references resolved to ids, and how an unknown one is reported."""
+"""Role references match an id, key or name with case, spaces, `_` and `-` ignored."""
 
 from __future__ import annotations
 
 import pytest
 
-from provisioner.cli.main import exit_code
-from provisioner.errors import ManifestError
-from provisioner.manifest import load_manifests
 from provisioner.reconcile.model import Role
-from provisioner.reconcile.resolve import resolve_roles
-from tests.conftest import WriteManifest
+from provisioner.reconcile.resolve import RoleIndex
 
-ROLES = (Role("r-1", "read_only", "Read only"), Role("r-2", "admin", "Admin"))
-ONE_BAD_ROLE = """\
-version: 1
-sinks:
-  local: {type: file, path: ./secrets}
-services:
-  - name: payments-api
-    credentials:
-      - name: ingest
-        roles: [raed_only]
-        sinks: [local]
-"""
+CATALOGUE = (
+    Role("role-admin", "Admin", "Admin"),
+    Role("role-data-admin", "DataAdmin", "Data Admin"),
+    Role("role-read-only", "ReadOnly", "Read Only"),
+)
 
 
-def test_one_unknown_role_is_one_problem_and_the_known_roles_a_hint(
-    write_manifest: WriteManifest,
-) -> None:
-    manifests = load_manifests([write_manifest("a.yaml", ONE_BAD_ROLE)])
-    with pytest.raises(ManifestError) as caught:
-        resolve_roles(manifests, ROLES)
-    assert len(caught.value.problems) == 1
-    assert caught.value.hints == ("(known roles: admin, read_only)",)
+@pytest.mark.parametrize(
+    "reference", ["read_only", "Read Only", "ReadOnly", "readonly", "READ-ONLY", "role-read-only"]
+)
+def test_every_spelling_of_a_role_finds_it(reference: str) -> None:
+    assert RoleIndex(CATALOGUE).resolve(reference).id == "role-read-only"
 
 
-def test_an_unknown_role_suggests_the_closest_key(write_manifest: WriteManifest) -> None:
-    manifests = load_manifests([write_manifest("a.yaml", ONE_BAD_ROLE)])
-    with pytest.raises(ManifestError) as caught:
-        resolve_roles(manifests, ROLES)
-    assert caught.value.problems[0].endswith("unknown role 'raed_only'; did you mean 'read_only'?")
+def test_an_exact_id_wins_over_a_loose_match_of_another_role() -> None:
+    roles = (*CATALOGUE, Role("readonly", "Legacy", "Legacy"))
+    assert RoleIndex(roles).resolve("readonly").id == "readonly"
 
 
-def test_the_cli_counts_problems_not_hints(capsys: pytest.CaptureFixture[str]) -> None:
-    error = ManifestError(["a.yaml:8: x: unknown role 'raed_only'"], hints=["(known roles: a)"])
-    assert exit_code(error) == 2
-    lines = capsys.readouterr().err.splitlines()
-    assert lines[1] == "(known roles: a)"
-    assert lines[-1] == "error: 1 problem(s) in the manifests; nothing was changed"
+def test_a_reference_matching_two_roles_is_refused() -> None:
+    roles = (*CATALOGUE, Role("role-ro-2", "read_only", "Viewer"))
+    with pytest.raises(ValueError, match="ambiguous role 'Read-Only': it matches") as caught:
+        RoleIndex(roles).resolve("Read-Only")
+    assert "role-read-only" in str(caught.value)
+    assert "role-ro-2" in str(caught.value)
+
+
+def test_an_unknown_role_suggests_the_closest_and_lists_the_available() -> None:
+    with pytest.raises(ValueError, match="unknown role") as caught:
+        RoleIndex(CATALOGUE).resolve("raed_only")
+    assert str(caught.value) == (
+        "unknown role 'raed_only'; did you mean 'Read Only'? "
+        "(available: Admin, Data Admin, Read Only)"
+    )
+
+
+def test_an_unknown_role_far_from_any_lists_the_available_only() -> None:
+    with pytest.raises(ValueError, match="unknown role") as caught:
+        RoleIndex(CATALOGUE).resolve("superuser")
+    assert str(caught.value) == "unknown role 'superuser' (available: Admin, Data Admin, Read Only)"

@@ -24,7 +24,8 @@ from provisioner.simulator import (
     SimulatorState,
     create_app,
 )
-from provisioner.streamkap.client import StreamkapClient, create_body
+from provisioner.streamkap.answers import create_body
+from provisioner.streamkap.client import StreamkapClient
 from tests.support.factories import desired, sim_client
 
 SCHEMA = json.loads(

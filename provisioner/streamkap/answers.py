@@ -1,0 +1,191 @@
+"""The JSON shapes of Streamkap's requests and answers, checked where they enter.
+
+An answer that is not what Streamkap documents (docs/api.md) raises `Malformed` naming what was
+wrong, which the client turns into an error naming the call; it never surfaces as a KeyError deep
+in a run. A create's answer is checked hardest: its secret is shown once, so an answer without a
+usable one, or one that made something other than what was asked, must not be delivered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from provisioner.reconcile.model import (
+    CreatedCredential,
+    DesiredCredential,
+    RemoteCredential,
+    Role,
+    owner_key,
+)
+
+#: A secret as the listing masks it (`abc******xyz`): never a real one.
+_MASKED = re.compile(r"\*{3,}")
+#: A token lifetime missing, zero or negative is taken as this (a 401 still renews it early); a
+#: positive one is believed down to MIN_TOKEN_LIFETIME, so no answer means a login per call.
+DEFAULT_TOKEN_LIFETIME = 3600.0
+MIN_TOKEN_LIFETIME = 1.0
+
+
+class Malformed(ValueError):
+    """An answer that is not the documented shape; the message says what is wrong (no values)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAnswer:
+    access: SecretStr
+    refresh: SecretStr | None
+    lifetime: float  # seconds
+
+
+def create_body(desired: DesiredCredential) -> dict[str, Any]:
+    """The `ClientCredentialCreateReq` for a credential: empty lists are omitted, never sent."""
+    body: dict[str, Any] = {"description": desired.remote_description}
+    if desired.service_id is not None:
+        body["service_id"] = desired.service_id
+    if desired.role_ids:
+        body["role_ids"] = list(desired.role_ids)
+    if desired.permission_ids:
+        body["permission_ids"] = list(desired.permission_ids)
+    return body
+
+
+def update_body(desired: DesiredCredential) -> dict[str, Any]:
+    """The PATCH body: what may change in place (never `service_id`)."""
+    return {"description": desired.remote_description, "role_ids": list(desired.role_ids)}
+
+
+def parse_roles(body: Any) -> list[Role]:
+    """`GET /auth/roles`: a list of Role objects with string `id`, `key` and `name`."""
+    return [
+        Role(_string(item, "id"), _string(item, "key"), _string(item, "name"))
+        for item in _objects(body, "roles")
+    ]
+
+
+def parse_listing(body: Any) -> list[RemoteCredential]:
+    """`GET /auth/client-credentials`, each credential once (a repeated client_id is dropped)."""
+    unique: dict[str, RemoteCredential] = {}
+    for item in _objects(body, "client credentials"):
+        credential = parse_credential(item)
+        unique.setdefault(credential.client_id, credential)
+    return list(unique.values())
+
+
+def parse_credential(item: dict[str, Any]) -> RemoteCredential:
+    """A listed, created or updated `ClientCredential` (its secret, if any, is not kept here)."""
+    client_id = _string(item, "client_id")
+    if not client_id:
+        raise Malformed("a credential has an empty client_id")
+    permissions = item.get("permission_ids")  # not in Streamkap's listing: None means unknown
+    return RemoteCredential(
+        client_id=client_id,
+        description=_optional_string(item, "description"),
+        role_ids=frozenset(
+            _string(role, "id") for role in _objects(item.get("roles") or [], "roles")
+        ),
+        service_id=_optional_string(item, "service_id"),
+        created_at=_parse_time(item.get("created_at")),
+        permission_ids=frozenset(map(str, permissions)) if isinstance(permissions, list) else None,
+    )
+
+
+def created_id(body: Any) -> str | None:
+    """The client_id a create's answer names, if it names one at all."""
+    client_id = body.get("client_id") if isinstance(body, dict) else None
+    return client_id if isinstance(client_id, str) and client_id else None
+
+
+def parse_created(body: Any) -> CreatedCredential:
+    """A create's answer: Malformed (the whole answer), or `UnusableSecret` (only the secret)."""
+    if not isinstance(body, dict):
+        raise Malformed(f"expected a JSON object, got {_kind(body)}")
+    remote = parse_credential(body)
+    secret = body.get("secret")
+    if not isinstance(secret, str) or not secret.strip():
+        raise UnusableSecret("no secret" if secret in (None, "") else f"a {_kind(secret)} secret")
+    if _MASKED.search(secret):
+        raise UnusableSecret("a masked secret")
+    return CreatedCredential(remote=remote, secret=SecretStr(secret))
+
+
+class UnusableSecret(ValueError):
+    """A create answered with no usable secret: what is wrong with it (never its value)."""
+
+
+def differences(desired: DesiredCredential, made: RemoteCredential) -> list[str]:
+    """What the API made otherwise than asked: the marker, the roles, a named service_id."""
+    found = []
+    if owner_key(made.description) != desired.key:
+        found.append("the description lost its ownership marker")
+    if desired.role_ids and made.role_ids != frozenset(desired.role_ids):
+        found.append(f"roles {_ids(desired.role_ids)} became {_ids(made.role_ids)}")
+    if desired.service_id is not None and made.service_id != desired.service_id:
+        found.append(f"service_id {desired.service_id} became {made.service_id or 'none'}")
+    return found
+
+
+def parse_token(body: Any) -> TokenAnswer:
+    """`POST /auth/access-token` (and /refresh): a token, maybe a refresh token, a lifetime."""
+    if not isinstance(body, dict):
+        raise Malformed(f"expected a JSON object, got {_kind(body)}")
+    access = body.get("accessToken")
+    if not isinstance(access, str) or not access:
+        raise Malformed("it has no accessToken")
+    refresh = body.get("refreshToken")
+    lifetime = body.get("expiresIn")
+    if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
+        lifetime = DEFAULT_TOKEN_LIFETIME
+    return TokenAnswer(
+        access=SecretStr(access),
+        refresh=SecretStr(refresh) if isinstance(refresh, str) and refresh else None,
+        lifetime=max(float(lifetime), MIN_TOKEN_LIFETIME),
+    )
+
+
+def _objects(body: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(body, list):
+        raise Malformed(f"expected a list of {what}, got {_kind(body)}")
+    for item in body:
+        if not isinstance(item, dict):
+            raise Malformed(f"expected a list of {what}, found {_kind(item)} in it")
+    return body
+
+
+def _string(item: dict[str, Any], name: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str):
+        shown = "missing" if value is None else _kind(value)
+        raise Malformed(f"field {name!r} is {shown}, expected a string")
+    return value
+
+
+def _optional_string(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    if value is not None and not isinstance(value, str):
+        raise Malformed(f"field {name!r} is {_kind(value)}, expected a string or null")
+    return value
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None  # an unknown creation time counts as brand new (never rotated)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else f"a {type(value).__name__}"
+    )
+
+
+def _ids(ids: Iterable[str]) -> str:
+    return ",".join(sorted(ids)) or "none"
