@@ -156,7 +156,8 @@ def finish(result: RunResult, outputs: Outputs) -> bool:
 
 def _uneventful(summary: Summary) -> bool:
     """Nothing changed and nothing failed: a quiet run has nothing to say."""
-    return summary.complete and not (summary.created or summary.replaced or summary.deleted)
+    changed = summary.created or summary.updated or summary.replaced or summary.deleted
+    return summary.complete and not changed
 
 
 def _print_failures(outcomes: Sequence[Outcome]) -> None:
