@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from provisioner.cli import human
 from provisioner.cli.common import (
     EXIT_CHANGES,
     EXIT_FAILED,
@@ -20,9 +21,10 @@ from provisioner.cli.common import (
     job_from,
     settings_from,
 )
-from provisioner.cli.render import plan_json, render_plan
+from provisioner.cli.outputs import show_changes
+from provisioner.cli.render import plan_json, plan_summary_line, render_plan
 from provisioner.reconcile import pipeline
-from provisioner.reconcile.model import Planned
+from provisioner.reconcile.model import Plan, Planned
 from provisioner.reconcile.session import Job, open_session
 
 
@@ -42,9 +44,14 @@ def add_parser(commands: Any) -> None:
 def plan(args: argparse.Namespace) -> int:
     job = job_from(args, settings_from(args))
     planned = anyio.run(_plan, job)
-    err(render_plan(planned.plan))
+    show_plan(planned.plan)
     if planned.refusal is not None:
-        err(f"apply would stop here, before any write: {planned.refusal}")
+        err(
+            f"apply would stop here, before any write: {planned.refusal}",
+            "plan.refused",
+            "warning",
+            refusal=str(planned.refusal),
+        )
     if args.json:
         blocked = {key: str(error) for key, error in planned.blocked.items()}
         print(json.dumps(plan_json(planned.plan, blocked), indent=2))
@@ -60,5 +67,17 @@ async def _plan(job: Job) -> Planned:
     async with open_session(job, manifests) as session:
         planned = await pipeline.make_plan(session, prune=job.prune, replace=job.replace)
     for key, error in planned.blocked.items():
-        err(f"cannot plan {key}: {error}")
+        err(f"cannot plan {key}: {error}", "plan.blocked", "warning", key=key, error=str(error))
     return planned
+
+
+def show_plan(the_plan: Plan) -> None:
+    """The changes and the summary line; nothing when quiet and nothing would change."""
+    if human.voice().quiet and not the_plan.has_changes:
+        return
+    if not human.voice().json:
+        err(render_plan(the_plan))
+        return
+    show_changes(the_plan)
+    summary = plan_json(the_plan)["summary"]
+    err(plan_summary_line(the_plan), "plan.summary", changes=the_plan.has_changes, **summary)

@@ -353,6 +353,13 @@ class SimulatorState(ServiceState):
         with self._lock:
             return self._credentials[client_id].secret
 
+    def restore(self, records: Iterable[CredentialRecord]) -> None:
+        """Put back credentials an earlier process saved (`--simulate` runs that follow on)."""
+        with self._lock:
+            for record in records:
+                self._credentials[record.client_id] = record
+                self._issued.append(record.secret)
+
     def age(self, client_id: str | None, by: timedelta) -> None:
         """Make one credential (or every one, for None or "all") older by `by`."""
         with self._lock:

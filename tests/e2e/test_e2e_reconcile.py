@@ -56,7 +56,13 @@ def write_manifest(workdir: Path, text: str) -> None:
 
 
 def cli(sim: Served, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = run_cli(*args, "manifests", cwd=workdir, env=sim.env(PROVISIONER_LOG_LEVEL="error"))
+    result = run_cli(
+        *args,
+        "manifests",
+        cwd=workdir,
+        # Plain lines, and at `info` so that runs leaving orphans in place still say so.
+        env=sim.env(PROVISIONER_LOG_LEVEL="info", PROVISIONER_LOG_FORMAT="console"),
+    )
     assert result.returncode == 0, result.stderr
     return result
 
