@@ -158,7 +158,8 @@ def finish(result: RunResult, outputs: Outputs) -> bool:
 
 def _uneventful(summary: Summary) -> bool:
     """Nothing changed and nothing failed: a quiet run has nothing to say."""
-    changed = summary.created or summary.updated or summary.replaced or summary.deleted
+    changed = summary.created + summary.updated + summary.replaced + summary.restored
+    changed += summary.deleted
     return summary.complete and not changed
 
 
