@@ -116,7 +116,10 @@ async def test_bodies_sent_over_the_wire_match_the_schema(
     client: StreamkapClient, recorder: Recorder, state: SimulatorState
 ) -> None:
     await client.create_credential(credential("a"))
-    await client.create_credential(credential("b", role_ids=(), service_id="svc-1"))
+    # The API wants roles or permissions, not both: "b" names only a permission.
+    await client.create_credential(
+        credential("b", role_ids=(), permission_ids=("perm-1",), service_id="svc-1")
+    )
     creates = [
         body
         for method, path, body in recorder.requests
@@ -125,7 +128,10 @@ async def test_bodies_sent_over_the_wire_match_the_schema(
     assert len(creates) == 2
     for body in creates:
         jsonschema.validate(body, SCHEMA)
+    assert creates[0]["role_ids"] == ["role-admin"]
+    assert "permission_ids" not in creates[0]
     assert "role_ids" not in creates[1]
+    assert creates[1]["permission_ids"] == ["perm-1"]
     assert len(state.live()) == 2
 
 
