@@ -135,7 +135,10 @@ class StreamkapClient:
         # Until the API first answers, a failure to reach it is a configuration problem more
         # often than a blip: it is not retried, and its error says which variable to check.
         self._answered = False
-        self.patch_supported = True  # until the API says otherwise, once per run
+        #: Whether the API has PATCH: None until the run's first PATCH is answered. That first
+        #: one is sent alone (the others wait for its answer), so an API without it sees one.
+        self.patch_supported: bool | None = None
+        self._patch_probe = anyio.Lock()
 
     async def __aenter__(self) -> StreamkapClient:
         return self
@@ -176,8 +179,16 @@ class StreamkapClient:
         PatchUnsupported (and no further PATCH this run) when the API has no such call; an
         answer that does not carry what was asked is an UnusableAnswer.
         """
+        if self.patch_supported is None:
+            async with self._patch_probe:
+                if self.patch_supported is None:
+                    await self._update(client_id, desired)
+                    return
         if not self.patch_supported:
             raise PatchUnsupported("PATCH", CREDENTIALS, 405, "not available (seen this run)")
+        await self._update(client_id, desired)
+
+    async def _update(self, client_id: str, desired: DesiredCredential) -> None:
         path = f"{CREDENTIALS}/{client_id}"
         try:
             body = await self._retrying("PATCH", path, answers.update_body(desired))
@@ -187,6 +198,7 @@ class StreamkapClient:
             self.patch_supported = False
             log.warning("update.unsupported", status=exc.status, detail="replacing instead")
             raise PatchUnsupported("PATCH", path, exc.status, exc.detail) from None
+        self.patch_supported = True
         updated = self._parsed("PATCH", path, answers.parse_credential, _object(body))
         changed = answers.differences(desired, updated)
         if updated.client_id != client_id:
