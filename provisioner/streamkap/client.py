@@ -138,6 +138,9 @@ class StreamkapClient:
         #: Whether the API has PATCH: None until the run's first PATCH is answered. That first
         #: one is sent alone (the others wait for its answer), so an API without it sees one.
         self.patch_supported: bool | None = None
+        #: Permissions the API refused this run (403), each with the first refusal: a call that
+        #: needs one is not sent again, it fails with that refusal.
+        self._denied: dict[str, PermissionDenied] = {}
         self._patch_probe = anyio.Lock()
 
     async def __aenter__(self) -> StreamkapClient:
@@ -280,6 +283,8 @@ class StreamkapClient:
         extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
         try:
             async with self._http.connection() as http:
+                # A call that waited for its connection while one like it was refused: unsent.
+                self._refuse_if_denied(method, path)
                 # Paced once a connection is held, so the pace in force is the one it goes at.
                 ticket = await self.pacer.acquire()
                 # The token is taken last: one fetched before the wait could expire during it.
@@ -288,6 +293,8 @@ class StreamkapClient:
                 response = await http.request(
                     method, path, json=payload, headers=headers, extensions=extensions
                 )
+                if response.status_code == 403:  # noted before the calls queued behind it go
+                    self._note_denied(_api_error(method, path, response))
         except httpx.TransportError as exc:
             raise self._failed(method, path, exc) from None
         self._answered = True
@@ -298,6 +305,19 @@ class StreamkapClient:
         if response.status_code == 401:
             await self.tokens.invalidate(token)  # one renewal, shared by every refused call
         raise _api_error(method, path, response)
+
+    def _note_denied(self, error: ApiError) -> None:
+        if isinstance(error, PermissionDenied):
+            self._denied.setdefault(error.needs, error)
+
+    def _refuse_if_denied(self, method: str, path: str) -> None:
+        """The first refusal again, unsent, for a call whose permission was refused this run."""
+        needs = _permission(method, path)
+        first = self._denied.get(needs) if needs is not None else None
+        if first is not None:
+            raise PermissionDenied(
+                first.method, first.path, first.status, first.detail, first.needs
+            )
 
     async def _token_call(self, path: str, body: dict[str, Any]) -> answers.TokenAnswer:
         """One login or refresh; the call it serves retries it, so retries never multiply."""
@@ -359,6 +379,11 @@ def _created(desired: DesiredCredential, body: Any) -> CreatedCredential:
     return created
 
 
+def _permission(method: str, path: str) -> str | None:
+    """The permission a call needs, if known (see PERMISSIONS)."""
+    return PERMISSIONS.get((method, "/" + "/".join(path.strip("/").split("/")[:2])))
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UnusableAnswer("PATCH", CREDENTIALS, "expected a JSON object")
@@ -382,7 +407,7 @@ def _api_error(
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return RateLimited(method, path, status, detail, retry_after)
     if status == 403:
-        needs = PERMISSIONS.get((method, "/" + "/".join(path.strip("/").split("/")[:2])))
+        needs = _permission(method, path)
         if needs is not None:
             return PermissionDenied(method, path, status, detail, needs)
     if status in {401, 403}:
