@@ -33,8 +33,6 @@ from provisioner.simulator import (
 )
 from tests.support.served import Served, run_cli, served
 
-pytestmark = pytest.mark.e2e
-
 CREDS = "/auth/client-credentials"
 TOKEN = "/auth/access-token"
 KEY = "payments/ingest"
