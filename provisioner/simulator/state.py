@@ -373,9 +373,9 @@ class SimulatorState(ServiceState):
     # Call log ----------------------------------------------------------------------------------
 
     def write_calls(self) -> list[Call]:
-        """The POST and DELETE calls to the client-credentials endpoints, whatever their answer."""
+        """The POST, PATCH and DELETE calls to the client-credentials endpoints, whatever answer."""
         return [
             call
             for call in self.calls(path_prefix=CREDENTIALS_PATH)
-            if call.method in ("POST", "DELETE")
+            if call.method in ("POST", "PATCH", "DELETE")
         ]
