@@ -32,4 +32,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) secrets secrets.env .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) secrets secrets.env .provisioner-simulator.json .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,8 @@ sent into that detail, every message is passed through the secret registry when 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from provisioner.logs import redact
@@ -37,6 +38,12 @@ class ProvisionerError(Exception):
     def __str__(self) -> str:
         # Rendered late, so a secret registered after the error was made is still replaced.
         return redact(super().__str__())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the closest of `choices`, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class UsageError(ProvisionerError):

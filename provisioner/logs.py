@@ -123,13 +123,17 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+def uses_json(fmt: str, stream: TextIO) -> bool:
+    """JSON when asked for, or by default when `stream` is not a terminal."""
+    return fmt == "json" or (fmt == "auto" and not stream.isatty())
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog once per process; logs go to stderr (stdout is for machine output)."""
     stream = stream or sys.stderr
-    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()
-        if use_json
+        if uses_json(fmt, stream)
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     structlog.configure(

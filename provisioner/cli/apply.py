@@ -44,23 +44,36 @@ def apply(args: argparse.Namespace) -> int:
     outputs = outputs_from(args)
     results: list[RunResult] = []
     stops: list[Stop] = []
-    anyio.run(_apply, job, outputs, results, stops)
+    recorder = metrics.Metrics()
+    anyio.run(_apply, job, outputs, recorder, results, stops)
     if not results:  # a second signal cut the run short
-        err("aborted: no summary; the next apply repairs whatever was cut short")
+        err(
+            "aborted: no summary; the next apply repairs what was cut short",
+            "apply.aborted",
+            "error",
+        )
         return EXIT_FAILED
-    ok = finish(results[0], outputs)
+    ok = finish(results[0], outputs) and not recorder.textfile_failed
     return EXIT_OK if ok and not stops[0].requested.is_set() else EXIT_FAILED
 
 
-async def _apply(job: Job, outputs: Outputs, results: list[RunResult], stops: list[Stop]) -> None:
+async def _apply(
+    job: Job,
+    outputs: Outputs,
+    recorder: metrics.Metrics,
+    results: list[RunResult],
+    stops: list[Stop],
+) -> None:
     async with stop_on_signals(on_stop=_stopping, on_abort=_aborting) as stop:
         stops.append(stop)
-        results.append(await apply_once(job, outputs, metrics.Metrics(), stop.requested))
+        results.append(await apply_once(job, outputs, recorder, stop.requested))
 
 
 def _stopping(name: str) -> None:
-    err(f"{name}: stopping: finishing work in flight, starting nothing new")
+    text = f"{name}: stopping: finishing work in flight, starting nothing new"
+    err(text, "apply.stopping", "warning", signal=name)
 
 
 def _aborting(name: str) -> None:
-    err("aborting: work in flight is cut short; the next apply repairs it")
+    text = "aborting: work in flight is cut short; the next apply repairs it"
+    err(text, "apply.aborting", "warning", signal=name)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from provisioner.cli import human
 from provisioner.cli.outputs import Outputs
 from provisioner.config import Settings
 from provisioner.errors import UsageError
-from provisioner.logs import configure_logging, redact
+from provisioner.logs import configure_logging
 from provisioner.manifest import DEFAULT_SINK
 from provisioner.manifest.durations import parse_duration
 from provisioner.reconcile.session import Job
@@ -21,9 +21,9 @@ from provisioner.sinks import parse_sink_uri
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CHANGES = 0, 1, 2, 3
 
 
-def err(message: str) -> None:
-    """Human output goes to stderr; stdout is for machine output."""
-    print(redact(message), file=sys.stderr, flush=True)
+def err(message: str, event: str = "message", level: str = "info", **fields: Any) -> None:
+    """Human output goes to stderr (in JSON mode as the event `event`); stdout is for machines."""
+    human.say(message, event, level, **fields)
 
 
 def add_paths(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +80,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UsageError(f"invalid configuration: {problems}") from None
     configure_logging(settings.log_level, settings.log_format)
+    human.configure(settings.log_level, settings.log_format)
     return settings
 
 
@@ -102,7 +103,7 @@ def outputs_from(args: argparse.Namespace) -> Outputs:
         report=args.report,
         metrics_file=args.metrics_file,
         pushgateway=args.pushgateway,
-        progress=not args.no_progress,
+        progress=not args.no_progress and not human.voice().json,  # JSON lines only
     )
     outputs.check()
     return outputs

@@ -1,7 +1,9 @@
 """Prometheus metrics of runs: a textfile for node-exporter, or a push to a Pushgateway.
 
 Each process (one `apply`, or a whole `run` loop) owns a fresh CollectorRegistry, so counters
-add up over the cycles of a `run` and nothing leaks in from the global registry.
+add up over the cycles of a `run` and nothing leaks in from the global registry. With a textfile,
+the counters start from what the previous file held: a cron job's runs are separate processes,
+and Prometheus expects a textfile's counters to keep growing.
 """
 
 from __future__ import annotations
@@ -93,6 +95,24 @@ class Metrics:
             registry=r,
         )
         self._last_success: Gauge | None = None  # absent until a run succeeds (see below)
+        self._counters: dict[str, tuple[Counter, frozenset[str]]] = {
+            "provisioner_runs": (self._runs, frozenset({"result"})),
+            "provisioner_actions": (self._actions, frozenset({"action", "outcome"})),
+            "provisioner_api_requests": (self._api, frozenset({"status"})),
+            "provisioner_retries": (self._retries, frozenset({"call"})),
+        }
+        self._carried = False
+        self.textfile_failed = False  # the last textfile write failed: the run must say so
+
+    def carry_over(self, path: Path) -> None:
+        """Start the counters from those an earlier process left in the textfile; once only."""
+        if self._carried:
+            return
+        self._carried = True
+        for name, labels, value in _previous_counters(path):
+            counter, names = self._counters.get(name, (None, frozenset()))
+            if counter is not None and set(labels) == names and value > 0:
+                counter.labels(**labels).inc(value)
 
     def observe(self, stats: RunStats) -> None:
         """Record one run (a `run` cycle or a whole `apply`)."""
@@ -145,6 +165,21 @@ def call_label(call: str) -> str:
 def write_textfile(path: Path, metrics: Metrics) -> None:
     """Replace `path` atomically, readable by node-exporter (which runs as another user)."""
     replace_file(path, metrics.text(), mode=FILE_MODE)
+
+
+def _previous_counters(path: Path) -> list[tuple[str, dict[str, str], float]]:
+    """(family, labels, value) of every `*_total` counter sample in an earlier textfile."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return [
+            (family.name, dict(sample.labels), float(sample.value))
+            for family in text_string_to_metric_families(text)
+            if family.type == "counter"
+            for sample in family.samples
+            if sample.name == f"{family.name}_total"
+        ]
+    except (OSError, UnicodeDecodeError, ValueError):  # none, or not ours to read: start at 0
+        return []
 
 
 def previous_success(path: Path) -> float | None:

@@ -8,20 +8,30 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import anyio
 import structlog
 
-from provisioner.cli import metrics
+from provisioner.cli import human, metrics
 from provisioner.cli.progress import Tracker, tracker_for
-from provisioner.cli.render import change_lines, run_report, summarize, use_color
+from provisioner.cli.render import (
+    Summary,
+    action_json,
+    blocked_causes,
+    blocked_line,
+    change_lines,
+    run_report,
+    summarize,
+    use_color,
+)
+from provisioner.cli.render import describe as describe_action
 from provisioner.errors import ManifestError, UsageError, first_error
 from provisioner.http.retry import retry_counts
-from provisioner.logs import redact, register_url_password, scrub_url
+from provisioner.logs import register_url_password, scrub_url
 from provisioner.reconcile import pipeline
-from provisioner.reconcile.model import Outcome, Plan, RunResult, Status
+from provisioner.reconcile.model import Kind, Outcome, Plan, Reason, RunResult, Status
 from provisioner.reconcile.session import Job, open_session
 from provisioner.sinks.atomic import describe, replace_file
 
@@ -102,8 +112,22 @@ class _Shown:
 
 
 def show_changes(the_plan: Plan) -> None:
-    for line in change_lines(the_plan, color=use_color(sys.stderr, os.environ)):
-        print(line, file=sys.stderr, flush=True)
+    """What the plan changes or leaves in place on purpose, and once per cause what could not be
+    planned; nothing when quiet and there is neither."""
+    voice = human.voice()
+    if voice.quiet and not the_plan.has_changes and not the_plan.count(Kind.BLOCKED):
+        return
+    if not voice.json:
+        lines = change_lines(the_plan, color=use_color(sys.stderr, os.environ))
+        if lines:
+            human.say("\n".join(lines), "plan.changes")
+        return
+    for action in the_plan.actions:
+        if action.reason is not Reason.UP_TO_DATE and action.kind is not Kind.BLOCKED:
+            human.say(describe_action(action), "plan.change", **action_json(action))
+    for cause, keys in blocked_causes(the_plan).items():  # once per cause, not per credential
+        text = blocked_line(cause, keys)
+        human.say(text, "plan.blocked", "warning", error=cause, credentials=len(keys), keys=keys)
 
 
 def _stats(
@@ -120,6 +144,8 @@ async def _publish(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.R
 
 def publish_metrics(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.RunStats) -> None:
     """Record the run, then write the textfile and push; blocking I/O."""
+    if outputs.metrics_file is not None:
+        recorder.carry_over(outputs.metrics_file)  # counters are cumulative across processes
     if outputs.metrics_file is not None and not stats.ok:
         carried = metrics.previous_success(outputs.metrics_file)
         if carried is not None:  # keep what an earlier process knew of the last success
@@ -133,8 +159,17 @@ def finish(result: RunResult, outputs: Outputs) -> bool:
     written = outputs.report is None or write_report(outputs.report, result)
     summary = summarize(result.plan, result.outcomes)
     _print_failures(result.outcomes)
-    print(summary.line(), file=sys.stderr, flush=True)
+    if not (human.voice().quiet and _uneventful(summary)):
+        level = "info" if summary.complete else "error"
+        human.say(summary.line(), "apply.summary", level, **asdict(summary))
     return written and summary.complete
+
+
+def _uneventful(summary: Summary) -> bool:
+    """Nothing changed and nothing failed: a quiet run has nothing to say."""
+    changed = summary.created + summary.updated + summary.replaced + summary.restored
+    changed += summary.deleted
+    return summary.complete and not changed
 
 
 def _print_failures(outcomes: Sequence[Outcome]) -> None:
@@ -144,9 +179,12 @@ def _print_failures(outcomes: Sequence[Outcome]) -> None:
         if outcome.status is Status.SKIPPED:
             skipped += 1
         elif outcome.error:
-            print(redact(f"failed: {outcome.action.key}: {outcome.error}"), file=sys.stderr)
+            action = outcome.action
+            text = f"failed: {action.key}: {outcome.error}"
+            human.say(text, "apply.failed", "error", **action_json(action), error=outcome.error)
     if skipped:
-        print(f"not started: {skipped} actions; the next apply does them", file=sys.stderr)
+        text = f"not started: {skipped} actions; the next apply does them"
+        human.say(text, "apply.not_started", "warning", actions=skipped)
 
 
 def write_report(path: Path, result: RunResult) -> bool:
@@ -163,12 +201,16 @@ def write_report(path: Path, result: RunResult) -> bool:
 
 
 def write_metrics(outputs: Outputs, recorder: metrics.Metrics) -> None:
-    """Write the textfile and push; a failure is logged, never fails the run it measures."""
+    """Write the textfile and push; a failure is logged. A textfile that could not be written
+    fails `apply` afterwards (like --report); a failed push never does."""
     if outputs.metrics_file is not None:
         try:
             metrics.write_textfile(outputs.metrics_file, recorder)
         except OSError as exc:
-            log.error("metrics.write_failed", path=str(outputs.metrics_file), error=str(exc))
+            log.error("metrics.write_failed", path=str(outputs.metrics_file), error=describe(exc))
+            recorder.textfile_failed = True
+        else:
+            recorder.textfile_failed = False
     if outputs.pushgateway is not None:
         shown = scrub_url(outputs.pushgateway)  # its user and password stay out of the log
         try:

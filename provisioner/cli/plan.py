@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 
+from provisioner.cli import human
 from provisioner.cli.common import (
     EXIT_CHANGES,
     EXIT_FAILED,
@@ -22,9 +23,10 @@ from provisioner.cli.common import (
     job_from,
     settings_from,
 )
-from provisioner.cli.render import plan_json, render_plan, use_color
+from provisioner.cli.outputs import show_changes
+from provisioner.cli.render import plan_json, plan_summary_line, render_plan, use_color
 from provisioner.reconcile import pipeline
-from provisioner.reconcile.model import Kind, Planned
+from provisioner.reconcile.model import Kind, Plan, Planned
 from provisioner.reconcile.session import Job, open_session
 
 
@@ -44,9 +46,14 @@ def add_parser(commands: Any) -> None:
 def plan(args: argparse.Namespace) -> int:
     job = job_from(args, settings_from(args))
     planned = anyio.run(_plan, job)
-    err(render_plan(planned.plan, color=use_color(sys.stderr, os.environ)))
+    show_plan(planned.plan)
     if planned.refusal is not None:
-        err(f"apply would stop here, before any write: {planned.refusal}")
+        err(
+            f"apply would stop here, before any write: {planned.refusal}",
+            "plan.refused",
+            "warning",
+            refusal=str(planned.refusal),
+        )
     if args.json:
         print(json.dumps(plan_json(planned.plan), indent=2))
     if planned.plan.count(Kind.BLOCKED):  # not planned: neither "no changes" nor "changes"
@@ -60,3 +67,17 @@ async def _plan(job: Job) -> Planned:
     manifests = pipeline.load(job)
     async with open_session(job, manifests) as session:
         return await pipeline.make_plan(session, prune=job.prune, replace=job.replace)
+
+
+def show_plan(the_plan: Plan) -> None:
+    """The changes, what could not be planned, and the summary line; nothing when quiet and
+    there is neither a change nor a blocked credential."""
+    blocked = the_plan.count(Kind.BLOCKED)
+    if human.voice().quiet and not the_plan.has_changes and not blocked:
+        return
+    if not human.voice().json:
+        err(render_plan(the_plan, color=use_color(sys.stderr, os.environ)))
+        return
+    show_changes(the_plan)
+    summary = plan_json(the_plan)["summary"]
+    err(plan_summary_line(the_plan), "plan.summary", changes=the_plan.has_changes, **summary)

@@ -115,21 +115,27 @@ def _when(moment: datetime) -> str:
 
 
 def blocked_lines(plan: Plan) -> list[str]:
-    """`cannot plan 32 credentials (a/b, a/c, a/d and 29 more): sink 'vault': ...`, once per
-    cause; `cannot plan KEY: cause` for a cause that blocks one credential."""
+    """What could not be planned, one line per cause (see `blocked_line`)."""
+    return [blocked_line(cause, keys) for cause, keys in blocked_causes(plan).items()]
+
+
+def blocked_causes(plan: Plan) -> dict[str, list[str]]:
+    """The keys of the blocked actions, by cause, in plan order."""
     causes: dict[str, list[str]] = {}
     for action in plan.actions:
         if action.kind is Kind.BLOCKED:
             causes.setdefault(action.detail, []).append(action.key)
-    lines = []
-    for cause, keys in causes.items():
-        if len(keys) == 1:
-            lines.append(f"cannot plan {keys[0]}: {cause}")
-            continue
-        named = ", ".join(keys[:_SHOWN_KEYS])
-        more = f" and {len(keys) - _SHOWN_KEYS} more" if len(keys) > _SHOWN_KEYS else ""
-        lines.append(f"cannot plan {len(keys)} credentials ({named}{more}): {cause}")
-    return lines
+    return causes
+
+
+def blocked_line(cause: str, keys: Sequence[str]) -> str:
+    """`cannot plan 32 credentials (a/b, a/c, a/d and 29 more): sink 'vault': ...`; for one
+    credential `cannot plan KEY: cause`."""
+    if len(keys) == 1:
+        return f"cannot plan {keys[0]}: {cause}"
+    named = ", ".join(keys[:_SHOWN_KEYS])
+    more = f" and {len(keys) - _SHOWN_KEYS} more" if len(keys) > _SHOWN_KEYS else ""
+    return f"cannot plan {len(keys)} credentials ({named}{more}): {cause}"
 
 
 def describe(action: Action) -> str:

@@ -68,7 +68,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     job = job_from(args, settings_from(args))
     if job.simulate:  # one simulator for the whole run, so that cycles converge
-        job = dataclasses.replace(job, simulator=Simulated.fresh())
+        job = dataclasses.replace(job, simulator=Simulated.resumed(job.cwd))
     reconciler = Reconciler(job, outputs_from(args))
     return int(anyio.run(reconcile, reconciler, Cadence(args.every, args.jitter)))
 

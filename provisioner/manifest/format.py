@@ -37,55 +37,104 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_ROLES = "Role keys, names or ids, resolved via GET /auth/roles. Exclusive with permissions."
+_PERMISSIONS = "Permission ids (passed as permission_ids). Exclusive with roles."
+_SINKS = "Names of the sinks each new secret is delivered to."
+_ROTATE = "Replace credentials older than this, e.g. 90d (units: s, m, h, d, w)."
+_GRACE = (
+    "How long a replaced credential stays live after its successor was delivered, e.g. 1h "
+    "(units: s, m, h, d, w); 0s by default."
+)
+
+
 class DefaultsSpec(_Strict):
     """Values a credential inherits when it does not say."""
 
-    roles: Annotated[list[Reference], Field(min_length=1)] | None = None
-    permissions: list[Reference] | None = None
-    sinks: list[Name] | None = None
-    rotate_after: Duration | None = None
-    grace: Duration | None = None
+    roles: Annotated[list[Reference], Field(min_length=1)] | None = Field(
+        default=None, description=_ROLES
+    )
+    permissions: list[Reference] | None = Field(default=None, description=_PERMISSIONS)
+    sinks: list[Name] | None = Field(default=None, description=_SINKS)
+    rotate_after: Duration | None = Field(default=None, description=_ROTATE)
+    grace: Duration | None = Field(default=None, description=_GRACE)
 
 
 class CredentialSpec(_Strict):
     """One credential of a service."""
 
-    name: Name
-    description: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    roles: Annotated[list[Reference], Field(min_length=1)] | None = None
-    permissions: list[Reference] | None = None
-    sinks: list[Name] | None = None
-    rotate_after: Duration | None = None
-    grace: Duration | None = None
+    name: Name = Field(
+        description="The credential's name, unique within its service; its key is "
+        "<service>/<credential>."
+    )
+    description: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        None,
+        description="Free text; the remote description gets the ownership marker "
+        "[provisioner:<key>] appended.",
+    )
+    roles: Annotated[list[Reference], Field(min_length=1)] | None = Field(
+        default=None, description=_ROLES
+    )
+    permissions: list[Reference] | None = Field(default=None, description=_PERMISSIONS)
+    sinks: list[Name] | None = Field(default=None, description=_SINKS)
+    rotate_after: Duration | None = Field(default=None, description=_ROTATE)
+    grace: Duration | None = Field(default=None, description=_GRACE)
 
 
 class ServiceSpec(_Strict):
     """A service and the credentials it needs."""
 
-    name: Name
-    service_id: Reference | None = None
-    credentials: Annotated[list[CredentialSpec], Field(min_length=1)]
+    name: Name = Field(description="The service's name: lowercase letters, digits, '.', '_', '-'.")
+    service_id: Reference | None = Field(
+        default=None, description="Optional Streamkap service id the credentials belong to."
+    )
+    credentials: Annotated[list[CredentialSpec], Field(min_length=1)] = Field(
+        description="The credentials this service needs."
+    )
 
 
 class SinkSpec(BaseModel):
     """A named sink: `type` plus the options of that type (checked against the type's model)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    type: Annotated[str, StringConstraints(min_length=1)]
+    type: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="The sink type: file, env, vault, or one a plugin registers; the other "
+        "keys are that type's options (docs/sinks.md)."
+    )
 
 
 class ManifestDocument(_Strict):
     """One YAML document of a manifest file."""
 
-    version: Literal[1]
-    # Whose credentials these are: orphans and --prune only ever concern the run's owner.
-    owner: Name | None = None
-    defaults: DefaultsSpec = DefaultsSpec()
-    sinks: dict[Name, SinkSpec] = Field(default_factory=dict)
-    services: list[ServiceSpec] = Field(default_factory=list)
+    version: Literal[1] = Field(description="The manifest format's version: 1.")
+    owner: Name | None = Field(
+        default=None,
+        description="Whose credentials these are: orphans and --prune only ever concern the "
+        "run's owner (every file of a run naming one must name the same).",
+    )
+    defaults: DefaultsSpec = Field(
+        default=DefaultsSpec(), description="Values that apply where a credential does not say."
+    )
+    sinks: dict[Name, SinkSpec] = Field(
+        default_factory=dict,
+        description="Named sinks (a name defined twice with different options is an error).",
+    )
+    services: list[ServiceSpec] = Field(
+        default_factory=list, description="The services and the credentials each needs."
+    )
 
 
 SINK_MAP = TypeAdapter(dict[Name, SinkSpec])
+
+#: Every field name of the format, for "did you mean" on an unknown one.
+FIELD_NAMES = tuple(
+    sorted(
+        {
+            name
+            for model in (ManifestDocument, DefaultsSpec, ServiceSpec, CredentialSpec)
+            for name in model.model_fields
+        }
+    )
+)
 
 
 def manifest_schema() -> dict[str, Any]:

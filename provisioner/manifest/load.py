@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,11 +13,13 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from provisioner.errors import ManifestError
+from provisioner.errors import ManifestError, did_you_mean
 from provisioner.manifest import yamlfile
 from provisioner.manifest.durations import parse_duration
 from provisioner.manifest.format import (
     DEFAULT_SINK,
+    FIELD_NAMES,
+    NAME_PATTERN,
     SINK_MAP,
     CredentialSpec,
     DefaultsSpec,
@@ -141,8 +144,9 @@ class _Loader:
         try:
             options = kind.options_model.model_validate(spec.model_extra or {})
         except ValidationError as exc:
+            fields = (*kind.options_model.model_fields, "type")
             for error in exc.errors(include_url=False):
-                self._problem(origin.child(*error["loc"]), _message(error))
+                self._problem(origin.child(*error["loc"]), _message(error, fields))
             return
         definition = SinkDefinition(name=name, type=spec.type, options=options)
         known = self.sinks.get(name)
@@ -238,7 +242,8 @@ class _Loader:
             return None
         for sink_name in sinks:
             if sink_name not in self.sinks:
-                self._problem(sinks_at, f"unknown sink {sink_name!r}")
+                hint = did_you_mean(sink_name, self.sinks)
+                self._problem(sinks_at, f"unknown sink {sink_name!r}{hint}")
         roles, roles_at, permissions = self._access(spec, defaults, at, doc)
         rotate = _own_or(spec.rotate_after, defaults.rotate_after)
         grace = _own_or(spec.grace, defaults.grace)
@@ -308,7 +313,27 @@ def _where(files: dict[str, YamlFile], origin: Origin) -> str:
     yaml_file = files.get(origin.file)
     line = yaml_file.line_of(origin.doc, origin.path) if yaml_file else 0
     location = f"{origin.file}:{line}" if line else origin.file
-    return f"{location}: {origin.dotted or '(document)'}"
+    document = yaml_file.documents[origin.doc] if yaml_file else None
+    return f"{location}: {_named_path(document, origin.path) or '(document)'}"
+
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def _named_path(document: Any, path: Sequence[str | int]) -> str:
+    """`services[payments-api].credentials[ingest].roles`: list items by their name when it is
+    valid, so a path can be read without counting entries; by position otherwise."""
+    out, node = "", document
+    for part in path:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            out += f"[{name}]" if isinstance(name, str) and _NAME.match(name) else f"[{part}]"
+            node = item
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
 
 
 _EXPECTED = {
@@ -321,24 +346,36 @@ _EXPECTED = {
 
 
 def _yaml_type(value: Any) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    names = {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
     if value is None:
         return "nothing (null)"
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def _message(error: Any) -> str:
-    """Pydantic's error in the words of this format."""
+def _message(error: Any, fields: Iterable[str] = FIELD_NAMES) -> str:
+    """Pydantic's error in the words of this format; `fields` are the names a typo may mean."""
     kind, loc, value = error.get("type"), error["loc"], error.get("input")
     last = loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        return "unknown field"
+        return "unknown field" + did_you_mean(str(last), fields)
     if kind == "literal_error" and loc == ("version",):
         return f"unsupported version {value!r} (expected 1)"
     if kind == "too_short":
         return "must not be empty (leave the field out instead)"
     if kind == "missing":
         return "required field is missing"
+    if kind == "string_type" and last in {"rotate_after", "grace"}:
+        return (
+            f"got {_yaml_type(value)} ({json.dumps(value)}): write a duration such as 90d "
+            "(a number and a unit: s, m, h, d, w)"
+        )
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {_yaml_type(value)}"
     if kind == "string_pattern_mismatch" and last in {"rotate_after", "grace"}:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import anyio
 import structlog
+from pydantic import SecretStr
 
 from provisioner.errors import (
     AmbiguousCreate,
@@ -161,7 +162,8 @@ class Engine:
         source = self.records.get(action.key)
         if source is None or source.client_id != action.client_id:
             raise SinkError(str(action.source), f"no proven record of {action.client_id} to copy")
-        record = restored_record(desired, source)
+        # The source's credential and secret, in the layout of a fresh record.
+        record = sink_record(desired, source.client_id, source.secret, source.created_at)
         for name in action.targets:
             sink = self.sinks[name]
             async for attempt in retrying(self.max_attempts, self.sleep, "restore", sink=name):
@@ -221,7 +223,9 @@ class Engine:
         self, desired: DesiredCredential, created: CreatedCredential
     ) -> None:
         """Write to every sink concurrently; if any still fails, take the credential back."""
-        record = sink_record(desired, created)
+        made = created.remote
+        created_at = (made.created_at or datetime.now(UTC)).isoformat()
+        record = sink_record(desired, made.client_id, created.secret, created_at)
         failures: list[SinkError] = []
         delivered: list[tuple[Sink, Previous]] = []  # each sink, and what the write replaced
 
@@ -291,35 +295,20 @@ class Engine:
         return None
 
 
-def sink_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:
-    """The record every sink stores for a freshly created credential."""
-    remote = created.remote
-    created_at = (remote.created_at or datetime.now(UTC)).isoformat()
+def sink_record(
+    desired: DesiredCredential, client_id: str, secret: SecretStr, created_at: str | None
+) -> SinkRecord:
+    """The record every sink stores for a credential: its id and secret, the manifest's fields."""
     return SinkRecord(
         service=desired.service,
         credential=desired.name,
-        client_id=remote.client_id,
-        secret=created.secret,
+        client_id=client_id,
+        secret=secret,
         description=desired.description,
         role_ids=desired.role_ids,
         permission_ids=desired.permission_ids,
         service_id=desired.service_id,
         created_at=created_at,
-    )
-
-
-def restored_record(desired: DesiredCredential, source: SinkRecord) -> SinkRecord:
-    """The record to copy: the source's credential and secret, in the layout of a fresh one."""
-    return SinkRecord(
-        service=desired.service,
-        credential=desired.name,
-        client_id=source.client_id,
-        secret=source.secret,
-        description=desired.description,
-        role_ids=desired.role_ids,
-        permission_ids=desired.permission_ids,
-        service_id=desired.service_id,
-        created_at=source.created_at,
     )
 
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("provisioner.session")
 
 SIMULATOR_URL = "http://simulator.invalid"
+#: Where `--simulate` keeps the simulators' state between runs, in the working directory.
+SIMULATOR_STATE_FILE = ".provisioner-simulator.json"
 SIMULATOR_EXTRA = "pip install 'streamkap-provisioner[simulator]'"
 
 
@@ -58,6 +60,24 @@ class Simulated:
         simulator = import_simulator()
         return cls(simulator.SimulatorState(), simulator.VaultState(mounts=None))  # any mount
 
+    @classmethod
+    def resumed(cls, cwd: Path) -> Simulated:
+        """The state the last `--simulate` run in `cwd` left, so a re-run follows on from it."""
+        simulated, path = cls.fresh(), cwd / SIMULATOR_STATE_FILE
+        try:
+            import_simulator().load_saved(path, simulated.streamkap, simulated.vault)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot resume the simulator ({exc}); delete it") from None
+        return simulated
+
+    def save(self, cwd: Path) -> None:
+        """Keep the state for the next `--simulate` run in `cwd`."""
+        path = cwd / SIMULATOR_STATE_FILE
+        try:
+            import_simulator().save_state(path, self.streamkap, self.vault)
+        except OSError as exc:  # the demo still ran; only the next one starts afresh
+            log.warning("simulator.save_failed", path=str(path), error=exc.strerror)
+
 
 @dataclass
 class Session:
@@ -79,9 +99,10 @@ async def open_session(
     """
     settings = job.settings
     started = time.time()
-    transport = sink_transport = None
+    transport = sink_transport = simulated = None
     if job.simulate:
-        transport, sink_transport, settings = _simulator(settings, job.simulator)
+        simulated = job.simulator or Simulated.resumed(job.cwd)
+        transport, sink_transport, settings = _simulator(settings, simulated)
     context = SinkContext(
         cwd=job.cwd,
         environ=_sink_environ(settings),
@@ -91,6 +112,8 @@ async def open_session(
         connections=settings.concurrency,
     )
     async with AsyncExitStack() as stack:
+        if simulated is not None:  # last out: whatever the run made, even if it failed
+            stack.callback(simulated.save, job.cwd)
         client = StreamkapClient(
             settings.host,
             client_id=settings.client_id,
@@ -144,11 +167,10 @@ def import_simulator() -> ModuleType:
 
 
 def _simulator(
-    settings: Settings, simulated: Simulated | None
+    settings: Settings, simulated: Simulated
 ) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport, Settings]:
     """In-process Streamkap and Vault simulators, and the settings that log in to them."""
     simulator = import_simulator()  # only --simulate pays for the import
-    simulated = simulated or Simulated.fresh()
     update = {
         "host": SIMULATOR_URL,
         "client_id": "sim-admin",

@@ -30,6 +30,8 @@ from provisioner.simulator.faults import (
     FaultConfig,
     SimulatedConnectionDrop,
 )
+from provisioner.simulator.saved import load as load_saved
+from provisioner.simulator.saved import save as save_state
 from provisioner.simulator.serve import serve_forever, serve_in_thread
 from provisioner.simulator.state import (
     ADMIN_CLIENT_ID,
@@ -94,7 +96,9 @@ __all__ = [
     "create_app",
     "create_vault_app",
     "get_state",
+    "load_saved",
     "mask_secret",
+    "save_state",
     "serve_forever",
     "serve_in_thread",
     "vault_state",

@@ -353,6 +353,13 @@ class SimulatorState(ServiceState):
         with self._lock:
             return self._credentials[client_id].secret
 
+    def restore(self, records: Iterable[CredentialRecord]) -> None:
+        """Put back credentials an earlier process saved (`--simulate` runs that follow on)."""
+        with self._lock:
+            for record in records:
+                self._credentials[record.client_id] = record
+                self._issued.append(record.secret)
+
     def age(self, client_id: str | None, by: timedelta) -> None:
         """Make one credential (or every one, for None or "all") older by `by`."""
         with self._lock:
@@ -366,9 +373,9 @@ class SimulatorState(ServiceState):
     # Call log ----------------------------------------------------------------------------------
 
     def write_calls(self) -> list[Call]:
-        """The POST and DELETE calls to the client-credentials endpoints, whatever their answer."""
+        """The POST, PATCH and DELETE calls to the client-credentials endpoints, whatever answer."""
         return [
             call
             for call in self.calls(path_prefix=CREDENTIALS_PATH)
-            if call.method in ("POST", "DELETE")
+            if call.method in ("POST", "PATCH", "DELETE")
         ]

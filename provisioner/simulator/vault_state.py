@@ -424,6 +424,23 @@ class VaultState(ServiceState):
         }
         return sorted(names)
 
+    # Persistence -------------------------------------------------------------------------------
+
+    def saved(self) -> dict[SecretKey, Secret]:
+        """Every key with its versions, copied: what a later process needs to carry on."""
+        with self._lock:
+            return {
+                key: Secret(
+                    s.created_time, s.updated_time, {n: _copy(v) for n, v in s.versions.items()}
+                )
+                for key, s in self._secrets.items()
+            }
+
+    def restore(self, saved: Mapping[SecretKey, Secret]) -> None:
+        """Put back the keys an earlier process saved."""
+        with self._lock:
+            self._secrets.update(saved)
+
     # For tests ---------------------------------------------------------------------------------
 
     def secret(self, path: str, *, mount: str = "secret", namespace: str = "") -> Any:
@@ -442,3 +459,8 @@ def _copy(version: Version) -> Version:
     return Version(
         version.number, data, version.created_time, version.deletion_time, version.destroyed
     )
+
+
+def _copy_secret(secret: Secret) -> Secret:
+    versions = {number: _copy(version) for number, version in secret.versions.items()}
+    return Secret(secret.created_time, secret.updated_time, versions)

@@ -136,7 +136,13 @@ class StreamkapClient:
         # often than a blip: it is not retried, and its error says which variable to check.
         self._answered = False
         self._unreachable: RequestFailed | None = None  # how it first failed, if it never answered
-        self.patch_supported = True  # until the API says otherwise, once per run
+        #: Whether the API has PATCH: None until the run's first PATCH is answered. That first
+        #: one is sent alone (the others wait for its answer), so an API without it sees one.
+        self.patch_supported: bool | None = None
+        #: Permissions the API refused this run (403), each with the first refusal: a call that
+        #: needs one is not sent again, it fails with that refusal.
+        self._denied: dict[str, PermissionDenied] = {}
+        self._patch_probe = anyio.Lock()
 
     async def __aenter__(self) -> StreamkapClient:
         return self
@@ -177,8 +183,16 @@ class StreamkapClient:
         PatchUnsupported (and no further PATCH this run) when the API has no such call; an
         answer that does not carry what was asked is an UnusableAnswer.
         """
+        if self.patch_supported is None:
+            async with self._patch_probe:
+                if self.patch_supported is None:
+                    await self._update(client_id, desired)
+                    return
         if not self.patch_supported:
             raise PatchUnsupported("PATCH", CREDENTIALS, 405, "not available (seen this run)")
+        await self._update(client_id, desired)
+
+    async def _update(self, client_id: str, desired: DesiredCredential) -> None:
         path = f"{CREDENTIALS}/{client_id}"
         try:
             body = await self._retrying("PATCH", path, answers.update_body(desired))
@@ -188,6 +202,7 @@ class StreamkapClient:
             self.patch_supported = False
             log.warning("update.unsupported", status=exc.status, detail="replacing instead")
             raise PatchUnsupported("PATCH", path, exc.status, exc.detail) from None
+        self.patch_supported = True
         updated = self._parsed("PATCH", path, answers.parse_credential, _object(body))
         changed = answers.differences(desired, updated)
         if updated.client_id != client_id:
@@ -289,6 +304,8 @@ class StreamkapClient:
         extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
         try:
             async with self._http.connection() as http:
+                # A call that waited for its connection while one like it was refused: unsent.
+                self._refuse_if_denied(method, path)
                 # Paced once a connection is held, so the pace in force is the one it goes at.
                 ticket = await self.pacer.acquire()
                 # The token is taken last: one fetched before the wait could expire during it.
@@ -297,6 +314,8 @@ class StreamkapClient:
                 response = await http.request(
                     method, path, json=payload, headers=headers, extensions=extensions
                 )
+                if response.status_code == 403:  # noted before the calls queued behind it go
+                    self._note_denied(_api_error(method, path, response))
         except httpx.TransportError as exc:
             raise self._failed(method, path, exc) from None
         self._answered = True
@@ -307,6 +326,19 @@ class StreamkapClient:
         if response.status_code == 401:
             await self.tokens.invalidate(token)  # one renewal, shared by every refused call
         raise _api_error(method, path, response)
+
+    def _note_denied(self, error: ApiError) -> None:
+        if isinstance(error, PermissionDenied):
+            self._denied.setdefault(error.needs, error)
+
+    def _refuse_if_denied(self, method: str, path: str) -> None:
+        """The first refusal again, unsent, for a call whose permission was refused this run."""
+        needs = _permission(method, path)
+        first = self._denied.get(needs) if needs is not None else None
+        if first is not None:
+            raise PermissionDenied(
+                first.method, first.path, first.status, first.detail, first.needs
+            )
 
     async def _token_call(self, path: str, body: dict[str, Any]) -> answers.TokenAnswer:
         """One login or refresh; the call it serves retries it, so retries never multiply."""
@@ -372,6 +404,11 @@ def _created(desired: DesiredCredential, body: Any) -> CreatedCredential:
     return created
 
 
+def _permission(method: str, path: str) -> str | None:
+    """The permission a call needs, if known (see PERMISSIONS)."""
+    return PERMISSIONS.get((method, "/" + "/".join(path.strip("/").split("/")[:2])))
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UnusableAnswer("PATCH", CREDENTIALS, "expected a JSON object")
@@ -395,7 +432,7 @@ def _api_error(
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return RateLimited(method, path, status, detail, retry_after)
     if status == 403:
-        needs = PERMISSIONS.get((method, "/" + "/".join(path.strip("/").split("/")[:2])))
+        needs = _permission(method, path)
         if needs is not None:
             return PermissionDenied(method, path, status, detail, needs)
     if status in {401, 403}:

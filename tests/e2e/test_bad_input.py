@@ -31,7 +31,7 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     "tab-indent": (b"version: 1\nservices:\n\t- name: a\n", ":3: invalid YAML"),
     "unknown-key": (
         (HEAD + one(extra="        colour: blue\n")).encode(),
-        ":9: services[0].credentials[0].colour: unknown field",
+        ":9: services[api].credentials[c].colour: unknown field",
     ),
     "unknown-top-key": (b"version: 1\nservice: []\n", ":2: service: unknown field"),
     "invalid-name": (
@@ -44,16 +44,16 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     ),
     "path-traversal-credential": (
         (HEAD + one(cred="a/../../b")).encode(),
-        ":7: services[0].credentials[0].name: invalid name",
+        ":7: services[api].credentials[0].name: invalid name",
     ),
-    "dot-dot-name": ((HEAD + one(cred="..")).encode(), ":7: services[0].credentials[0].name"),
+    "dot-dot-name": ((HEAD + one(cred="..")).encode(), ":7: services[api].credentials[0].name"),
     "duplicate-in-service": (
         (HEAD + one() + "      - name: c\n        sinks: [s]\n").encode(),
-        ":9: services[0].credentials[1].name: duplicate credential 'api/c'",
+        ":9: services[api].credentials[c].name: duplicate credential 'api/c'",
     ),
     "unknown-sink": (
         (HEAD + one().replace("[s]", "[vault]")).encode(),
-        ":8: services[0].credentials[0].sinks: unknown sink 'vault'",
+        ":8: services[api].credentials[c].sinks: unknown sink 'vault'",
     ),
     "unknown-sink-type": (
         b"version: 1\nsinks:\n  s: {type: s3, bucket: x}\n",
@@ -65,23 +65,23 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     ),
     "bad-duration": (
         (HEAD + one(extra="        rotate_after: 90 days\n")).encode(),
-        ":9: services[0].credentials[0].rotate_after: invalid duration",
+        ":9: services[api].credentials[c].rotate_after: invalid duration",
     ),
     "negative-duration": (
         (HEAD + one(extra="        grace: -1h\n")).encode(),
-        ":9: services[0].credentials[0].grace: invalid duration",
+        ":9: services[api].credentials[c].grace: invalid duration",
     ),
     "empty-roles": (
         (HEAD + one(extra="        roles: []\n")).encode(),
-        ":9: services[0].credentials[0].roles: must not be empty",
+        ":9: services[api].credentials[c].roles: must not be empty",
     ),
     "roles-not-a-list": (
         (HEAD + one(extra="        roles: admin\n")).encode(),
-        ":9: services[0].credentials[0].roles: expected a list, got a string",
+        ":9: services[api].credentials[c].roles: expected a list, got a string",
     ),
     "no-credentials": (
         b"version: 1\nservices:\n  - name: api\n    credentials: []\n",
-        ":4: services[0].credentials: must not be empty",
+        ":4: services[api].credentials: must not be empty",
     ),
     "missing-version": (b"services: []\n", ":1: version: required field is missing"),
     "wrong-version": (b"version: 2\n", ":1: version: unsupported version 2"),
@@ -102,7 +102,7 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     "deep-nesting": (b"version: 1\nx: " + b"[" * 5000 + b"]" * 5000 + b"\n", ":2: invalid YAML"),
     "huge-description": (
         (HEAD + one(extra=f"        description: {'x' * 400_000}\n")).encode(),
-        ":9: services[0].credentials[0].description: String should have at most 1024",
+        ":9: services[api].credentials[c].description: String should have at most 1024",
     ),
 }
 
@@ -127,7 +127,7 @@ def test_keys_must_be_unique_across_files(
     (tmp_path / "b.yaml").write_text(HEAD + one())
     assert main(["validate", str(tmp_path)]) == 2
     assert (
-        f"{tmp_path / 'b.yaml'}:7: services[0].credentials[0].name: duplicate credential 'api/c'"
+        f"{tmp_path / 'b.yaml'}:7: services[api].credentials[c].name: duplicate credential 'api/c'"
         in (capsys.readouterr().err)
     )
 
@@ -154,7 +154,8 @@ def test_broken_manifests_make_no_call_at_all(tmp_path: Path) -> None:
     for case, (content, _) in CORPUS.items():
         (manifests / f"{case}.yaml").write_bytes(content)
     with served() as sim:
-        result = run_cli("apply", manifests, cwd=tmp_path, env=sim.env())
+        env = sim.env(PROVISIONER_LOG_FORMAT="console")  # a line per problem
+        result = run_cli("apply", manifests, cwd=tmp_path, env=env)
         calls = sim.state.calls()
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

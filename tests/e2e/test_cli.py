@@ -28,6 +28,7 @@ def test_schema_prints_json_schema_on_stdout(tmp_path: Path) -> None:
 
 def test_validate_checks_the_example_manifests_without_network(tmp_path: Path) -> None:
     env = plain_env() | {"STREAMKAP_HOST": "http://127.0.0.1:9"}  # nothing listens there
+    env["PROVISIONER_LOG_FORMAT"] = "console"
     result = run_cli("validate", REPO / "manifests", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("OK: 7 credentials for 4 services in 3 files")

@@ -49,7 +49,8 @@ def apply(sim: Served, cwd: Path, *extra: str, **env: str) -> subprocess.Complet
 def test_apply_creates_and_delivers_every_credential(sim: Served, workdir: Path) -> None:
     result = apply(sim, workdir)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("To create:") == 1  # the changes, shown once before writing
+    changes = [line for line in result.stderr.splitlines() if '"event": "plan.change"' in line]
+    assert len(changes) == len(SERVICES) * PER_SERVICE  # the changes, shown once before writing
     live = sim.state.live()
     assert len(live) == len(SERVICES) * PER_SERVICE
     env_file = workdir / "out" / "app.env"
@@ -137,7 +138,9 @@ def test_unknown_role_exits_2_after_reading_roles_only(sim: Served, workdir: Pat
     (workdir / "manifests" / "services.yaml").write_text(big_manifest())
     result = apply(sim, workdir)
     assert result.returncode == 2, result.stderr
-    assert "more.yaml:6: services[0].credentials[0].roles: unknown role 'admn'" in result.stderr
+    unknown = "more.yaml:6: services[extra].credentials[one].roles: unknown role 'admn'"
+    assert unknown in result.stderr
+    assert "error: 1 problem(s) in the manifests" in result.stderr  # the known roles: a hint
     assert {call.method for call in sim.state.calls()} <= {"GET", "POST"}
     assert sim.state.write_calls() == []
 

@@ -56,7 +56,13 @@ def write_manifest(workdir: Path, text: str) -> None:
 
 
 def cli(sim: Served, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = run_cli(*args, "manifests", cwd=workdir, env=sim.env(PROVISIONER_LOG_LEVEL="error"))
+    result = run_cli(
+        *args,
+        "manifests",
+        cwd=workdir,
+        # Plain lines, and at `info` so that runs leaving orphans in place still say so.
+        env=sim.env(PROVISIONER_LOG_LEVEL="info", PROVISIONER_LOG_FORMAT="console"),
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -71,6 +77,7 @@ def assert_rerun_makes_no_write_call(sim: Served, workdir: Path, *extra: str) ->
     sim.state.reset_calls()
     cli(sim, workdir, "apply", *extra)
     assert sim.state.write_calls() == []
+    assert sim.state.calls("PATCH") == []
 
 
 def marked(sim: Served, key: str) -> list[CredentialRecord]:
@@ -117,20 +124,57 @@ def test_a_secret_lost_by_every_sink_gets_a_fresh_credential(sim: Served, workdi
     assert_rerun_makes_no_write_call(sim, workdir)
 
 
-def test_role_drift_replaces_the_credential(sim: Served, workdir: Path) -> None:
+def test_role_drift_is_updated_in_place_by_patch(sim: Served, workdir: Path) -> None:
     apply(sim, workdir)
     old = held_by_file(workdir, "payments-api/reporting")
-    write_manifest(workdir, manifest(reporting_roles="[editor]"))
+    secret = sim.state.secret_of(old)
+    write_manifest(workdir, manifest(reporting_roles="[Data Admin]"))
+
+    shown = cli(sim, workdir, "plan").stderr
+    assert "To update in place:" in shown
+    assert f"  ^ payments-api/reporting ({old}): drift:roles" in shown
+    assert "To replace:" not in shown
+    done = apply(sim, workdir)
+    assert [c.status for c in sim.state.calls("PATCH")] == [200]
+    assert sim.state.calls("POST", "/auth/client-credentials") == []
+    assert sim.state.calls("DELETE") == []
+    (record,) = marked(sim, "payments-api/reporting")
+    assert (record.client_id, record.secret) == (old, secret)  # consumers keep their secret
+    assert record.role_ids == ("role-data-admin",)
+    assert "Applied: 0 created, 1 updated, 0 replaced, 0 deleted, 2 unchanged, 0 failed." in done
+    stored = json.loads((workdir / "secrets" / "payments-api" / "reporting.json").read_text())
+    assert (stored["client_id"], stored["secret"]) == (old, secret)
+    assert_converged(sim, workdir)
+    assert_rerun_makes_no_write_call(sim, workdir)
+
+
+def test_role_drift_replaces_the_credential_where_the_api_has_no_patch(
+    sim: Served, workdir: Path
+) -> None:
+    apply(sim, workdir)
+    old = {key: held_by_file(workdir, key) for key in KEYS}
+    sim.state.patch_supported = False  # the older API: PATCH answers 405
+    # Two credentials drift: the second learns from the first's 405 and tries no PATCH.
+    write_manifest(
+        workdir,
+        manifest(reporting_roles="[Data Admin]", defaults="").replace(
+            "description: Payments ingestion",
+            "description: Payments ingestion\n        roles: [Admin]",
+        ),
+    )
 
     done = apply(sim, workdir)
-    assert (
-        f"~ payments-api/reporting ({old}): drift:roles (roles role-read-only -> role-editor)"
-        in done
-    )
-    assert "Applied: 0 created, 1 replaced, 0 deleted, 2 unchanged, 0 failed." in done
-    (record,) = marked(sim, "payments-api/reporting")
-    assert record.role_ids == ("role-editor",)
-    assert record.client_id != old
+    assert [c.status for c in sim.state.calls("PATCH")] == [405]  # one PATCH per run
+    assert "Applied: 0 created, 2 replaced, 0 deleted, 1 unchanged, 0 failed." in done
+    for key, roles in (
+        ("payments-api/reporting", ("role-data-admin",)),
+        (KEYS[0], ("role-admin",)),
+    ):
+        (record,) = marked(sim, key)
+        assert record.role_ids == roles
+        assert record.client_id != old[key]
+        assert held_by_file(workdir, key) == record.client_id
+        assert sim.state.get(old[key]) is None  # no grace: the old one is deleted
     assert_converged(sim, workdir)
     assert_rerun_makes_no_write_call(sim, workdir)
 

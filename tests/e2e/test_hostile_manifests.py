@@ -65,7 +65,7 @@ def test_durations_beyond_ten_years_are_refused_at_validation_with_file_and_line
     path.write_text(MANIFEST % line)
     assert main(["validate", str(path)]) == 2
     field = line.split(":")[0]
-    assert f"{path}:10: services[0].credentials[0].{field}: duration" in capsys.readouterr().err
+    assert f"{path}:10: services[api].credentials[c].{field}: duration" in capsys.readouterr().err
 
 
 def test_ten_years_is_still_accepted(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_a_symlink_at_the_metrics_path_is_refused_not_written_through(
     victim = workdir / "passwd"
     (workdir / "run.prom").symlink_to(victim)
     code, stderr = apply(sim, workdir)
-    assert code == 0, stderr  # metrics never fail the run they measure
+    assert code == 1, stderr  # done, but a metrics file that cannot be written fails the run
     assert "metrics.write_failed" in stderr
     assert victim.read_text() == PRECIOUS
     assert (workdir / "run.prom").is_symlink()

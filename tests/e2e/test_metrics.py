@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provisioner.cli.metrics import LAST_SUCCESS, Metrics, RunStats, call_label, write_textfile
 from provisioner.simulator import FaultConfig
-from tests.support.served import Served, run_cli
+from tests.support.served import Served, human_text, run_cli
 
 MANIFEST = """\
 version: 1
@@ -87,6 +87,7 @@ def test_a_failed_run_keeps_the_last_success_of_an_earlier_one(sim: Served, work
     found = samples((workdir / "run.prom").read_text())
     assert value(found, "provisioner_last_run_success") == 0
     assert value(found, "provisioner_runs_total", result="failed") == 1
+    assert value(found, "provisioner_runs_total", result="ok") == 1  # carried over
     assert value(found, LAST_SUCCESS) == value(first, LAST_SUCCESS)
     assert value(found, "provisioner_api_requests_total", status="503") >= 1
 
@@ -98,6 +99,42 @@ def test_invalid_manifests_are_counted_as_such(sim: Served, workdir: Path) -> No
     found = samples((workdir / "run.prom").read_text())
     assert value(found, "provisioner_runs_total", result="invalid") == 1
     assert (LAST_SUCCESS, ()) not in found
+
+
+def test_counters_carry_over_from_the_previous_file(sim: Served, workdir: Path) -> None:
+    """Cron runs are separate processes: the textfile's `*_total` counters keep growing."""
+    args = ("apply", "manifests", "--metrics-file", "run.prom")
+    assert run_cli(*args, cwd=workdir, env=sim.env()).returncode == 0
+    first = samples((workdir / "run.prom").read_text())
+    sim.state.reset_calls()
+    for _ in range(2):
+        assert run_cli(*args, cwd=workdir, env=sim.env()).returncode == 0
+    found = samples((workdir / "run.prom").read_text())
+    assert value(found, "provisioner_runs_total", result="ok") == 3
+    assert value(found, "provisioner_actions_total", action="create", outcome="ok") == 12
+    later_answers = sum(1 for call in sim.state.calls() if call.status == 200)
+    assert value(found, "provisioner_api_requests_total", status="200") == (
+        value(first, "provisioner_api_requests_total", status="200") + later_answers
+    )
+    assert value(found, "provisioner_last_run_credentials", result="unchanged") == 12  # a gauge
+
+
+def test_carry_over_ignores_a_file_it_cannot_read(tmp_path: Path) -> None:
+    path = tmp_path / "run.prom"
+    path.write_text("this is not the exposition format {\n")
+    recorder = Metrics()
+    recorder.carry_over(path)
+    recorder.observe(RunStats(finished_at=1.0, duration=0.1))
+    assert value(samples(recorder.text().decode()), "provisioner_runs_total", result="failed") == 1
+
+
+def test_a_metrics_file_that_cannot_be_written_fails_the_run(sim: Served, workdir: Path) -> None:
+    (workdir / "run.prom").mkdir()  # a directory where the file should go
+    result = run_cli("apply", "manifests", "--metrics-file", "run.prom", cwd=workdir, env=sim.env())
+    assert result.returncode == 1
+    assert '"event": "metrics.write_failed"' in result.stderr
+    assert "12 created" in human_text(result.stderr)  # the work was done first
+    assert len(sim.state.live()) == 12
 
 
 def test_textfile_is_replaced_whole_and_readable_by_node_exporter(tmp_path: Path) -> None:
@@ -178,4 +215,4 @@ def test_an_unreachable_pushgateway_is_logged_and_fails_nothing(sim: Served, wor
     result = run_cli("apply", "manifests", "--pushgateway", url, cwd=workdir, env=sim.env())
     assert result.returncode == 0, result.stderr
     assert '"event": "metrics.push_failed"' in result.stderr
-    assert result.stderr.rstrip().endswith("0 failed.")
+    assert human_text(result.stderr).rstrip().endswith("0 failed.")

@@ -153,6 +153,7 @@ def as_unprivileged(command: list[str], cwd: Path) -> subprocess.CompletedProces
         "PYTHONPATH": sysconfig.get_paths()["purelib"],
         "PYTHONDONTWRITEBYTECODE": "1",
         "STREAMKAP_HOST": "http://127.0.0.1:9",
+        "PROVISIONER_LOG_FORMAT": "console",
     }
     if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
@@ -237,6 +238,7 @@ def test_without_the_extra_validate_and_plan_work(sim: Served, tmp_path: Path) -
     assert (
         without_simulator("validate", str(manifest), "--sink", sink, env=sim.env()).returncode == 0
     )
-    planned = without_simulator("plan", str(manifest), "--sink", sink, env=sim.env())
+    console = sim.env(PROVISIONER_LOG_FORMAT="console")
+    planned = without_simulator("plan", str(manifest), "--sink", sink, env=console)
     assert planned.returncode == 0, planned.stderr
     assert "+ svc/reader" in planned.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from provisioner.cli.render import run_report
 from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
-from tests.support.served import Served, run_cli
+from tests.support.served import Served, human_text, run_cli
 
 MANIFEST = """\
 version: 1
@@ -57,7 +57,7 @@ def test_report_matches_the_run(sim: Served, workdir: Path) -> None:
     contract = {"created": 2, "replaced": 0, "deleted": 0, "unchanged": 0, "failed": 0}
     assert {name: summary[name] for name in contract} == contract
     assert summary["blocked"] == 1  # could not be planned: counted apart from failures
-    assert stderr.rstrip().splitlines()[-1] == (
+    assert human_text(stderr).rstrip().splitlines()[-1] == (
         "Applied: 2 created, 0 replaced, 0 deleted, 0 unchanged, 0 failed, 1 could not be planned."
     )
     entries = {entry["key"]: entry for entry in report["actions"]}
@@ -100,8 +100,10 @@ def test_a_report_that_cannot_be_written_fails_the_run(sim: Served, workdir: Pat
     result = run_cli("apply", "manifests", "--report", "report.json", cwd=workdir, env=sim.env())
     assert result.returncode == 1
     assert '"event": "report.write_failed"' in result.stderr
-    assert result.stderr.rstrip().endswith(
-        "3 created, 0 replaced, 0 deleted, 0 unchanged, 0 failed."
+    assert (
+        human_text(result.stderr)
+        .rstrip()
+        .endswith("3 created, 0 replaced, 0 deleted, 0 unchanged, 0 failed.")
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,19 @@ def served(state: SimulatorState | None = None) -> Iterator[Served]:
     state = state or SimulatorState()
     with serve_in_thread(create_app(state)) as url:
         yield Served(url, state)
+
+
+def human_text(stderr: str) -> str:
+    """The human lines of a JSON-mode stderr: each event's `message`, other lines as they are."""
+    lines = []
+    for line in stderr.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            lines.append(line)
+            continue
+        lines.append(event.get("message", line) if isinstance(event, dict) else line)
+    return "\n".join(lines)
 
 
 def run_cli(

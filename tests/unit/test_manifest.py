@@ -90,13 +90,17 @@ services:
 """,
     )
     problems = problems_of(path)
-    assert f"{path}:10: services[0].credentials[0].roles: must not be empty" in problems[0]
+    assert f"{path}:10: services[api].credentials[one].roles: must not be empty" in problems[0]
     assert any(
-        p.startswith(f"{path}:11: services[0].credentials[1].name: invalid name") for p in problems
+        p.startswith(f"{path}:11: services[api].credentials[1].name: invalid name")
+        for p in problems
     )
-    assert f"{path}:13: services[0].credentials[1].rolez: unknown field" in problems
+    assert (
+        f"{path}:13: services[api].credentials[1].rolez: unknown field; did you mean 'roles'?"
+        in problems
+    )
     assert any(
-        p.startswith(f"{path}:16: services[0].credentials[2].rotate_after: invalid duration")
+        p.startswith(f"{path}:16: services[api].credentials[three].rotate_after: invalid duration")
         for p in problems
     )
     assert any(
@@ -114,8 +118,8 @@ def test_unknown_sink_and_missing_sink_are_errors(write_manifest: WriteManifest)
     )
     problems = problems_of(path)
     assert problems == [
-        f"{path}:6: services[0].credentials[0].sinks: unknown sink 'nowhere'",
-        f"{path}:7: services[0].credentials[1]: no sink: name one in `sinks`, "
+        f"{path}:6: services[api].credentials[one].sinks: unknown sink 'nowhere'",
+        f"{path}:7: services[api].credentials[two]: no sink: name one in `sinks`, "
         "in `defaults.sinks`, or give --sink",
     ]
 
@@ -137,9 +141,9 @@ def test_keys_are_unique_across_files(write_manifest: WriteManifest) -> None:
     problems = problems_of(first.parent)
     assert len(problems) == 2
     assert problems[0].startswith(
-        f"{second}:12: services[0].credentials[0].name: duplicate credential"
+        f"{second}:12: services[payments-api].credentials[ingest].name: duplicate credential"
     )
-    assert f"(first at {first}:12: services[0].credentials[0])" in problems[0]
+    assert f"(first at {first}:12: services[payments-api].credentials[ingest])" in problems[0]
 
 
 def test_a_sink_defined_twice_differently_is_an_error(write_manifest: WriteManifest) -> None:
@@ -196,9 +200,68 @@ def test_keys_that_would_share_dotenv_variables_are_rejected(write_manifest: Wri
         "  - name: a\n    credentials:\n      - name: b-c\n",
     )
     assert problems_of(path) == [
-        f"{path}:12: services[1].credentials[0].name: 'a/b-c' and 'a-b/c' would share "
+        f"{path}:12: services[a].credentials[b-c].name: 'a/b-c' and 'a-b/c' would share "
         "STREAMKAP_A_B_C_CLIENT_ID in sink 'dotenv'; rename one"
     ]
+
+
+def test_a_bare_number_as_a_duration_says_how_to_write_one(write_manifest: WriteManifest) -> None:
+    path = write_manifest("a.yaml", GOOD.replace("rotate_after: 30d", "rotate_after: 90"))
+    (problem,) = problems_of(path)
+    assert "rotate_after: got a number (90): write a duration such as 90d" in problem
+    assert "a int" not in problem
+
+
+def test_typos_get_a_suggestion(write_manifest: WriteManifest) -> None:
+    """An unknown field, sink name or sink option names the closest valid one."""
+    text = (
+        GOOD.replace("rotate_after: 30d", "rotate_afer: 30d")
+        .replace("sinks: [local]\n        rotate", "sinks: [locl]\n        rotate")
+        .replace("local: {type: file, path: ./secrets}", "local: {type: file, pth: ./secrets}")
+    )
+    problems = problems_of(write_manifest("a.yaml", text))
+    assert any(
+        p.endswith("rotate_afer: unknown field; did you mean 'rotate_after'?") for p in problems
+    )
+    assert any(p.endswith("sinks.local.pth: unknown field; did you mean 'path'?") for p in problems)
+
+
+def test_an_unknown_sink_name_suggests_a_defined_one(write_manifest: WriteManifest) -> None:
+    text = GOOD.replace("local: {", "vault: {type: vault, address: 'http://v:8200'}\n  local: {")
+    path = write_manifest(
+        "a.yaml", text.replace("sinks: [local]\n        rotate", "sinks: [valut]\n        rotate")
+    )
+    assert problems_of(path) == [
+        f"{path}:16: services[payments-api].credentials[ingest].sinks: "
+        "unknown sink 'valut'; did you mean 'vault'?"
+    ]
+
+
+def test_error_paths_name_services_and_credentials(write_manifest: WriteManifest) -> None:
+    """A path reads `services[orders].credentials[cdc]`, with no entries to count."""
+    text = GOOD + "  - name: orders\n    credentials:\n      - name: cdc\n        roles: []\n"
+    (problem,) = problems_of(write_manifest("a.yaml", text))
+    assert ": services[orders].credentials[cdc].roles: must not be empty" in problem
+
+
+def _properties(node: object) -> list[tuple[str, dict[str, object]]]:
+    """Every (name, schema) under a `properties` anywhere in a JSON Schema."""
+    found: list[tuple[str, dict[str, object]]] = []
+    if isinstance(node, dict):
+        found.extend(node.get("properties", {}).items())
+        for value in node.values():
+            found.extend(_properties(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_properties(value))
+    return found
+
+
+def test_every_field_of_the_schema_has_a_description() -> None:
+    """Editors show the description on hover; a field without one shows nothing."""
+    properties = _properties(manifest_schema())
+    assert len(properties) >= 17  # the document, defaults, sinks, services and credentials
+    assert [name for name, schema in properties if not schema.get("description")] == []
 
 
 ACCESS = """\
@@ -223,10 +286,10 @@ def test_roles_and_permissions_together_or_neither_are_refused(
     """The API refuses both at once, and a credential with neither can do nothing."""
     path = write_manifest("a.yaml", ACCESS)
     assert problems_of(path) == [
-        f"{path}:11: services[0].credentials[0].permissions: give roles or permissions, not both: "
-        "the API refuses a credential with both",
-        f"{path}:12: services[0].credentials[1]: no access: give `roles` (or `permissions`), "
-        "here or in `defaults`; a credential without either can do nothing",
+        f"{path}:11: services[api].credentials[both].permissions: give roles or permissions, "
+        "not both: the API refuses a credential with both",
+        f"{path}:12: services[api].credentials[neither]: no access: give `roles` "
+        "(or `permissions`), here or in `defaults`; a credential without either can do nothing",
     ]
 
 

@@ -65,7 +65,9 @@ def test_no_display_off_a_terminal_or_when_disabled() -> None:
 def run_on_terminal(sim: Served, cwd: Path, *extra: str) -> tuple[int, str]:
     """Run `apply` with stderr on a pseudo-terminal; its exit code and what the terminal got."""
     controller, terminal_end = pty.openpty()
-    env = sim.env(TERM="xterm", COLUMNS="160", PROVISIONER_LOG_LEVEL="warning")
+    env = sim.env(
+        TERM="xterm", COLUMNS="160", PROVISIONER_LOG_LEVEL="warning", PROVISIONER_LOG_FORMAT="auto"
+    )
     command = [sys.executable, "-m", "provisioner", "apply", "manifests", *extra]
     with subprocess.Popen(
         command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from provisioner.simulator import (
     ADMIN_CLIENT_ID,
     ADMIN_SECRET,
     NO_RESPONSE,
+    SERVICE_ID,
     Call,
     FaultConfig,
     ManualClock,
@@ -159,10 +161,11 @@ async def test_created_credential_can_log_in(
 @pytest.mark.anyio
 async def test_default_roles(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     roles = (await client.get("/auth/roles", headers=auth)).json()
+    # The product's role names; keys as the provider's fixtures spell them.
     assert [(r["id"], r["key"], r["name"]) for r in roles] == [
-        ("role-admin", "admin", "Admin"),
-        ("role-read-only", "read_only", "Read Only"),
-        ("role-editor", "editor", "Editor"),
+        ("role-admin", "Admin", "Admin"),
+        ("role-data-admin", "DataAdmin", "Data Admin"),
+        ("role-read-only", "ReadOnly", "Read Only"),
     ]
     fields = {"id", "key", "name", "description", "created_at", "updated_at", "permissions"}
     assert all(set(role) == fields for role in roles)
@@ -187,28 +190,57 @@ async def test_create_answers_201_and_listing_masks_the_secret(
         auth,
         description="Payments [provisioner:payments/ingest]",
         role_ids=["role-admin"],
-        permission_ids=["perm-1"],
         service_id="svc-1",
     )
+    # Exactly the documented `ClientCredential` fields: no `permission_ids`.
+    assert set(created) == {
+        "created_by_user",
+        "client_id",
+        "description",
+        "created_at",
+        "roles",
+        "service_id",
+        "secret",
+    }
     assert created["client_id"].startswith("cc_")
-    assert created["secret"] != "****"
-    assert created["secret"] == state.secret_of(created["client_id"])
-    assert created["roles"][0]["key"] == "admin"
-    assert created["permission_ids"] == ["perm-1"]
+    secret = created["secret"]
+    assert "*" not in secret
+    assert secret == state.secret_of(created["client_id"])
+    assert [role["key"] for role in created["roles"]] == ["Admin"]
     assert created["service_id"] == "svc-1"
     assert created["created_by_user"]["id"]
     assert datetime.fromisoformat(created["created_at"]) == clock()
     listed = (await client.get(CREDS, headers=auth)).json()
-    assert listed == [{**created, "secret": "****"}]
+    # Masked the way the provider's tests show it: first and last three characters kept.
+    masked = f"{secret[:3]}******{secret[-3:]}"
+    assert listed == [{**created, "secret": masked}]
+    assert secret not in json.dumps(listed)
+
+
+@pytest.mark.anyio
+async def test_create_with_permissions_only_keeps_them_off_the_answer(
+    client: httpx.AsyncClient, auth: dict[str, str], state: SimulatorState
+) -> None:
+    created = await _create(client, auth, permission_ids=["perm-1"])
+    assert created["roles"] == []
+    assert "permission_ids" not in created
+    record = state.get(created["client_id"])
+    assert record is not None
+    assert record.permission_ids == ("perm-1",)
 
 
 @pytest.mark.anyio
 async def test_create_accepts_nulls_and_extra_keys(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
-    body = {"description": None, "service_id": None, "role_ids": None, "permission_ids": None}
-    created = await _create(client, auth, **body, extra="ok")
-    assert (created["roles"], created["permission_ids"], created["description"]) == ([], [], None)
+    # Roles are required (or permissions, not both); every other field may be null.
+    body = {"description": None, "service_id": None, "permission_ids": None}
+    created = await _create(client, auth, **body, role_ids=["role-read-only"], extra="ok")
+    assert [role["id"] for role in created["roles"]] == ["role-read-only"]
+    assert created["description"] is None
+    assert created["service_id"] == SERVICE_ID  # computed: the caller's service filled in
+    assert "extra" not in created
+    assert "permission_ids" not in created
 
 
 @pytest.mark.anyio
@@ -257,10 +289,10 @@ async def test_create_rejects_unknown_role_ids(
 
 @pytest.mark.anyio
 async def test_delete(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    created = await _create(client, auth, role_ids=["role-editor"])
+    created = await _create(client, auth, role_ids=["role-data-admin"])
     path = f"{CREDS}/{created['client_id']}"
     first = await client.delete(path, headers=auth)
-    assert (first.status_code, first.json()) == (200, {})
+    assert (first.status_code, first.content) == (200, b"")  # an empty body, not JSON
     again = await client.delete(path, headers=auth)
     assert again.status_code == 404
     assert isinstance(again.json()["detail"], str)
@@ -356,7 +388,7 @@ async def test_error_after_create_commits_and_answers_500(
     client: httpx.AsyncClient, auth: dict[str, str], state: SimulatorState
 ) -> None:
     state.faults = FaultConfig(error_after_create_rate=1.0)
-    response = await client.post(CREDS, json={}, headers=auth)
+    response = await client.post(CREDS, json={"role_ids": ["role-admin"]}, headers=auth)
     assert (response.status_code, response.json()) == (500, {"detail": "Internal Server Error"})
     assert len(state.live()) == 1
 
@@ -391,7 +423,7 @@ def test_fault_config_is_validated() -> None:
 async def test_call_log_counts_every_call(
     client: httpx.AsyncClient, auth: dict[str, str], state: SimulatorState
 ) -> None:
-    created = await _create(client, auth)
+    created = await _create(client, auth, role_ids=["role-admin"])
     await client.get(CREDS, headers=auth)
     await client.delete(f"{CREDS}/{created['client_id']}", headers=auth)
     state.update_faults(fail_all=True)
@@ -446,7 +478,9 @@ def test_served_over_a_socket() -> None:
         created = client.post(CREDS, json={"role_ids": ["role-admin"]}, headers=headers)
         assert created.status_code == 201
         assert [r.client_id for r in state.live()] == [created.json()["client_id"]]
-        assert client.get(CREDS, headers=headers).json()[0]["secret"] == "****"
+        secret = created.json()["secret"]
+        listed = client.get(CREDS, headers=headers).json()
+        assert listed[0]["secret"] == f"{secret[:3]}******{secret[-3:]}"
 
 
 def test_drop_over_a_socket_closes_the_connection() -> None:
@@ -454,7 +488,7 @@ def test_drop_over_a_socket_closes_the_connection() -> None:
     headers = {"Authorization": f"Bearer {state.issue_token()['accessToken']}"}
     with serve_in_thread(create_app(state)) as url, httpx.Client(base_url=url) as client:
         with pytest.raises(httpx.RemoteProtocolError):
-            client.post(CREDS, json={}, headers=headers)
+            client.post(CREDS, json={"role_ids": ["role-admin"]}, headers=headers)
         assert len(state.live()) == 1
         state.faults = FaultConfig()
         assert client.get(CREDS, headers=headers).status_code == 200

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from provisioner.errors import AmbiguousCreate, ApiError, AuthError, CircuitOpen
+from provisioner.errors import AmbiguousCreate, ApiError, AuthError, CircuitOpen, PatchUnsupported
 from provisioner.reconcile.model import DesiredCredential
 from provisioner.simulator import (
     FaultConfig,
@@ -116,7 +116,10 @@ async def test_bodies_sent_over_the_wire_match_the_schema(
     client: StreamkapClient, recorder: Recorder, state: SimulatorState
 ) -> None:
     await client.create_credential(credential("a"))
-    await client.create_credential(credential("b", role_ids=(), service_id="svc-1"))
+    # The API wants roles or permissions, not both: "b" names only a permission.
+    await client.create_credential(
+        credential("b", role_ids=(), permission_ids=("perm-1",), service_id="svc-1")
+    )
     creates = [
         body
         for method, path, body in recorder.requests
@@ -125,7 +128,10 @@ async def test_bodies_sent_over_the_wire_match_the_schema(
     assert len(creates) == 2
     for body in creates:
         jsonschema.validate(body, SCHEMA)
+    assert creates[0]["role_ids"] == ["role-admin"]
+    assert "permission_ids" not in creates[0]
     assert "role_ids" not in creates[1]
+    assert creates[1]["permission_ids"] == ["perm-1"]
     assert len(state.live()) == 2
 
 
@@ -317,3 +323,39 @@ async def test_a_refused_login_is_not_retried(state: SimulatorState) -> None:
         with pytest.raises(AuthError):
             await api.list_roles()
     assert len(state.calls("POST", "/auth/access-token")) == 1
+
+
+@pytest.mark.anyio
+async def test_update_changes_roles_in_place(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    created = await client.create_credential(credential("a"))
+    client_id = created.remote.client_id
+    await client.update_credential(client_id, credential("a", role_ids=("role-read-only",)))
+    record = state.get(client_id)
+    assert record is not None
+    assert record.role_ids == ("role-read-only",)
+    assert record.secret == created.secret.get_secret_value()
+    assert client.patch_supported is True
+
+
+@pytest.mark.anyio
+async def test_without_patch_only_one_is_sent_however_many_run_at_once(
+    client: StreamkapClient, state: SimulatorState
+) -> None:
+    ids = [(await client.create_credential(credential(f"c{i}"))).remote.client_id for i in range(4)]
+    state.patch_supported = False
+    refused: list[str] = []
+
+    async def update(client_id: str) -> None:
+        try:
+            await client.update_credential(client_id, credential(role_ids=("role-read-only",)))
+        except PatchUnsupported:
+            refused.append(client_id)
+
+    async with anyio.create_task_group() as group:
+        for client_id in ids:
+            group.start_soon(update, client_id)
+    assert sorted(refused) == sorted(ids)
+    assert [call.status for call in state.calls("PATCH")] == [405]
+    assert client.patch_supported is False
