@@ -71,7 +71,9 @@ def run(
         *(args or ("apply",)),
         "manifest.yaml",
         cwd=workdir,
-        env=sim.env(**{"PROVISIONER_LOG_LEVEL": "error", **env}),
+        env=sim.env(
+            **{"PROVISIONER_LOG_LEVEL": "error", "PROVISIONER_LOG_FORMAT": "console", **env}
+        ),
         timeout=timeout,
     )
 
@@ -278,7 +280,7 @@ def test_a_listing_that_repeats_entries_leaves_a_converged_run_converged(
     before = [r.client_id for r in sim.state.live()]
     sim.state.faults = FaultConfig(bad_list_answer="duplicate_entries")
 
-    plan = run(sim, workdir, "plan")
+    plan = run(sim, workdir, "plan", PROVISIONER_LOG_LEVEL="info")  # quiet at error
     assert "Plan: 0 to create, 0 to replace, 0 to delete, 2 unchanged." in plan.stderr
     result = run(sim, workdir)
     assert result.returncode == 0, result.stderr
@@ -442,12 +444,12 @@ def test_an_unreachable_api_fails_fast_naming_url_cause_and_variable(
     [
         (
             "roles: [Read Only]\n        permissions: [perm-1]",
-            "manifest.yaml:9: services[0].credentials[0].permissions: give roles or permissions,"
-            " not both",
+            "manifest.yaml:9: services[payments].credentials[ingest].permissions: "
+            "give roles or permissions, not both",
         ),
         (
             "description: no access at all",
-            "manifest.yaml:7: services[0].credentials[0]: no access: give `roles`",
+            "manifest.yaml:7: services[payments].credentials[ingest]: no access: give `roles`",
         ),
     ],
     ids=["both", "neither"],
