@@ -66,7 +66,8 @@ def workdir(tmp_path: Path, vault: ServedVault) -> Path:
 def cli(
     sim: Served, vault: ServedVault, workdir: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environment = sim.env(**{**vault.env(), "PROVISIONER_LOG_LEVEL": "error", **env})
+    defaults = {"PROVISIONER_LOG_LEVEL": "error", "PROVISIONER_LOG_FORMAT": "console"}
+    environment = sim.env(**{**vault.env(), **defaults, **env})
     return run_cli(*args, cwd=workdir, env=environment)
 
 
@@ -117,6 +118,16 @@ def test_a_wrong_vault_token_is_one_message_and_blocks_the_vault_credentials(
         "Applied: 0 created, 0 replaced, 0 deleted, 2 unchanged, 0 failed, 12 could not be planned."
     )
     assert sim.state.write_calls() == []
+
+    # Logging as JSON, the same is one event for the cause, not one per credential.
+    logged = cli(
+        sim, vault, workdir, "apply", "manifests",
+        VAULT_TOKEN="s.wrong-token", PROVISIONER_LOG_FORMAT="json",
+    )  # fmt: skip
+    events = [json.loads(line) for line in logged.stderr.splitlines() if line.startswith("{")]
+    (blocked,) = [event for event in events if event["event"] == "plan.blocked"]
+    assert (blocked["credentials"], blocked["keys"]) == (12, VAULT_KEYS)
+    assert blocked["message"] == line
 
 
 def test_a_file_sink_under_a_regular_file_blocks_its_credentials_and_apply_creates_none(
@@ -170,7 +181,7 @@ def test_a_read_only_file_sink_passes_reads_but_blocks_creates(sim: Served, tmp_
     script = (
         'd="$1"; shift; mount --bind "$d" "$d" && mount -o remount,ro,bind "$d" "$d" && exec "$@"'
     )
-    env = sim.env(PROVISIONER_LOG_LEVEL="error")
+    env = sim.env(PROVISIONER_LOG_LEVEL="error", PROVISIONER_LOG_FORMAT="console")
 
     def read_only(command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -217,7 +228,8 @@ def test_piped_output_has_no_colour(sim: Served, vault: ServedVault, workdir: Pa
 def on_a_terminal(sim: Served, vault: ServedVault, workdir: Path, **env: str) -> str:
     """Run `plan` with stderr on a pseudo-terminal; what it wrote there."""
     main, secondary = pty.openpty()
-    environment = sim.env(**{**vault.env(), "PROVISIONER_LOG_LEVEL": "error", **env})
+    defaults = {"PROVISIONER_LOG_LEVEL": "error", "PROVISIONER_LOG_FORMAT": "console"}
+    environment = sim.env(**{**vault.env(), **defaults, **env})
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "provisioner", "plan", "manifests"],
