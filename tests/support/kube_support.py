@@ -1,4 +1,4 @@
-"""Helpers for tests against the Kubernetes Secrets stub on a real socket (sink, CLI, official client).
+"""Helpers for tests against the Kubernetes Secrets stub on a socket (sink, CLI, official client).
 
 Until the distribution is reinstalled with this checkout's entry points, the `kubernetes` and
 `k8s` sink types are registered here: in-process by adding them to the cached registry, and for
@@ -82,9 +82,8 @@ class ServedKube:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(
-            config_file=str(self.kubeconfig), client_configuration=configuration
-        )
+        load: Any = config.load_kube_config
+        load(config_file=str(self.kubeconfig), client_configuration=configuration)
         return client.CoreV1Api(client.ApiClient(configuration))
 
 

@@ -1,4 +1,4 @@
-"""The kubernetes sink against the Secrets stub on a real socket, read back by the official client."""
+"""The kubernetes sink against the Secrets stub on a socket, read back by the official client."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ async def sink(kube: ServedKube) -> AsyncIterator[KubernetesSink]:
     await opened.aclose()
 
 
-def record(client_id: str = "cid-1", secret: str = "s3cr3t-1", **extra: Any) -> SinkRecord:
+def record(client_id: str = "cid-1", secret: str = "s3cr3t-1", **extra: Any) -> SinkRecord:  # noqa: S107
     return SinkRecord(
         service="payments-api",
         credential="ingest_main",
