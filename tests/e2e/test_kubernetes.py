@@ -229,3 +229,22 @@ def test_no_file_embeds_a_secret_value() -> None:
     assert "Secret" not in {doc["kind"] for doc in documents()}
     for path in FILES:
         assert not re.search(r"(?i)(secret|token|password)\s*:\s*['\"]?\w{8,}", path.read_text())
+
+
+def test_the_role_lets_the_pods_service_account_manage_secrets_in_its_namespace() -> None:
+    """rbac.yaml: what the kubernetes sink needs, bound to the account both pods run as."""
+    role, binding = by_kind("Role"), by_kind("RoleBinding")
+    [rule] = role["rules"]
+    assert (rule["apiGroups"], rule["resources"]) == ([""], ["secrets"])
+    assert set(rule["verbs"]) == {"get", "list", "create", "update", "patch", "delete"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    [subject] = binding["subjects"]
+    account = by_kind("ServiceAccount")["metadata"]["name"]
+    assert (subject["kind"], subject["name"]) == ("ServiceAccount", account)
+    for _, spec in pod_specs():
+        assert spec["serviceAccountName"] == account
