@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field, SecretStr
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRETS_DIR = Path("/run/secrets")
@@ -19,6 +19,27 @@ def _vault_token_file() -> Path | None:
     except RuntimeError:  # no home directory to speak of
         return None
     return path if path.is_file() else None
+
+
+#: What Go's strconv.ParseBool reads, as the Vault CLI reads VAULT_SKIP_VERIFY.
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def vault_bool(value: object) -> bool:
+    """A boolean as the Vault CLI reads one (`1`, `t`, `true`, `0`, `f`, `false`...; empty: false).
+
+    Anything else is an error, as it is for `vault`: a typo must not quietly keep (or drop)
+    TLS verification.
+    """
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip()
+    if text in _GO_TRUE:
+        return True
+    if not text or text in _GO_FALSE:
+        return False
+    raise ValueError(f"expected a boolean (1, t, true, 0, f, false), got {text!r}")
 
 
 #: `--max-changes`: `all`, a number of changes, or a percentage of the owner's credentials.
@@ -75,4 +96,10 @@ class Settings(BaseSettings):
     vault_cacert: str | None = Field(None, validation_alias="VAULT_CACERT")
     vault_token_file: Path | None = Field(
         default_factory=_vault_token_file, validation_alias="VAULT_TOKEN_FILE"
+    )
+    vault_capath: str | None = Field(None, validation_alias="VAULT_CAPATH")
+    vault_client_cert: str | None = Field(None, validation_alias="VAULT_CLIENT_CERT")
+    vault_client_key: str | None = Field(None, validation_alias="VAULT_CLIENT_KEY")
+    vault_skip_verify: Annotated[bool, BeforeValidator(vault_bool)] = Field(
+        False, validation_alias="VAULT_SKIP_VERIFY"
     )

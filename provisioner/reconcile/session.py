@@ -110,6 +110,7 @@ async def open_session(
         timeout=settings.timeout,
         max_attempts=settings.max_attempts,
         connections=settings.concurrency,
+        simulated=job.simulate,
     )
     async with AsyncExitStack() as stack:
         if simulated is not None:  # last out: whatever the run made, even if it failed
@@ -180,6 +181,10 @@ def _simulator(
         "vault_token": SecretStr(simulator.VAULT_ROOT_TOKEN),
         "vault_namespace": None,
         "vault_cacert": None,
+        "vault_capath": None,
+        "vault_client_cert": None,
+        "vault_client_key": None,
+        "vault_skip_verify": False,
     }
     return (
         httpx.ASGITransport(app=simulator.create_app(simulated.streamkap)),
@@ -195,6 +200,10 @@ def _sink_environ(settings: Settings) -> Mapping[str, str]:
         ("VAULT_NAMESPACE", settings.vault_namespace),
         ("VAULT_CACERT", settings.vault_cacert),
         ("VAULT_TOKEN_FILE", settings.vault_token_file),
+        ("VAULT_CAPATH", settings.vault_capath),
+        ("VAULT_CLIENT_CERT", settings.vault_client_cert),
+        ("VAULT_CLIENT_KEY", settings.vault_client_key),
+        ("VAULT_SKIP_VERIFY", "true" if settings.vault_skip_verify else None),
     ]
     return {
         name: value.get_secret_value() if isinstance(value, SecretStr) else str(value)

@@ -31,6 +31,9 @@ class SinkContext:
     timeout: float = 30.0
     max_attempts: int = 6
     connections: int = 16  # most requests a remote sink has in flight
+    # Under --simulate: remote sinks talk to stubs that know none of the manifest's logins (a
+    # vault sink uses the stub's root token from `environ`, whatever its `auth` block says).
+    simulated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from provisioner.http.transport import open_transport
 from provisioner.logs import register_secret
 from provisioner.reconcile.model import SinkRecord
 from provisioner.sinks import _vault_config
+from provisioner.sinks._vault_auth import Tokens, describe
 from provisioner.sinks._vault_config import Connection, VaultSinkOptions
 from provisioner.sinks.base import Previous, SinkContext, SinkOptions
 
@@ -59,8 +60,25 @@ class VaultSink:
     ) -> None:
         self.name = name
         self.readable = True
-        self._connection = Connection.of(options, context)
-        register_secret(self._connection.token)  # Vault's errors may echo the request headers
+        self._connection = connection = Connection.of(options, context)
+        if connection.token is not None:
+            register_secret(connection.token)  # Vault's errors may echo the request headers
+        self._tokens = Tokens(
+            connection.login,
+            static=connection.token,
+            cwd=context.cwd,
+            namespace_headers=connection.headers(),
+            sink=name,
+            where=self._where(),
+        )
+        if connection.skip_verify:
+            # On every run: an unverified Vault is one anybody on the path can impersonate.
+            log.warning(
+                "vault.tls_unverified",
+                sink=name,
+                address=connection.address,
+                message="VAULT_SKIP_VERIFY is set: Vault's TLS certificate is not verified",
+            )
         self._mount = options.mount
         self._prefix = options.prefix
         self._http = httpx.AsyncClient(
@@ -262,11 +280,21 @@ class VaultSink:
         *,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        headers = self._connection.headers()
-        try:
-            return await self._http.request(
-                method, self._url(path), json=body, params=params, headers=headers
+        async def send() -> tuple[str, httpx.Response]:
+            token = await self._tokens.current(self._http)  # a login, the first time
+            headers = self._connection.headers(token)
+            url = self._url(path)
+            return token, await self._http.request(
+                method, url, json=body, params=params, headers=headers
             )
+
+        try:
+            token, response = await send()
+            if response.status_code == 403 and await self._tokens.replace_if_dead(
+                self._http, token
+            ):
+                _, response = await send()  # the login's token had expired: once more, new one
+            return response
         except httpx.TransportError as exc:
             raise self._transport_error(exc, verb, path) from None
 
@@ -297,8 +325,10 @@ class VaultSink:
 
     def _denied(self, verb: str, path: str) -> str:
         folder = "/".join(filter(None, (self._mount, "data", self._prefix, "*")))
+        login = self._connection.login
+        token = "the token" + (f" of the {describe(login)}" if login else "")
         return (
-            f"permission denied: the token may not {verb} {self._url(path)} at "
+            f"permission denied: {token} may not {verb} {self._url(path)} at "
             f"{self._where()}; its policy needs capabilities [{_CAPABILITIES[verb]}] on "
             f'path "{folder}" (KV v2 policies name <mount>/data/... paths, not <mount>/...)'
         )
@@ -310,7 +340,8 @@ class VaultSink:
             return SinkError(
                 self.name,
                 f"TLS verification of {self._where()} failed ({exc}); "
-                "set VAULT_CACERT to the CA certificate that signed the server's certificate",
+                "set VAULT_CACERT to the CA certificate that signed the server's certificate "
+                "(or VAULT_CAPATH to a directory of CA certificates)",
             )
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         shown = path if raw else self._url(path)

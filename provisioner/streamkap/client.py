@@ -1,13 +1,11 @@
-"""The Streamkap API client: the calls, their retries, and the rules that keep them safe.
+"""The Streamkap API client: the calls the provisioner makes, and the rules that keep them safe.
 
-With `answers` (the JSON shapes) this package is the only code that knows the API. Every call takes
-one path: retry -> circuit breaker -> token (one renewal on a 401) -> a connection slot -> pacing
--> the shared transport.
+With `answers` (the JSON shapes) this package is the only code that knows the API; every call
+goes through `requests.Requests`, the one request path.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,48 +21,20 @@ from provisioner.errors import (
     ApiError,
     AuthError,
     PatchUnsupported,
-    PermissionDenied,
-    RateLimited,
     RequestFailed,
     UnusableAnswer,
     UnusableCreate,
-    WrongHost,
 )
-from provisioner.http.retry import Sleep, is_transient, parse_retry_after, retrying
-from provisioner.http.transport import AiohttpTransport, AnswerTooLarge, describe_failure
+from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import register_secret
 from provisioner.reconcile.model import CreatedCredential, DesiredCredential, RemoteCredential, Role
 from provisioner.streamkap import answers
-from provisioner.streamkap.auth import TokenSource
-from provisioner.streamkap.breaker import CircuitBreaker
-from provisioner.streamkap.pacing import Pacer
-from provisioner.streamkap.pool import Pool
+from provisioner.streamkap.requests import CREDENTIALS, ROLES, TOKEN_PATHS, Requests
 
-CREDENTIALS = "/auth/client-credentials"
-ROLES = "/auth/roles"
-TOKEN_PATHS = "/auth/access-token"  # and its /refresh
 # Statuses after which a create may have been committed: retrying blindly could duplicate it.
 AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
 # Statuses of an API without PATCH on client credentials (the older API and UI docs).
 NO_PATCH_STATUSES = frozenset({404, 405, 501})
-# httpx errors raised before the request could reach the API (a proxy refusing the tunnel among
-# them): always safe to repeat.
-_NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.ProxyError,
-    httpx.UnsupportedProtocol,
-)
-#: The permission each call needs (Streamkap's Terraform provider names the first two; the
-#: others are assumed by analogy, see docs/api.md), for a 403 that says what to fix.
-PERMISSIONS = {
-    ("POST", CREDENTIALS): "fe.secure.write.tenantApiTokens",
-    ("GET", ROLES): "fe.secure.read.roles",
-    ("GET", CREDENTIALS): "fe.secure.read.tenantApiTokens",
-    ("DELETE", CREDENTIALS): "fe.secure.delete.tenantApiTokens",
-    ("PATCH", CREDENTIALS): "fe.secure.write.tenantApiTokens",
-}
 
 #: The largest listing of credentials read: at ~280 bytes per credential, some 115,000 of them,
 #: beyond the 100,000 the project benchmarks. Parsing costs ~2.5x its size on top of the buffer
@@ -73,8 +43,6 @@ LISTING_MAX_BYTES = 32 * 1024 * 1024
 #: Any other answer (one object, the roles, a token) stops at the transport's default cap.
 
 T = TypeVar("T")
-
-HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
 
 log = structlog.get_logger("provisioner.streamkap.client")
 
@@ -96,52 +64,24 @@ class StreamkapClient:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # Known before anything is sent: an answer may echo them (a login body, a header).
-        register_secret(secret)
-        register_secret(access_token)
-        # One set of CA certificates for both clients, loaded only if the API is on HTTPS.
-        ssl_context = functools.cache(httpx.create_ssl_context)
-        pooled = transport or AiohttpTransport(connections=concurrency, ssl_context=ssl_context)
-        self._http = Pool(
-            base_url.rstrip("/"),
-            concurrency=concurrency,
-            timeout=timeout,
-            transport=pooled,
-            headers=HEADERS,
-        )
-        # Token calls have a client of their own: a refresh must never wait for a connection
-        # that a call waiting for the refreshed token holds. (One at a time: see TokenSource.)
-        self._auth_http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            transport=transport or AiohttpTransport(connections=1, ssl_context=ssl_context),
-            headers=HEADERS,
-        )
-        self.breaker = CircuitBreaker()
-        self._max_attempts = max_attempts
-        self._sleep = sleep
-        self._clock = clock
-        # Learns the API's rate limit from 429s and paces every call just below it.
-        self.pacer = Pacer(clock=clock, sleep=sleep)
-        self.tokens = TokenSource(
-            self._token_call,
+        self._api = Requests(
+            base_url,
             client_id=client_id,
             secret=secret,
             access_token=access_token,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
             clock=clock,
         )
-        self.statuses: Counter[int] = Counter()
-        self._base = base_url.rstrip("/")
-        # Until the API first answers, a failure to reach it is a configuration problem more
-        # often than a blip: it is not retried, and its error says which variable to check.
-        self._answered = False
-        self._unreachable: RequestFailed | None = None  # how it first failed, if it never answered
+        # What the run's observers read: statuses as calls are made, tokens and pace learnt.
+        self.statuses: Counter[int] = self._api.statuses
+        self.tokens, self.pacer, self.breaker = self._api.tokens, self._api.pacer, self._api.breaker
         #: Whether the API has PATCH: None until the run's first PATCH is answered. That first
         #: one is sent alone (the others wait for its answer), so an API without it sees one.
         self.patch_supported: bool | None = None
-        #: Permissions the API refused this run (403), each with the first refusal: a call that
-        #: needs one is not sent again, it fails with that refusal.
-        self._denied: dict[str, PermissionDenied] = {}
         self._patch_probe = anyio.Lock()
 
     async def __aenter__(self) -> StreamkapClient:
@@ -151,17 +91,16 @@ class StreamkapClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
-        await self._auth_http.aclose()
+        await self._api.aclose()
 
     # --- calls -------------------------------------------------------------------------------
 
     async def list_roles(self) -> list[Role]:
-        return self._parsed("GET", ROLES, answers.parse_roles, await self._retrying("GET", ROLES))
+        return self._parsed("GET", ROLES, answers.parse_roles, await self._api.call("GET", ROLES))
 
     async def list_credentials(self) -> list[RemoteCredential]:
         """Every credential, each once; the listing never carries secrets."""
-        body = await self._retrying("GET", CREDENTIALS, max_bytes=LISTING_MAX_BYTES)
+        body = await self._api.call("GET", CREDENTIALS, max_bytes=LISTING_MAX_BYTES)
         return self._parsed("GET", CREDENTIALS, answers.parse_listing, body)
 
     async def create_credential(self, desired: DesiredCredential) -> CreatedCredential:
@@ -171,7 +110,7 @@ class StreamkapClient:
         raises UnusableCreate: the caller deletes what it made and never delivers it.
         """
         payload = answers.create_body(desired)
-        retry = retrying(self._max_attempts, self._sleep, "create", key=desired.key)
+        retry = retrying(self._api.max_attempts, self._api.sleep, "create", key=desired.key)
         async for attempt in retry:
             with attempt:
                 body = await self._create_once(payload, desired.key)
@@ -195,7 +134,7 @@ class StreamkapClient:
     async def _update(self, client_id: str, desired: DesiredCredential) -> None:
         path = f"{CREDENTIALS}/{client_id}"
         try:
-            body = await self._retrying("PATCH", path, answers.update_body(desired))
+            body = await self._api.call("PATCH", path, answers.update_body(desired))
         except ApiError as exc:
             if exc.status not in NO_PATCH_STATUSES:
                 raise
@@ -215,7 +154,7 @@ class StreamkapClient:
     async def delete_credential(self, client_id: str) -> None:
         """Delete; a credential already gone counts as deleted."""
         try:
-            await self._retrying("DELETE", f"{CREDENTIALS}/{client_id}")
+            await self._api.call("DELETE", f"{CREDENTIALS}/{client_id}")
         except ApiError as exc:
             if exc.status != 404:
                 raise
@@ -228,7 +167,7 @@ class StreamkapClient:
         register_secret(secret)
         body = {"client_id": client_id, "secret": secret.get_secret_value()}
         try:
-            answer = await self._token_call(TOKEN_PATHS, body)
+            answer = await self._api.token_call(TOKEN_PATHS, body)
         except AuthError:
             return False
         except ApiError as exc:
@@ -248,7 +187,7 @@ class StreamkapClient:
 
     async def _create_once(self, payload: dict[str, Any], key: str) -> Any:
         try:
-            return await self._request("POST", CREDENTIALS, payload)
+            return await self._api.once("POST", CREDENTIALS, payload)
         except RequestFailed as exc:
             if exc.sent:
                 raise AmbiguousCreate(key, exc) from None
@@ -259,130 +198,6 @@ class StreamkapClient:
             if exc.status in AMBIGUOUS_STATUSES:
                 raise AmbiguousCreate(key, exc) from None
             raise
-
-    async def _retrying(
-        self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
-    ) -> Any:
-        retry = retrying(
-            self._max_attempts, self._sleep, f"{method} {path}", retry_if=self._worth_retrying
-        )
-        async for attempt in retry:
-            with attempt:
-                return await self._request(method, path, payload, max_bytes=max_bytes)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
-    def _worth_retrying(self, exc: BaseException) -> bool:
-        # An API that never answered this run is unreachable, not briefly away: fail fast.
-        return is_transient(exc) and (self._answered or not isinstance(exc, RequestFailed))
-
-    async def _request(
-        self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
-    ) -> Any:
-        """One authorized call, through the circuit breaker: once open, calls fail fast."""
-        self.breaker.check()
-        try:
-            answer = await self._authorized(method, path, payload, max_bytes)
-        except (ApiError, RequestFailed) as exc:
-            if is_transient(exc):
-                self.breaker.failed(exc)
-            raise
-        self.breaker.succeeded()
-        return answer
-
-    async def _authorized(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
-        """A 401 has renewed the token (see `_send`): repeat the call once."""
-        try:
-            return await self._send(method, path, payload, max_bytes)
-        except AuthError as exc:
-            if exc.status != 401 or exc.path.startswith(TOKEN_PATHS):
-                raise  # a refused login is not an expired token: asking again cannot help
-        return await self._send(method, path, payload, max_bytes)
-
-    async def _send(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
-        if self._unreachable is not None and not self._answered:
-            raise self._unreachable  # concurrent calls share one wait for an unreachable API
-        extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
-        try:
-            async with self._http.connection() as http:
-                # A call that waited for its connection while one like it was refused: unsent.
-                self._refuse_if_denied(method, path)
-                # Paced once a connection is held, so the pace in force is the one it goes at.
-                ticket = await self.pacer.acquire()
-                # The token is taken last: one fetched before the wait could expire during it.
-                token = await self.tokens.get()
-                headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-                response = await http.request(
-                    method, path, json=payload, headers=headers, extensions=extensions
-                )
-                if response.status_code == 403:  # noted before the calls queued behind it go
-                    self._note_denied(_api_error(method, path, response))
-        except httpx.TransportError as exc:
-            raise self._failed(method, path, exc) from None
-        self._answered = True
-        self.pacer.record(ticket, rejected=response.status_code == 429, now=self._clock())
-        self.statuses[response.status_code] += 1
-        if response.is_success:
-            return self._json(method, path, response)
-        if response.status_code == 401:
-            await self.tokens.invalidate(token)  # one renewal, shared by every refused call
-        raise _api_error(method, path, response)
-
-    def _note_denied(self, error: ApiError) -> None:
-        if isinstance(error, PermissionDenied):
-            self._denied.setdefault(error.needs, error)
-
-    def _refuse_if_denied(self, method: str, path: str) -> None:
-        """The first refusal again, unsent, for a call whose permission was refused this run."""
-        needs = _permission(method, path)
-        first = self._denied.get(needs) if needs is not None else None
-        if first is not None:
-            raise PermissionDenied(
-                first.method, first.path, first.status, first.detail, first.needs
-            )
-
-    async def _token_call(self, path: str, body: dict[str, Any]) -> answers.TokenAnswer:
-        """One login or refresh; the call it serves retries it, so retries never multiply."""
-        try:
-            response = await self._auth_http.post(path, json=body)
-        except httpx.TransportError as exc:
-            raise self._failed("POST", path, exc) from None
-        self._answered = True
-        self.statuses[response.status_code] += 1
-        if response.status_code in {404, 405} or _not_json(response):
-            raise WrongHost(self._wrong_host(path, f"HTTP {response.status_code}"))
-        if not response.is_success:
-            # Never echo a token call's raw body: a proxy may reflect the credential.
-            raise _api_error("POST", path, response, echo_body=False)
-        try:
-            return answers.parse_token(self._json("POST", path, response))
-        except (answers.Malformed, UnusableAnswer) as exc:
-            raise WrongHost(self._wrong_host(path, str(exc))) from None
-
-    def _json(self, method: str, path: str, response: httpx.Response) -> Any:
-        """A successful answer's JSON (`{}` when empty)."""
-        try:
-            return response.json() if response.content else {}
-        except ValueError:
-            raise UnusableAnswer(method, path, "not JSON") from None
-
-    def _failed(self, method: str, path: str, exc: httpx.TransportError) -> RequestFailed:
-        """The error for a request that got no answer: which URL, why, and what to check."""
-        if isinstance(exc, AnswerTooLarge):  # the same answer again would be just as large
-            return RequestFailed(method, path, str(exc), sent=True, retryable=False)
-        cause = describe_failure(exc)
-        if not self._answered:
-            cause += "; the API has not answered this run: check STREAMKAP_HOST"
-        url = f"{self._base}{path}"
-        failed = RequestFailed(method, url, cause, sent=not isinstance(exc, _NOT_SENT))
-        if not self._answered:
-            self._unreachable = self._unreachable or failed
-        return failed
-
-    def _wrong_host(self, path: str, what: str) -> str:
-        return (
-            f"{self._base}{path} does not answer as Streamkap's API ({what}): "
-            "check STREAMKAP_HOST (e.g. https://api.streamkap.com)"
-        )
 
 
 def _created(desired: DesiredCredential, body: Any) -> CreatedCredential:
@@ -404,37 +219,7 @@ def _created(desired: DesiredCredential, body: Any) -> CreatedCredential:
     return created
 
 
-def _permission(method: str, path: str) -> str | None:
-    """The permission a call needs, if known (see PERMISSIONS)."""
-    return PERMISSIONS.get((method, "/" + "/".join(path.strip("/").split("/")[:2])))
-
-
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UnusableAnswer("PATCH", CREDENTIALS, "expected a JSON object")
     return body
-
-
-def _not_json(response: httpx.Response) -> bool:
-    kind = response.headers.get("content-type", "")
-    return bool(response.content) and "json" not in kind
-
-
-def _api_error(
-    method: str, path: str, response: httpx.Response, *, echo_body: bool = True
-) -> ApiError:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = (response.text[:200] if echo_body else "") or response.reason_phrase
-    status = response.status_code
-    if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return RateLimited(method, path, status, detail, retry_after)
-    if status == 403:
-        needs = _permission(method, path)
-        if needs is not None:
-            return PermissionDenied(method, path, status, detail, needs)
-    if status in {401, 403}:
-        return AuthError(method, path, status, detail)
-    return ApiError(method, path, status, detail)

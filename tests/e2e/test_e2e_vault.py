@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from provisioner.reconcile.model import owner_key
 from provisioner.simulator import FaultConfig
@@ -189,3 +190,106 @@ def test_the_simulate_command_also_serves_vault() -> None:
         process.terminate()
         _, rest = process.communicate(timeout=10)
     assert "Traceback" not in rest
+
+
+# Logins (issue 15, point 12) ------------------------------------------------------------------
+
+LOGIN_JWT = "eyJhbGciOiJSUzI1NiJ9.cli-sa-token-Do-Not-Print.sig"
+LOGIN_SECRET_ID = "cli-secret-id-Do-Not-Print"
+
+
+def login_manifest(vault_url: str, auth: str) -> str:
+    return (
+        "version: 1\n"
+        "defaults: {roles: [read_only], sinks: [vault]}\n"
+        "sinks:\n"
+        f"  vault: {{type: vault, address: '{vault_url}', prefix: streamkap, auth: {auth}}}\n"
+        "services:\n"
+        "  - name: payments-api\n"
+        "    credentials:\n"
+        "      - name: ingest\n"
+        "      - name: reporting\n"
+    )
+
+
+@pytest.fixture
+def login_dir(tmp_path: Path, vault: ServedVault) -> Path:
+    vault.state.add_kubernetes_role("streamkap-provisioner", LOGIN_JWT)
+    vault.state.add_approle("cli-role-id", LOGIN_SECRET_ID, name="streamkap-provisioner")
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "jwt").write_text(LOGIN_JWT)
+    (tmp_path / "secret-id").write_text(LOGIN_SECRET_ID)
+    return tmp_path
+
+
+K8S_AUTH = "{method: kubernetes, role: streamkap-provisioner, jwt_file: jwt}"
+APPROLE_AUTH = "{method: approle, role_id: cli-role-id, secret_id_file: secret-id}"
+
+
+@pytest.mark.parametrize("auth", [K8S_AUTH, APPROLE_AUTH], ids=["kubernetes", "approle"])
+def test_apply_logs_in_without_a_vault_token(
+    sim: Served, vault: ServedVault, login_dir: Path, auth: str
+) -> None:
+    (login_dir / "manifests" / "m.yaml").write_text(login_manifest(vault.url, auth))
+    environment = sim.env(VAULT_ADDR=vault.url, PROVISIONER_MAX_ATTEMPTS="2")
+    result = run_cli("apply", "manifests", cwd=login_dir, env=environment)
+    assert result.returncode == 0, result.stderr
+    held = {record.client_id for record in sim.state.live()}
+    assert vault.read("streamkap/payments-api/ingest")["client_id"] in held
+    logins = [c for c in vault.state.calls("POST") if c.path.endswith("/login")]
+    assert [c.status for c in logins] == [200]
+    for secret in (LOGIN_JWT, LOGIN_SECRET_ID, "hvs."):
+        assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        (
+            "{method: kubernetes, role: nope, jwt_file: jwt}",
+            "kubernetes login (mount 'kubernetes', role 'nope')",
+        ),
+        (
+            "{method: kubernetes, role: streamkap-provisioner, jwt_file: other-jwt}",
+            "kubernetes login (mount 'kubernetes', role 'streamkap-provisioner')",
+        ),
+        (
+            "{method: approle, role_id: cli-role-id, secret_id_file: other-secret-id}",
+            "approle login (mount 'approle', role_id 'cli-role-id')",
+        ),
+    ],
+    ids=["wrong-role", "wrong-jwt", "wrong-secret-id"],
+)
+def test_a_refused_login_exits_2_naming_method_mount_and_role(
+    sim: Served, vault: ServedVault, login_dir: Path, auth: str, expected: str
+) -> None:
+    wrong_jwt, wrong_secret_id = "forged.jwt-Do-Not-Print", "wrong-secret-id-Do-Not-Print"
+    (login_dir / "other-jwt").write_text(wrong_jwt)
+    (login_dir / "other-secret-id").write_text(wrong_secret_id)
+    (login_dir / "manifests" / "m.yaml").write_text(login_manifest(vault.url, auth))
+    environment = sim.env(VAULT_ADDR=vault.url, PROVISIONER_LOG_FORMAT="console")
+    result = run_cli("apply", "manifests", cwd=login_dir, env=environment)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "refused" in result.stderr
+    output = result.stdout + result.stderr
+    for secret in (LOGIN_JWT, LOGIN_SECRET_ID, wrong_jwt, wrong_secret_id):
+        assert secret not in output
+    assert sim.state.live() == []  # nothing was created: the login failed while planning
+
+
+def test_vault_skip_verify_warns_on_every_run(sim: Served, tmp_path: Path) -> None:
+    pem = tmp_path / "server.pem"
+    trustme.CA().issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(pem)
+    with served_vault(ssl_certfile=str(pem)) as tls_vault:
+        (tmp_path / "manifests").mkdir()
+        (tmp_path / "manifests" / "m.yaml").write_text(manifest(tls_vault.url))
+        environment = sim.env(**tls_vault.env(VAULT_SKIP_VERIFY="1"))
+        for _ in range(2):  # the second run changes nothing, and still warns
+            result = run_cli("apply", "manifests", cwd=tmp_path, env=environment)
+            assert result.returncode == 0, result.stderr
+            events = [json.loads(line) for line in result.stderr.splitlines()]
+            warnings = [e for e in events if e.get("event") == "vault.tls_unverified"]
+            assert len(warnings) == 1
+            assert warnings[0]["level"] == "warning"
+        assert len(tls_vault.state.paths()) == len(SERVICES) * PER_SERVICE

@@ -17,6 +17,7 @@ from provisioner.cli.main import build_parser
 from provisioner.config import SECRETS_DIR, Settings
 from provisioner.logs import SECRET_KEYS
 from provisioner.manifest import load_manifests, manifest_schema
+from provisioner.sinks._vault_auth import SERVICE_ACCOUNT_TOKEN
 from tests.support.served import REPO
 
 DEPLOY = REPO / "deploy" / "kubernetes"
@@ -115,7 +116,7 @@ def test_credentials_come_from_secrets_and_manifests_from_the_configmap(
     volumes = {v["name"]: v for v in spec["volumes"]}
     secrets = volumes[_mounted_at(mounts, str(SECRETS_DIR))]["projected"]["sources"]
     keys = {item["key"] for source in secrets for item in source["secret"]["items"]}
-    assert keys == {"STREAMKAP_CLIENT_ID", "STREAMKAP_SECRET", "VAULT_TOKEN"}
+    assert keys == {"STREAMKAP_CLIENT_ID", "STREAMKAP_SECRET"}  # Vault: a login, no token
     manifests = volumes[_mounted_at(mounts, "/manifests")]
     assert manifests["configMap"]["name"] == by_kind("ConfigMap")["metadata"]["name"]
     assert mounts[manifests["name"]]["readOnly"] is True
@@ -137,6 +138,32 @@ def test_args_parse_and_every_written_path_is_on_a_writable_volume(
         if path is not None:
             assert any(str(path).startswith(f"{mount}/") for mount in writable), path
     assert "/work" in writable  # the image's working directory: relative sink paths land there
+
+
+@pytest.mark.parametrize(("kind", "spec"), list(pod_specs()))
+def test_pods_log_in_to_vault_with_their_service_account(kind: str, spec: dict[str, Any]) -> None:
+    """The configmap's vault sink logs in with Kubernetes; its JWT is mounted where it looks."""
+    [sink] = [
+        sink
+        for document in embedded_manifests()
+        for sink in document["sinks"].values()
+        if sink["type"] == "vault"
+    ]
+    assert sink["auth"] == {"method": "kubernetes", "role": "streamkap-provisioner"}
+    account = by_kind("ServiceAccount")
+    assert spec["serviceAccountName"] == account["metadata"]["name"]
+    assert account["automountServiceAccountToken"] is False
+    container = provisioner_container(spec)
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    jwt_file = Path(SERVICE_ACCOUNT_TOKEN)
+    name = _mounted_at(mounts, str(jwt_file.parent))
+    assert mounts[name]["readOnly"] is True
+    [source] = volumes[name]["projected"]["sources"]
+    token = source["serviceAccountToken"]
+    assert token["path"] == jwt_file.name
+    assert token["audience"] == "vault"
+    assert token["expirationSeconds"] <= 3600
 
 
 def test_settings_read_secrets_mounted_the_way_the_kubelet_does(tmp_path: Path) -> None:
@@ -202,3 +229,22 @@ def test_no_file_embeds_a_secret_value() -> None:
     assert "Secret" not in {doc["kind"] for doc in documents()}
     for path in FILES:
         assert not re.search(r"(?i)(secret|token|password)\s*:\s*['\"]?\w{8,}", path.read_text())
+
+
+def test_the_role_lets_the_pods_service_account_manage_secrets_in_its_namespace() -> None:
+    """rbac.yaml: what the kubernetes sink needs, bound to the account both pods run as."""
+    role, binding = by_kind("Role"), by_kind("RoleBinding")
+    [rule] = role["rules"]
+    assert (rule["apiGroups"], rule["resources"]) == ([""], ["secrets"])
+    assert set(rule["verbs"]) == {"get", "list", "create", "update", "patch", "delete"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    [subject] = binding["subjects"]
+    account = by_kind("ServiceAccount")["metadata"]["name"]
+    assert (subject["kind"], subject["name"]) == ("ServiceAccount", account)
+    for _, spec in pod_specs():
+        assert spec["serviceAccountName"] == account

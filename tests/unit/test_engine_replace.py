@@ -12,7 +12,8 @@ from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.model import DesiredCredential, Kind, Origin, Status, marked_description
 from provisioner.reconcile.plan import plan
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
-from provisioner.streamkap.client import CREDENTIALS, StreamkapClient
+from provisioner.streamkap.client import StreamkapClient
+from provisioner.streamkap.requests import CREDENTIALS
 from tests.fakes.memory import MemorySink
 from tests.support.factories import no_sleep
 

@@ -1,0 +1,409 @@
+"""The `kubernetes` sink: one `Opaque` Secret per credential, in one namespace.
+
+The Secret's `data` keys are the record's fields (`client_id`, `secret`, `service`, ...; lists as
+JSON text, absent values left out), labelled `app.kubernetes.io/managed-by:
+streamkap-provisioner` and annotated with the credential's key. Writes are create-then-replace:
+a replace names the `resourceVersion` it read, so a concurrent writer makes it fail with `409
+Conflict` and the sink reads again and retries, never overwriting unnoticed. A Secret without the
+managed-by label was not made by this tool and is never written, restored over or deleted.
+
+An undo (`restore`) puts the data the write replaced back, or deletes a Secret the write created,
+only while the Secret still holds the written `client_id`; deletes carry a `resourceVersion`
+precondition, so a Secret changed since it was checked stays.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+import httpx
+import structlog
+
+from provisioner.errors import SinkError, UsageError
+from provisioner.http.retry import Sleep, parse_retry_after, retrying
+from provisioner.logs import register_secret
+from provisioner.reconcile.model import SinkRecord
+from provisioner.sinks import _kube_config
+from provisioner.sinks._kube_config import KubernetesSinkOptions
+from provisioner.sinks._unsettled import Unsettled
+from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
+
+__all__ = ["KEY_ANNOTATION", "MANAGED_BY", "MANAGER", "KubernetesSink", "KubernetesSinkOptions"]
+
+log = structlog.get_logger("provisioner.sinks.kubernetes")
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "streamkap-provisioner"
+KEY_ANNOTATION = "streamkap-provisioner/key"
+_LIST_FIELDS = ("role_ids", "permission_ids")
+_VERBS = "get, list, create, update, patch, delete"
+_T = TypeVar("_T")
+
+
+class KubernetesSink:
+    """Secrets in a Kubernetes namespace, written with create-then-replace on resourceVersion."""
+
+    options_model: ClassVar[type[SinkOptions]] = KubernetesSinkOptions
+
+    @classmethod
+    def options_from_uri(cls, target: str) -> dict[str, Any]:
+        """`k8s:NAMESPACE`."""
+        return _kube_config.options_from_uri(target)
+
+    def __init__(
+        self,
+        name: str,
+        options: KubernetesSinkOptions,
+        context: SinkContext,
+        *,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.name = name
+        self.readable = True
+        if context.transport is not None:
+            # --simulate hands sinks the Vault stub; a real cluster must not be written instead.
+            raise UsageError(
+                f"sink {name!r}: the kubernetes sink has no in-process simulator, so it cannot "
+                "be used with --simulate (run `provisioner simulate` and a kubeconfig instead)"
+            )
+        self._namespace = options.namespace
+        self._template = options.name
+        connection = _kube_config.connect(context)
+        self._http = connection.client
+        self._where = connection.where
+        self._max_attempts = context.max_attempts
+        self._sleep = sleep
+        self._unsettled = Unsettled()
+        self._locks: dict[str, anyio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"KubernetesSink({self.name!r}, namespace={self._namespace!r})"
+
+    # --- the protocol ----------------------------------------------------------------------------
+
+    async def read(self, service: str, credential: str) -> str | None:
+        """The `client_id` the Secret holds; None when there is no Secret (or it holds none)."""
+        found = await self.read_record(service, credential)
+        return found.client_id if found is not None else None
+
+    async def read_record(self, service: str, credential: str) -> SinkRecord | None:
+        """The stored record, secret included; None when absent or not a record."""
+        name = self._secret_name(service, credential)
+        current = await self._retrying("read", lambda: self._get(name))
+        if current is None:
+            return None
+        self._check_ours(current, name, f"{service}/{credential}")
+        found = SinkRecord.from_document(_from_data(current.get("data")))
+        if found is not None:
+            register_secret(found.secret)
+        return found
+
+    async def write(self, record: SinkRecord) -> Previous:
+        """Create the Secret, or replace it on the resourceVersion just read (409: read again)."""
+        name = self._secret_name(record.service, record.credential)
+        data = _to_data(record.to_document())
+        async with self._lock(name):
+            seen: Previous | None = None
+            try:
+                for _ in range(max(self._max_attempts, 1)):
+                    current = await self._get(name)
+                    if current is None:
+                        seen = NOTHING
+                        answer = await self._send(
+                            "POST", self._collection(), "create", self._body(name, record.key, data)
+                        )
+                        if answer.status_code == 409:  # AlreadyExists: made since we looked
+                            continue
+                        self._raise_for(answer, "create", name)
+                    else:
+                        self._check_ours(current, name, record.key)
+                        seen = Previous(_client_id(current), _data_of(current))
+                        answer = await self._send(
+                            "PUT",
+                            self._path(name),
+                            "update",
+                            self._body(name, record.key, data, current),
+                        )
+                        if answer.status_code == 409:  # Conflict: another writer since our read
+                            log.warning(
+                                "kubernetes.conflict", sink=self.name, secret=self._shown(name)
+                            )
+                            continue
+                        self._raise_for(answer, "update", name)
+                    return self._unsettled.settled(name, record.client_id, seen)
+                raise SinkError(
+                    self.name,
+                    f"Secret {self._shown(name)} kept changing under us (409 Conflict on every "
+                    "attempt)",
+                    retryable=True,
+                )
+            except SinkError:
+                self._unsettled.failed(name, seen)
+                raise
+
+    async def restore(
+        self, service: str, credential: str, client_id: str, previous: Previous
+    ) -> None:
+        """While the Secret holds `client_id`: put the replaced data back, or delete the Secret
+        when the write created it."""
+        name = self._secret_name(service, credential)
+        async with self._lock(name):
+            await self._retrying("restore", lambda: self._restore_once(name, client_id, previous))
+
+    async def delete(self, service: str, credential: str, client_id: str) -> None:
+        """Delete the Secret if it still holds `client_id` (and this tool made it)."""
+        await self.restore(service, credential, client_id, NOTHING)
+
+    def sweep(self, before: float) -> int:
+        """No temp files to sweep."""
+        return 0
+
+    def lock_path(self) -> None:
+        """No lock: a remote store; resourceVersion keeps concurrent writers apart."""
+        return
+
+    async def aclose(self) -> None:
+        """Close the connection pool; nothing is buffered."""
+        await self._http.aclose()
+
+    # --- Secrets API calls -----------------------------------------------------------------------
+
+    async def _restore_once(self, name: str, client_id: str, previous: Previous) -> None:
+        current = await self._get(name)
+        if current is None or _client_id(current) != client_id or not _managed(current):
+            return  # gone, or someone else has written since: theirs stays
+        version = _resource_version(current)
+        content = previous.content
+        if isinstance(content, dict) and content:
+            annotations = _metadata(current).get("annotations") or {}
+            key = annotations.get(KEY_ANNOTATION, "") if isinstance(annotations, dict) else ""
+            body = self._body(name, str(key), {str(k): str(v) for k, v in content.items()}, current)
+            answer = await self._send("PUT", self._path(name), "update", body)
+        else:
+            options = {
+                "kind": "DeleteOptions",
+                "apiVersion": "v1",
+                "preconditions": {"resourceVersion": version},
+            }
+            answer = await self._send("DELETE", self._path(name), "delete", options)
+            if answer.status_code == 404:
+                return
+        if answer.status_code == 409:
+            # Changed since our read: read again (it may no longer hold client_id).
+            raise SinkError(
+                self.name, f"Secret {self._shown(name)} changed during the undo", retryable=True
+            )
+        self._raise_for(
+            answer, "update" if isinstance(content, dict) and content else "delete", name
+        )
+
+    async def _get(self, name: str) -> dict[str, Any] | None:
+        answer = await self._send("GET", self._path(name), "get")
+        if answer.status_code == 404:
+            return None
+        self._raise_for(answer, "get", name)
+        body = _json(answer)
+        if body.get("kind") != "Secret":
+            raise SinkError(
+                self.name, f"{self._where} answered GET {self._path(name)} with no Secret"
+            )
+        return body
+
+    async def _send(
+        self, method: str, path: str, verb: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            return await self._http.request(method, path, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            message = f"cannot {verb} Secret at {path}: {self._where}: {reason}"
+            raise SinkError(self.name, message, retryable=True) from None
+        except Exception as exc:
+            # Credentials that cannot be had: an exec plugin that fails, a token file gone.
+            message = f"cannot authenticate to {self._where}: {type(exc).__name__}: {exc}"
+            raise SinkError(self.name, message) from None
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        # The engine retries writes itself; reads and undos are retried here.
+        retry = retrying(self._max_attempts, self._sleep, f"kubernetes {what}", sink=self.name)
+        async for attempt in retry:
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # --- errors ----------------------------------------------------------------------------------
+
+    def _raise_for(self, response: httpx.Response, verb: str, name: str) -> None:
+        status = response.status_code
+        if response.is_success:
+            return
+        body = _json(response)
+        reason = str(body.get("message") or response.reason_phrase)[:300]
+        shown = self._shown(name)
+        if status == 401:
+            raise SinkError(
+                self.name,
+                f"{self._where} refused our credentials (401 Unauthorized): the token expired "
+                "or is not valid for this cluster",
+            )
+        if status == 403:
+            raise SinkError(
+                self.name,
+                f"forbidden: may not {verb} secrets in namespace {self._namespace!r} at "
+                f"{self._where} ({reason}); the ServiceAccount (or user) needs a Role granting "
+                f"[{_VERBS}] on secrets in {self._namespace!r}, bound by a RoleBinding "
+                "(see deploy/kubernetes/rbac.yaml)",
+            )
+        if status == 404 and verb == "create":
+            raise SinkError(
+                self.name, f"cannot create Secret {shown}: namespace does not exist? ({reason})"
+            )
+        hint = parse_retry_after(response.headers.get("Retry-After"))
+        raise SinkError(
+            self.name,
+            f"cannot {verb} Secret {shown}: HTTP {status}: {reason}",
+            retryable=status == 429 or status >= 500,
+            retry_after=hint,
+        )
+
+    def _check_ours(self, current: dict[str, Any], name: str, key: str) -> None:
+        if not _managed(current):
+            raise SinkError(
+                self.name,
+                f"Secret {self._shown(name)} exists and was not created by {MANAGER} (it lacks "
+                f"the label {MANAGED_BY}={MANAGER}): it is never overwritten; delete or rename "
+                "it, or change the sink's `name` template",
+            )
+        annotations = _metadata(current).get("annotations") or {}
+        held = annotations.get(KEY_ANNOTATION) if isinstance(annotations, dict) else None
+        if held and held != key:
+            raise SinkError(
+                self.name,
+                f"Secret {self._shown(name)} holds credential {held!r}, not {key!r}: both "
+                "names make the same Secret name; rename one or change the `name` template",
+            )
+
+    # --- names and bodies ------------------------------------------------------------------------
+
+    def _secret_name(self, service: str, credential: str) -> str:
+        name = _kube_config.render_name(self._template, service, credential)
+        if not _kube_config.valid_name(name):
+            raise SinkError(
+                self.name,
+                f"{name!r} (for {service}/{credential}) is not a valid Secret name (a DNS-1123 "
+                "subdomain: lower case letters, digits, '-' and '.', starting and ending with a "
+                "letter or digit); rename the credential or change the `name` template",
+            )
+        return name
+
+    def _collection(self) -> str:
+        return f"/api/v1/namespaces/{self._namespace}/secrets"
+
+    def _path(self, name: str) -> str:
+        return f"{self._collection()}/{name}"
+
+    def _shown(self, name: str) -> str:
+        return f"{self._namespace}/{name}"
+
+    def _body(
+        self,
+        name: str,
+        key: str,
+        data: dict[str, str],
+        current: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The whole Secret to create, or to replace `current` with (its other labels kept)."""
+        before = _metadata(current) if current is not None else {}
+        labels = before.get("labels")
+        labels = labels if isinstance(labels, dict) else {}
+        annotations = before.get("annotations")
+        annotations = annotations if isinstance(annotations, dict) else {}
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": self._namespace,
+            "labels": {**labels, MANAGED_BY: MANAGER},
+            "annotations": {**annotations, KEY_ANNOTATION: key} if key else annotations,
+        }
+        if current is not None:
+            metadata["resourceVersion"] = _resource_version(current)
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": metadata,
+            "type": "Opaque",
+            "data": data,
+        }
+
+    def _lock(self, name: str) -> anyio.Lock:
+        if name not in self._locks:
+            self._locks[name] = anyio.Lock()
+        return self._locks[name]
+
+
+def _to_data(document: dict[str, object]) -> dict[str, str]:
+    """The record's fields as Secret data: text, base64-encoded; lists as JSON, None left out."""
+    data: dict[str, str] = {}
+    for key, value in document.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        data[key] = base64.b64encode(text.encode()).decode("ascii")
+    return data
+
+
+def _from_data(data: object) -> dict[str, object]:
+    """Secret data read back as the record's fields (undecodable values are left out)."""
+    document: dict[str, object] = {}
+    if not isinstance(data, dict):
+        return document
+    for key, value in data.items():
+        try:
+            text = base64.b64decode(str(value), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+        if key in _LIST_FIELDS:
+            try:
+                document[key] = json.loads(text)
+            except ValueError:
+                continue
+        else:
+            document[key] = text
+    return document
+
+
+def _client_id(secret: dict[str, Any]) -> str | None:
+    held = _from_data(secret.get("data")).get("client_id")
+    return held if isinstance(held, str) and held else None
+
+
+def _data_of(secret: dict[str, Any]) -> dict[str, str]:
+    data = secret.get("data")
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _metadata(secret: dict[str, Any]) -> dict[str, Any]:
+    metadata = secret.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _managed(secret: dict[str, Any]) -> bool:
+    labels = _metadata(secret).get("labels")
+    return isinstance(labels, dict) and labels.get(MANAGED_BY) == MANAGER
+
+
+def _resource_version(secret: dict[str, Any]) -> str:
+    return str(_metadata(secret).get("resourceVersion") or "")
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
