@@ -45,6 +45,10 @@ _VERBS = "get, list, create, update, patch, delete"
 _T = TypeVar("_T")
 
 
+# Never a credential's Secret name (those hold the service and credential): only probed by check.
+_CHECK_NAME = "provisioner-write-check"
+
+
 class KubernetesSink:
     """Secrets in a Kubernetes namespace, written with create-then-replace on resourceVersion."""
 
@@ -85,6 +89,15 @@ class KubernetesSink:
         return f"KubernetesSink({self.name!r}, namespace={self._namespace!r})"
 
     # --- the protocol ----------------------------------------------------------------------------
+
+    async def check(self) -> SinkError | None:
+        """Whether the cluster accepts our credentials and lets us read secrets in the namespace:
+        one GET of a Secret name no credential uses (404 is the answer hoped for)."""
+        try:
+            await self._retrying("check", lambda: self._get(_CHECK_NAME))
+        except SinkError as exc:
+            return exc
+        return None
 
     async def read(self, service: str, credential: str) -> str | None:
         """The `client_id` the Secret holds; None when there is no Secret (or it holds none)."""

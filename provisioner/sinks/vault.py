@@ -234,17 +234,22 @@ class VaultSink:
 
     async def _lookup_self(self, path: str) -> None:
         try:
-            response = await self._http.get(path, headers=self._connection.headers())
+            token = await self._tokens.current(self._http)  # a login, the first time
+            response = await self._http.get(path, headers=self._connection.headers(token))
         except httpx.TransportError as exc:
             raise self._transport_error(exc, "check the token at", path, raw=True) from None
         if response.is_success:
             return
         status = response.status_code
         if status in (401, 403):
+            login = self._connection.login
+            whose = f"the token of the {describe(login)}" if login else "the token"
+            advice = (
+                "log in again" if login else "check VAULT_TOKEN or VAULT_TOKEN_FILE"
+            ) + " (wrong, expired or revoked)"
             raise SinkError(
                 self.name,
-                f"Vault at {self._where()} refused the token (HTTP {status} on {path}): "
-                "check VAULT_TOKEN or VAULT_TOKEN_FILE (wrong, expired or revoked)",
+                f"Vault at {self._where()} refused {whose} (HTTP {status} on {path}): {advice}",
             )
         errors = "; ".join(map(str, _json(response).get("errors") or ())) or response.reason_phrase
         hint = parse_retry_after(response.headers.get("Retry-After"))
