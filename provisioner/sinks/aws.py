@@ -68,7 +68,10 @@ _THROTTLED = frozenset(
 
 def sdk_installed() -> bool:
     """Whether the AWS SDK (the `aws` extra) can be imported."""
-    return importlib.util.find_spec("aiobotocore") is not None
+    try:
+        return importlib.util.find_spec("aiobotocore") is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules: blocked
+        return False
 
 
 class SecretsManagerOptions(MappedSinkOptions):
