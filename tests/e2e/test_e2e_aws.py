@@ -159,9 +159,7 @@ def vault_fails(vault: ServedVault) -> None:
     vault.state.fail_writes = True
 
 
-def test_prune_deletes_with_a_recovery_window(
-    sim: Served, aws: ServedAws, tmp_path: Path
-) -> None:
+def test_prune_deletes_with_a_recovery_window(sim: Served, aws: ServedAws, tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(MANIFEST.format(fields=""))
     env = environment(sim, aws, tmp_path)
     assert run_cli("apply", "m.yaml", cwd=tmp_path, env=env).returncode == 0
@@ -182,9 +180,7 @@ def test_without_the_aws_extra_the_manifest_is_refused_with_the_install_line(
     (tmp_path / "m.yaml").write_text(MANIFEST.format(fields=""))
     blocker = tmp_path / "no-aws"
     blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        "import sys\nsys.modules['aiobotocore'] = None\n"
-    )
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['aiobotocore'] = None\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMKAP_", "AWS_"))}
     paths = [str(blocker), str(entry_point_dir(tmp_path)), str(Path(__file__).parents[2])]
     env["PYTHONPATH"] = os.pathsep.join(paths)
