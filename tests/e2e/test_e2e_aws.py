@@ -13,10 +13,10 @@ import pytest
 pytest.importorskip("aiobotocore")
 pytest.importorskip("moto.server")
 
-from provisioner.reconcile.model import owner_key  # noqa: E402
-from tests.support.aws_support import ServedAws, entry_point_dir, served_aws  # noqa: E402
-from tests.support.served import Served, run_cli  # noqa: E402
-from tests.support.vault_support import ServedVault, served_vault  # noqa: E402
+from provisioner.reconcile.model import owner_key
+from tests.support.aws_support import ServedAws, entry_point_dir, served_aws
+from tests.support.served import Served, run_cli
+from tests.support.vault_support import ServedVault, served_vault
 
 pytestmark = pytest.mark.e2e
 
