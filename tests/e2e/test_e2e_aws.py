@@ -136,7 +136,8 @@ def test_a_replace_whose_other_sink_fails_moves_awscurrent_back(
     with served_vault() as vault:
         (tmp_path / "m.yaml").write_text(manifest.format(fields="", vault=vault.url))
         env = environment(sim, aws, tmp_path, **vault.env())
-        assert run_cli("apply", "m.yaml", cwd=tmp_path, env=env).returncode == 0
+        first = run_cli("apply", "m.yaml", cwd=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
         name = "streamkap/payments-api/ingest"
         before = current(aws, name)
         stages = aws.boto3().describe_secret(SecretId=name)["VersionIdsToStages"]
@@ -162,7 +163,8 @@ def vault_fails(vault: ServedVault) -> None:
 def test_prune_deletes_with_a_recovery_window(sim: Served, aws: ServedAws, tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(MANIFEST.format(fields=""))
     env = environment(sim, aws, tmp_path)
-    assert run_cli("apply", "m.yaml", cwd=tmp_path, env=env).returncode == 0
+    first = run_cli("apply", "m.yaml", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
     (tmp_path / "m.yaml").write_text(
         MANIFEST.format(fields="").replace("      - name: export\n", "")
     )

@@ -85,8 +85,11 @@ def served_aws() -> Iterator[ServedAws]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    served = ServedAws(f"http://127.0.0.1:{port}")
+    # moto keeps its state per process, not per server: start every test from an empty account.
+    served._post("/moto-api/reset")
     try:
-        yield ServedAws(f"http://127.0.0.1:{port}")
+        yield served
     finally:
         server.stop()
 
