@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +82,9 @@ def free_port() -> int:
 @contextmanager
 def served_aws() -> Iterator[ServedAws]:
     """moto's server mode on a free loopback port, for one test."""
+    # The request recorder writes to ./moto_recording unless told otherwise (read at import).
+    recording = Path(tempfile.gettempdir()) / f"moto-recording-{os.getpid()}"
+    os.environ.setdefault("MOTO_RECORDER_FILEPATH", str(recording))
     from moto.server import ThreadedMotoServer
 
     port = free_port()
