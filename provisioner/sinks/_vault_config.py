@@ -31,7 +31,7 @@ from provisioner.config import vault_bool
 from provisioner.errors import UsageError
 from provisioner.sinks import atomic
 from provisioner.sinks._vault_auth import METHODS, AuthOptions, LoginAuth, TokenAuth
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks.base import SinkContext
 from provisioner.sinks.fields import MappedSinkOptions
 
 _T = TypeVar("_T")
