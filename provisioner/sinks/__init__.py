@@ -40,22 +40,33 @@ class SinkDefinition:
     options: SinkOptions
 
 
+#: Sink types whose plugin could not be imported, with why: only a run that uses one fails.
+_broken: dict[str, str] = {}
+
+
 @cache
 def sink_types() -> dict[str, SinkType]:
-    """Every installed sink type by name, loaded once."""
+    """Every installed sink type by name, loaded once; a plugin failing to import is set aside."""
     found: dict[str, SinkType] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(entry.name, cast(SinkType, entry.load()))
+        if entry.name in found:
+            continue
+        try:
+            found[entry.name] = cast(SinkType, entry.load())
+        except Exception as exc:  # a broken plugin must not break runs that never use it
+            _broken.setdefault(entry.name, f"{type(exc).__name__}: {exc}")
     return found
 
 
 def sink_type(type_name: str) -> SinkType:
     """The sink type registered under `type_name`; KeyError names the known ones."""
     types = sink_types()
-    if type_name not in types:
-        known = ", ".join(sorted(types)) or "none"
-        raise KeyError(f"unknown sink type {type_name!r} (installed: {known})")
-    return types[type_name]
+    if type_name in types:
+        return types[type_name]
+    if type_name in _broken:
+        raise KeyError(f"sink type {type_name!r} cannot be loaded ({_broken[type_name]})")
+    known = ", ".join(sorted(types)) or "none"
+    raise KeyError(f"unknown sink type {type_name!r} (installed: {known})")
 
 
 def parse_sink_uri(name: str, uri: str) -> SinkDefinition:

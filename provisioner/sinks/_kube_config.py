@@ -25,7 +25,8 @@ from pydantic import field_validator, model_validator
 
 from provisioner.errors import UsageError
 from provisioner.http.transport import open_transport
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks.base import SinkContext
+from provisioner.sinks.fields import MappedSinkOptions
 
 INSTALL = "pip install 'streamkap-provisioner[kubernetes]'"
 URI_FORM = "k8s:NAMESPACE"
@@ -94,8 +95,8 @@ def check_template(value: str) -> str:
     return value
 
 
-class KubernetesSinkOptions(SinkOptions):
-    """Options of the `kubernetes` sink: the namespace and the Secret name template."""
+class KubernetesSinkOptions(MappedSinkOptions):
+    """Options of the `kubernetes` sink: the namespace, the Secret name template, `fields`."""
 
     namespace: str
     name: str = DEFAULT_NAME

@@ -31,14 +31,15 @@ from provisioner.config import vault_bool
 from provisioner.errors import UsageError
 from provisioner.sinks import atomic
 from provisioner.sinks._vault_auth import METHODS, AuthOptions, LoginAuth, TokenAuth
-from provisioner.sinks.base import SinkContext, SinkOptions
+from provisioner.sinks.base import SinkContext
+from provisioner.sinks.fields import MappedSinkOptions
 
 _T = TypeVar("_T")
 URI_FORM = "vault:http(s)://HOST:PORT/MOUNT[/PREFIX]"
 _PATH = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 
 
-class VaultSinkOptions(SinkOptions):
+class VaultSinkOptions(MappedSinkOptions):
     """Options of the `vault` sink: where the KV v2 engine is and the folder to write under."""
 
     address: str | None = None  # else VAULT_ADDR

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TextIO
 
 import anyio
 from anyio import to_thread
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from provisioner.errors import SinkError
 from provisioner.logs import register_secret
@@ -28,6 +28,7 @@ from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
+from provisioner.sinks.fields import FieldMap, MappedSinkOptions
 
 __all__ = ["STDOUT", "EnvSink", "EnvSinkOptions", "quote_value", "variable_names"]
 
@@ -45,10 +46,20 @@ _ESCAPES = {"'": re.compile(r"\\[\\']"), '"': re.compile(r"\\[\\'\"abfnrtv]")}
 _UNESCAPED = dict(zip("\\'\"abfnrtv", "\\'\"\a\b\f\n\r\t\v", strict=True))
 
 
-class EnvSinkOptions(SinkOptions):
-    """Options of the `env` sink: the dotenv file, or `-` for standard output."""
+class EnvSinkOptions(MappedSinkOptions):
+    """Options of the `env` sink: the dotenv file, or `-` for standard output, and `fields`: the
+    variable suffixes after `STREAMKAP_<SERVICE>_<CREDENTIAL>_` (see provisioner.sinks.fields)."""
 
     path: str = Field(min_length=1)
+
+    @classmethod
+    def stored_key(cls, out_key: str) -> str:
+        """A suffix as the variable name spells it: upper-cased, other chars as `_`."""
+        return _UNSAFE_NAME_CHAR.sub("_", out_key.upper())
+
+    def field_map(self) -> FieldMap:
+        """The default layout is the client id and the secret only."""
+        return FieldMap(self.fields or {"CLIENT_ID": "client_id", "SECRET": "secret"})
 
 
 def variable_names(service: str, credential: str) -> tuple[str, str]:
@@ -338,6 +349,9 @@ class EnvSink:
         )
         self._stdout = _Stdout(name, stdout)
         self._owners: dict[str, str] = {}  # variable stem -> the key that wrote it
+        self._fields = options.field_map()
+        # Variable suffix -> record field; the client id's variable first (restore checks it).
+        self._suffixes = _ordered(options.fields or {"CLIENT_ID": "client_id", "SECRET": "secret"})
         self._unsettled = Unsettled()
 
     def lock_path(self) -> Path | None:
@@ -374,28 +388,33 @@ class EnvSink:
         """The stored client id; always None on standard output, which cannot be read back."""
         if self._file is None:
             return None
-        return await self._file.get(variable_names(service, credential)[0])
+        return await self._file.get(self._names(service, credential)[0])
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The client id and secret stored (the other fields a dotenv file does not keep)."""
         if self._file is None:
             return None
-        client_id, secret = [await self._file.get(n) for n in variable_names(service, credential)]
-        if not client_id or not secret:
+        names = self._names(service, credential)
+        document = {
+            out: await self._file.get(name) for out, name in zip(self._suffixes, names, strict=True)
+        }
+        found = self._fields.from_document(document, service, credential)
+        if found is None:
             return None
-        register_secret(secret)
-        return SinkRecord(service, credential, client_id, SecretStr(secret))
+        register_secret(found.secret)
+        return found
 
     async def write(self, record: SinkRecord) -> Previous:
         """Set both variables; returns, once they are durably written, the lines they replaced.
 
         Standard output cannot be taken back: there a write replaces NOTHING.
         """
-        names = self._claim(record)
-        values = (record.client_id, record.secret.get_secret_value())
+        self._claim(record)
+        names = self._names(record.service, record.credential)
+        values = self._fields.to_strings(record)
         lines = [
-            f"{name}={self._quote(record, what, value)}"
-            for name, what, value in zip(names, ("client id", "secret"), values, strict=True)
+            f"{name}={self._quote(record, self._suffixes[out].replace('_', ' '), values[out])}"
+            for out, name in zip(self._suffixes, names, strict=True)
         ]
         if self._file is None:
             await self._stdout.emit("".join(f"{line}\n" for line in lines))
@@ -415,8 +434,8 @@ class EnvSink:
         `client_id`; nothing to do on standard output."""
         if self._file is None:
             return
-        before = previous.content if isinstance(previous.content, tuple) else (None, None)
-        names = variable_names(service, credential)
+        names = self._names(service, credential)
+        before = previous.content if isinstance(previous.content, tuple) else (None,) * len(names)
         await self._file.submit(partial(_restore, names, client_id, before))
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
@@ -425,6 +444,11 @@ class EnvSink:
 
     async def aclose(self) -> None:
         """Nothing is buffered: every write is on disk (or flushed) when it returns."""
+
+    def _names(self, service: str, credential: str) -> tuple[str, ...]:
+        """The variable names of a credential, the client id's first."""
+        stem = variable_names(service, credential)[0].removesuffix("_CLIENT_ID")
+        return tuple(f"{stem}_{EnvSinkOptions.stored_key(out)}" for out in self._suffixes)
 
     def _claim(self, record: SinkRecord) -> tuple[str, str]:
         # Distinct keys can map to one name (`a-b/c` and `a/b-c`); refuse rather than overwrite.
@@ -441,6 +465,12 @@ class EnvSink:
             raise SinkError(self.name, f"cannot store the {what} of {record.key}: {exc}") from None
 
 
+def _ordered(fields: dict[str, str]) -> dict[str, str]:
+    """`fields` with the output key holding the client id first."""
+    first = next(out for out, name in fields.items() if name == "client_id")
+    return {first: "client_id", **{out: n for out, n in fields.items() if out != first}}
+
+
 def _put(
     assignments: tuple[tuple[str, str], ...], seen: list[Previous], document: _Document
 ) -> bool:
@@ -455,7 +485,7 @@ def _put(
 
 
 def _restore(
-    names: tuple[str, str], client_id: str, before: tuple[object, ...], document: _Document
+    names: tuple[str, ...], client_id: str, before: tuple[object, ...], document: _Document
 ) -> bool:
     """While the file holds `client_id`: each name's previous assignment back, or none."""
     if document.get(names[0]) != client_id:

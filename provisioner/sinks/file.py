@@ -20,14 +20,16 @@ from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
+from provisioner.sinks.fields import FieldMap, MappedSinkOptions
 
 __all__ = ["FileSink", "FileSinkOptions"]
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-class FileSinkOptions(SinkOptions):
-    """Options of the `file` sink: the directory that holds the per-service folders."""
+class FileSinkOptions(MappedSinkOptions):
+    """Options of the `file` sink: the directory that holds the per-service folders, and the
+    JSON layout (`fields`, see provisioner.sinks.fields)."""
 
     path: str = Field(min_length=1)
 
@@ -63,6 +65,7 @@ class FileSink:
         self.readable = True
         self._shown = Path(options.path)  # as the user wrote it, for messages
         self._root = context.cwd / options.path
+        self._fields = options.field_map()
         self._locks: dict[str, anyio.Lock] = {}
         # Writes arriving together share a thread hop and one fsync per service directory;
         # reads arriving together share a thread hop.
@@ -115,7 +118,7 @@ class FileSink:
             document = await to_thread.run_sync(self._read_document, service, credential)
         except OSError as exc:
             raise self._error("read", service, credential, exc) from exc
-        found = SinkRecord.from_document(document)
+        found = self._fields.from_document(document, service, credential)
         if found is not None:
             register_secret(found.secret)
         return found
@@ -123,7 +126,7 @@ class FileSink:
     async def write(self, record: SinkRecord) -> Previous:
         """Replace the record's file atomically and durably; return the bytes it replaced."""
         self._check_names(record.service, record.credential)
-        data = (json.dumps(record.to_document(), indent=2) + "\n").encode()
+        data = (json.dumps(self._fields.to_document(record), indent=2) + "\n").encode()
         async with self._lock(record.key):
             done = await self._writes.submit(_FileWrite(record.service, record.credential, data))
             if done.failure is not None:
@@ -166,7 +169,9 @@ class FileSink:
                         dirs[service] = _open_if_present(stack, self._root / service)
                     dir_fd = dirs[service]
                     if dir_fd is not None:
-                        pending.result = _stored_client_id(dir_fd, f"{credential}.json")
+                        pending.result = _stored_client_id(
+                            dir_fd, f"{credential}.json", self._fields
+                        )
                 except OSError as exc:
                     pending.failure = self._failure("read", service, credential, exc)
 
@@ -190,7 +195,7 @@ class FileSink:
                             atomic.open_dir(self._root / service, follow=False)
                         )
                     name = f"{credential}.json"
-                    pending.result = _snapshot(dirs[service], name)
+                    pending.result = _snapshot(dirs[service], name, self._fields)
                     atomic.write_atomic(dirs[service], name, pending.work.data, sync_dir=False)
                 except OSError as exc:
                     pending.failure = self._failure("write", service, credential, exc)
@@ -216,7 +221,7 @@ class FileSink:
         name = f"{credential}.json"
         try:
             with atomic.open_dir(self._root / service, follow=False) as dir_fd:
-                if _stored_client_id(dir_fd, name) != client_id:
+                if _stored_client_id(dir_fd, name, self._fields) != client_id:
                     return  # someone else has replaced it since: theirs stays
                 if isinstance(previous.content, bytes):
                     atomic.write_atomic(dir_fd, name, previous.content)
@@ -254,19 +259,19 @@ def _open_if_present(stack: ExitStack, path: Path) -> int | None:
         return None
 
 
-def _stored_client_id(dir_fd: int, name: str) -> str | None:
+def _stored_client_id(dir_fd: int, name: str, fields: FieldMap) -> str | None:
     """The `client_id` in the file, or None when it is missing, unreadable or not a record."""
-    return _field(_document(_stored_bytes(dir_fd, name)), "client_id")
+    return fields.client_id(_document(_stored_bytes(dir_fd, name)))
 
 
-def _snapshot(dir_fd: int, name: str) -> Previous:
+def _snapshot(dir_fd: int, name: str, fields: FieldMap) -> Previous:
     """The file as it is now, to put back if the write about to replace it must be undone."""
     data = _stored_bytes(dir_fd, name)
     if data is None:
         return NOTHING
     document = _document(data)
-    register_secret(_field(document, "secret"))  # now in memory: redact it wherever it shows
-    return Previous(_field(document, "client_id"), data)
+    register_secret(fields.secret(document))  # now in memory: redact it wherever it shows
+    return Previous(fields.client_id(document), data)
 
 
 def _stored_bytes(dir_fd: int, name: str) -> bytes | None:
@@ -292,8 +297,3 @@ def _document(data: bytes | None) -> dict[str, object] | None:
     except ValueError:
         return None
     return document if isinstance(document, dict) else None
-
-
-def _field(document: dict[str, object] | None, name: str) -> str | None:
-    value = document.get(name) if document is not None else None
-    return value if isinstance(value, str) else None

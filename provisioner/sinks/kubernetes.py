@@ -76,6 +76,7 @@ class KubernetesSink:
                 "be used with --simulate (run `provisioner simulate` and a kubeconfig instead)"
             )
         self._namespace = options.namespace
+        self._fields = options.field_map()
         self._template = options.name
         connection = _kube_config.connect(context)
         self._http = connection.client
@@ -87,6 +88,10 @@ class KubernetesSink:
 
     def __repr__(self) -> str:
         return f"KubernetesSink({self.name!r}, namespace={self._namespace!r})"
+
+    def _held(self, secret: dict[str, Any]) -> str | None:
+        """The client_id a Secret holds, read through the sink's field mapping."""
+        return self._fields.client_id(_from_data(secret.get("data")))
 
     # --- the protocol ----------------------------------------------------------------------------
 
@@ -111,7 +116,7 @@ class KubernetesSink:
         if current is None:
             return None
         self._check_ours(current, name, f"{service}/{credential}")
-        found = SinkRecord.from_document(_from_data(current.get("data")))
+        found = self._fields.from_document(_from_data(current.get("data")), service, credential)
         if found is not None:
             register_secret(found.secret)
         return found
@@ -119,7 +124,7 @@ class KubernetesSink:
     async def write(self, record: SinkRecord) -> Previous:
         """Create the Secret, or replace it on the resourceVersion just read (409: read again)."""
         name = self._secret_name(record.service, record.credential)
-        data = _to_data(record.to_document())
+        data = _to_data(self._fields.to_document(record))
         async with self._lock(name):
             seen: Previous | None = None
             try:
@@ -135,7 +140,7 @@ class KubernetesSink:
                         self._raise_for(answer, "create", name)
                     else:
                         self._check_ours(current, name, record.key)
-                        seen = Previous(_client_id(current), _data_of(current))
+                        seen = Previous(self._held(current), _data_of(current))
                         answer = await self._send(
                             "PUT",
                             self._path(name),
@@ -188,7 +193,7 @@ class KubernetesSink:
 
     async def _restore_once(self, name: str, client_id: str, previous: Previous) -> None:
         current = await self._get(name)
-        if current is None or _client_id(current) != client_id or not _managed(current):
+        if current is None or self._held(current) != client_id or not _managed(current):
             return  # gone, or someone else has written since: theirs stays
         version = _resource_version(current)
         content = previous.content
@@ -388,11 +393,6 @@ def _from_data(data: object) -> dict[str, object]:
         else:
             document[key] = text
     return document
-
-
-def _client_id(secret: dict[str, Any]) -> str | None:
-    held = _from_data(secret.get("data")).get("client_id")
-    return held if isinstance(held, str) and held else None
 
 
 def _data_of(secret: dict[str, Any]) -> dict[str, str]:

@@ -81,6 +81,7 @@ class VaultSink:
             )
         self._mount = options.mount
         self._prefix = options.prefix
+        self._fields = options.field_map()
         self._http = httpx.AsyncClient(
             base_url=f"{self._connection.address}/v1/",
             transport=self._connection.transport
@@ -116,9 +117,8 @@ class VaultSink:
         """The stored record, secret included; None when absent or deleted."""
         path = self._key_path(service, credential)
         document, version = await self._retrying("read", self._fetch_document, path)
-        held = document.get("client_id") if isinstance(document, dict) else None
-        self._seen[path] = (held if isinstance(held, str) else None, version)
-        found = SinkRecord.from_document(document)
+        self._seen[path] = (self._fields.client_id(document), version)
+        found = self._fields.from_document(document, service, credential)
         if found is not None:
             register_secret(found.secret)
         return found
@@ -135,7 +135,7 @@ class VaultSink:
                 self._seen[path] = await self._fetch(path)
             held, cas = self._seen[path]
             response = await self._send(
-                "POST", path, "write", _write_body(record.to_document(), cas)
+                "POST", path, "write", _write_body(self._fields.to_document(record), cas)
             )
             if _cas_mismatch(response):
                 await self._after_conflict(path, cas, record.client_id)
@@ -183,8 +183,7 @@ class VaultSink:
     async def _fetch(self, path: str) -> tuple[str | None, int]:
         """One read: the stored client_id (None if absent or deleted) and the current version."""
         document, version = await self._fetch_document(path)
-        client_id = document.get("client_id") if isinstance(document, dict) else None
-        return (client_id if isinstance(client_id, str) else None), version
+        return self._fields.client_id(document), version
 
     async def _fetch_document(self, path: str) -> tuple[object, int]:
         """One read: the stored data (None if absent or deleted) and the current version."""
@@ -209,8 +208,7 @@ class VaultSink:
         document = data.get("data") if isinstance(data, dict) else None
         if not isinstance(document, dict):
             return None
-        secret = document.get("secret")
-        register_secret(secret if isinstance(secret, str) else None)  # now in memory
+        register_secret(self._fields.secret(document))  # now in memory
         return document
 
     async def _write_back(self, path: str, *, data: dict[str, Any]) -> None:
@@ -226,11 +224,7 @@ class VaultSink:
                 )
             return
         self._raise_for(response, "write", path)
-        stored = data.get("client_id")
-        self._seen[path] = (
-            stored if isinstance(stored, str) else None,
-            self._written_version(response, path),
-        )
+        self._seen[path] = (self._fields.client_id(data), self._written_version(response, path))
 
     async def _lookup_self(self, path: str) -> None:
         try:

@@ -296,3 +296,26 @@ async def test_in_cluster_config_is_used_inside_a_pod(
         finally:
             await sink.aclose()
     assert state.decoded("payments", NAME) is not None
+
+
+async def test_mapped_fields_are_the_data_keys_and_read_back(kube: ServedKube) -> None:
+    """`fields` names the Secret's data keys; the sink reads its client_id and secret back."""
+    sink = open_sink(
+        kube, fields={"STREAMKAP_CLIENT_ID": "client_id", "STREAMKAP_SECRET": "secret"}
+    )
+    try:
+        await sink.write(record())
+        assert await sink.read("payments-api", "ingest_main") == "cid-1"
+        found = await sink.read_record("payments-api", "ingest_main")
+    finally:
+        await sink.aclose()
+    assert found is not None
+    assert found.secret.get_secret_value() == "s3cr3t-1"
+    secret = kube.official().read_namespaced_secret(NAME, "payments")
+    data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
+    assert data == {"STREAMKAP_CLIENT_ID": "cid-1", "STREAMKAP_SECRET": "s3cr3t-1"}
+
+
+def test_fields_must_map_client_id_and_secret() -> None:
+    with pytest.raises(ValidationError, match="secret must be mapped"):
+        KubernetesSinkOptions(namespace="payments", fields={"ID": "client_id"})

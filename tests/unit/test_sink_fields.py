@@ -1,0 +1,120 @@
+"""Field mapping (`fields`): validation with file:line, and each local sink's mapped layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+from pydantic import SecretStr
+
+from provisioner.errors import ManifestError
+from provisioner.manifest import load_manifests
+from provisioner.reconcile.model import SinkRecord
+from provisioner.sinks.base import SinkContext
+from provisioner.sinks.env import EnvSink, EnvSinkOptions
+from provisioner.sinks.file import FileSink, FileSinkOptions
+from tests.conftest import WriteManifest
+
+MAPPING = {
+    "SPRING_CLIENT_ID": "client_id",
+    "STREAMKAP_CLIENT_SECRET": "secret",
+    "ROLES": "role_ids",
+}
+
+
+def record(client_id: str = "cid-1") -> SinkRecord:
+    return SinkRecord(
+        "payments-api",
+        "ingest",
+        client_id,
+        SecretStr(f"{client_id}-secret-value"),
+        role_ids=("r1", "r2"),
+    )
+
+
+def manifest(fields: str) -> str:
+    return (
+        "version: 1\n"
+        "sinks:\n"
+        f"  local: {{type: file, path: ./s, fields: {fields}}}\n"
+        "services:\n"
+        "  - name: svc\n"
+        "    credentials:\n"
+        "      - name: one\n"
+        "        roles: [admin]\n"
+        "        sinks: [local]\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("{ID: client_id}", "secret must be mapped"),
+        ("{ID: client_id, S: secret, X: colour}", "unknown record field 'colour'"),
+        ("{ID: client_id, S: secret, id: service}", None),  # distinct in a file
+    ],
+)
+def test_fields_are_validated_with_file_and_line(
+    write_manifest: WriteManifest, fields: str, message: str | None
+) -> None:
+    path = write_manifest("a.yaml", manifest(fields))
+    if message is None:
+        load_manifests([path])
+        return
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([path])
+    problem = caught.value.problems[0]  # (the credential naming it reports it unknown too)
+    assert problem.startswith(f"{path}:3:")
+    assert message in problem
+
+
+def test_env_output_keys_that_spell_one_variable_are_duplicates() -> None:
+    with pytest.raises(ValueError, match="duplicate output key"):
+        EnvSinkOptions(path="x.env", fields={"client-id": "client_id", "CLIENT_ID": "secret"})
+
+
+@pytest.mark.anyio
+async def test_file_sink_stores_exactly_the_mapped_keys_and_reads_them_back(
+    tmp_path: Path,
+) -> None:
+    sink = FileSink("f", FileSinkOptions(path="s", fields=MAPPING), SinkContext(cwd=tmp_path))
+    await sink.write(record())
+    stored = json.loads((tmp_path / "s" / "payments-api" / "ingest.json").read_text())
+    assert stored == {
+        "SPRING_CLIENT_ID": "cid-1",
+        "STREAMKAP_CLIENT_SECRET": "cid-1-secret-value",
+        "ROLES": ["r1", "r2"],
+    }
+    assert await sink.read("payments-api", "ingest") == "cid-1"
+    found = await sink.read_record("payments-api", "ingest")
+    assert found is not None
+    assert (found.key, found.secret.get_secret_value(), found.role_ids) == (
+        "payments-api/ingest",
+        "cid-1-secret-value",
+        ("r1", "r2"),
+    )
+    previous = await sink.write(record("cid-2"))
+    assert previous.client_id == "cid-1"
+    await sink.restore("payments-api", "ingest", "cid-2", previous)
+    assert await sink.read("payments-api", "ingest") == "cid-1"
+
+
+@pytest.mark.anyio
+async def test_env_sink_uses_the_mapped_suffixes(tmp_path: Path) -> None:
+    options = EnvSinkOptions(path="x.env", fields=MAPPING)
+    sink = EnvSink("e", options, SinkContext(cwd=tmp_path))
+    await sink.write(record())
+    values = dotenv_values(tmp_path / "x.env")
+    assert values == {
+        "STREAMKAP_PAYMENTS_API_INGEST_SPRING_CLIENT_ID": "cid-1",
+        "STREAMKAP_PAYMENTS_API_INGEST_STREAMKAP_CLIENT_SECRET": "cid-1-secret-value",
+        "STREAMKAP_PAYMENTS_API_INGEST_ROLES": "r1,r2",
+    }
+    assert await sink.read("payments-api", "ingest") == "cid-1"
+    found = await sink.read_record("payments-api", "ingest")
+    assert found is not None
+    assert found.secret.get_secret_value() == "cid-1-secret-value"
+    await sink.delete("payments-api", "ingest", "cid-1")
+    assert dotenv_values(tmp_path / "x.env") == {}
