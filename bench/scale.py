@@ -20,7 +20,7 @@ import httpx
 from bench import workload
 from provisioner.manifest import load as manifest_load
 from provisioner.manifest import load_manifests, yamlfile
-from provisioner.reconcile.model import Kind, Role, marked_description
+from provisioner.model import Kind, Role, marked_description
 from provisioner.reconcile.pipeline import collector_paused
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles

@@ -24,7 +24,7 @@ from provisioner.cli.common import (
 )
 from provisioner.cli.outputs import Outputs, apply_once, finish
 from provisioner.cli.signals import Stop, stop_on_signals
-from provisioner.reconcile.model import RunResult
+from provisioner.model import RunResult
 from provisioner.reconcile.session import Job
 
 

@@ -25,8 +25,8 @@ from provisioner.cli.common import (
 )
 from provisioner.cli.outputs import show_changes
 from provisioner.cli.render import plan_json, plan_summary_line, render_plan, use_color
+from provisioner.model import Kind, Plan, Planned
 from provisioner.reconcile import pipeline
-from provisioner.reconcile.model import Kind, Plan, Planned
 from provisioner.reconcile.session import Job, open_session
 
 

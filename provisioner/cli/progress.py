@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from provisioner.reconcile.model import Outcome, Plan, Status
+from provisioner.model import Outcome, Plan, Status
 
 
 class Tracker:

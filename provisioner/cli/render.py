@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from provisioner.logs import redact_value
 from provisioner.manifest.durations import format_duration
-from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
+from provisioner.model import Action, Kind, Outcome, Plan, Reason, Status
 from provisioner.reconcile.plan import grace_of
 
 # 2: restore, forced, deferred, blocked (count, list and action); other owners; `after`

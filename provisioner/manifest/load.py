@@ -28,7 +28,7 @@ from provisioner.manifest.format import (
     SinkSpec,
 )
 from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml
-from provisioner.reconcile.model import DEFAULT_OWNER, DesiredCredential, Origin
+from provisioner.model import DEFAULT_OWNER, DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
 
 T = TypeVar("T")

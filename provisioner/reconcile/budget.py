@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from provisioner.config import MAX_CHANGES_PATTERN
-from provisioner.reconcile.model import Action, Kind, Plan, Reason
+from provisioner.model import Action, Kind, Plan, Reason
 
 PATTERN = re.compile(MAX_CHANGES_PATTERN)
 #: A percentage never allows fewer changes than this: small accounts would otherwise be stuck.

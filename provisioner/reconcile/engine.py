@@ -21,7 +21,7 @@ from provisioner.errors import (
 )
 from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import redact
-from provisioner.reconcile.model import (
+from provisioner.model import (
     Action,
     CreatedCredential,
     DesiredCredential,

@@ -9,7 +9,7 @@ import anyio
 import structlog
 
 from provisioner.errors import ProvisionerError, SinkError, first_error
-from provisioner.reconcile.model import (
+from provisioner.model import (
     Action,
     DesiredCredential,
     Holdings,

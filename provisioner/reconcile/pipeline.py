@@ -19,9 +19,9 @@ import structlog
 
 from provisioner.errors import BudgetExceeded, SinkError, UsageError
 from provisioner.manifest import Manifests, load_manifests
+from provisioner.model import Outcome, Plan, Planned, RunResult
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
-from provisioner.reconcile.model import Outcome, Plan, Planned, RunResult
 from provisioner.reconcile.observe import observe, prove_sources
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles

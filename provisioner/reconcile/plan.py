@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from provisioner.manifest.durations import format_duration
-from provisioner.reconcile.model import (
+from provisioner.model import (
     DEFAULT_OWNER,
     Action,
     DesiredCredential,

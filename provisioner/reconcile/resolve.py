@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from provisioner.errors import ManifestError
 from provisioner.manifest import Manifests
-from provisioner.reconcile.model import DesiredCredential, Role
+from provisioner.model import DesiredCredential, Role
 
 _IGNORED = re.compile(r"[\s_-]+")
 

@@ -35,7 +35,7 @@ from pydantic import field_validator, model_validator
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import register_secret
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 from provisioner.sinks.fields import MappedSinkOptions

@@ -11,7 +11,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from provisioner.errors import SinkError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 
 
 class SinkOptions(BaseModel):

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from provisioner.errors import SinkError
 from provisioner.logs import register_secret
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks._unsettled import Unsettled

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr, field_validator
 
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks.base import SinkOptions
 
 __all__ = ["RECORD_FIELDS", "FieldMap", "MappedSinkOptions", "check_fields"]

@@ -27,7 +27,7 @@ import structlog
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep, parse_retry_after, retrying
 from provisioner.logs import register_secret
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks import _kube_config
 from provisioner.sinks._kube_config import KubernetesSinkOptions
 from provisioner.sinks._unsettled import Unsettled

@@ -23,7 +23,7 @@ from provisioner.errors import SinkError
 from provisioner.http.retry import Sleep, parse_retry_after, retrying
 from provisioner.http.transport import open_transport
 from provisioner.logs import register_secret
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks import _vault_config
 from provisioner.sinks._vault_auth import Tokens, describe
 from provisioner.sinks._vault_config import Connection, VaultSinkOptions

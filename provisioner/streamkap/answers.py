@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from provisioner.reconcile.model import (
+from provisioner.model import (
     CreatedCredential,
     DesiredCredential,
     RemoteCredential,

@@ -27,7 +27,7 @@ from provisioner.errors import (
 )
 from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import register_secret
-from provisioner.reconcile.model import CreatedCredential, DesiredCredential, RemoteCredential, Role
+from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential, Role
 from provisioner.streamkap import answers
 from provisioner.streamkap.requests import CREDENTIALS, ROLES, TOKEN_PATHS, Requests
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from provisioner.reconcile.model import owner_key
+from provisioner.model import owner_key
 from provisioner.simulator import (
     ALL_PERMISSIONS,
     READ_ROLES,

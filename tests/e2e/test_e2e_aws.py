@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("aiobotocore")
 pytest.importorskip("moto.server")
 
-from provisioner.reconcile.model import owner_key
+from provisioner.model import owner_key
 from tests.support.aws_support import ServedAws, entry_point_dir, served_aws
 from tests.support.served import Served, run_cli
 from tests.support.vault_support import ServedVault, served_vault

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from provisioner.reconcile.model import marked_description
+from provisioner.model import marked_description
 from provisioner.simulator import FaultConfig, SimulatorState
 from tests.support.served import Served, run_cli, served
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.reconcile.model import owner_key
+from provisioner.model import owner_key
 from provisioner.simulator import FaultConfig, SimulatorState
 from tests.support.served import Served, run_cli, served
 

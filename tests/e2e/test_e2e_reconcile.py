@@ -15,7 +15,7 @@ import pytest
 from dotenv import dotenv_values
 
 from provisioner.cli.render import PLAN_JSON_SCHEMA
-from provisioner.reconcile.model import marked_description, owner_key
+from provisioner.model import marked_description, owner_key
 from provisioner.simulator import CredentialRecord
 from tests.support.served import Served, run_cli
 

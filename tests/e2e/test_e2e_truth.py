@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.reconcile.model import owner_key
+from provisioner.model import owner_key
 from tests.support.served import Served, run_cli
 from tests.support.vault_support import ServedVault, served_vault
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from provisioner.reconcile.model import owner_key, split_owner
+from provisioner.model import owner_key, split_owner
 from provisioner.simulator import CredentialRecord
 from tests.support.served import Served, run_cli
 from tests.support.watch import watched

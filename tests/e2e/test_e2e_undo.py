@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from provisioner.reconcile.model import owner_key
+from provisioner.model import owner_key
 from tests.support.served import Served, run_cli, served
 from tests.support.vault_support import ServedVault, served_vault
 

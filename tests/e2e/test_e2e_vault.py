@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from provisioner.reconcile.model import owner_key
+from provisioner.model import owner_key
 from provisioner.simulator import FaultConfig
 from tests.support.served import REPO, Served, human_text, run_cli
 from tests.support.vault_support import ServedVault, hvac_client, hvac_read, served_vault

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from provisioner.cli.render import run_report
-from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
+from provisioner.model import Action, Kind, Outcome, Plan, Reason, Status
 from tests.support.served import Served, human_text, run_cli
 
 MANIFEST = """\

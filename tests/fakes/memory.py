@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from provisioner.errors import SinkError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 
 __all__ = ["MemorySink", "MemorySinkOptions"]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from provisioner.reconcile.model import DesiredCredential, Origin
+from provisioner.model import DesiredCredential, Origin
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
 from provisioner.streamkap.client import StreamkapClient
 

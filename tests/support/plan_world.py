@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from provisioner.reconcile.model import (
+from provisioner.model import (
     Action,
     DesiredCredential,
     Holdings,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from provisioner.model import Action, Kind, Plan, Reason
 from provisioner.reconcile.budget import counts, parse_limit, within_budget
-from provisioner.reconcile.model import Action, Kind, Plan, Reason
 from tests.support.factories import desired
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

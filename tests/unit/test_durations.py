@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from provisioner.manifest.durations import format_duration, parse_duration
-from provisioner.reconcile.model import Kind
+from provisioner.model import Kind
 from provisioner.reconcile.plan import plan
 from tests.unit.test_plan import NOW, desired, remote
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import anyio
 import pytest
 
+from provisioner.model import DesiredCredential, SinkRecord, Status, marked_description
 from provisioner.reconcile.engine import Engine
-from provisioner.reconcile.model import DesiredCredential, SinkRecord, Status, marked_description
 from provisioner.reconcile.plan import plan
 from provisioner.simulator import (
     FaultConfig,

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
+from provisioner.model import Action, Kind, Reason, SinkRecord, Status, marked_description
 from provisioner.reconcile.engine import Engine
-from provisioner.reconcile.model import Action, Kind, Reason, SinkRecord, Status, marked_description
 from provisioner.simulator import FaultConfig, SimulatorState
 from provisioner.streamkap.client import StreamkapClient
 from tests.fakes.memory import MemorySink

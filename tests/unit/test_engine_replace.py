@@ -8,8 +8,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from provisioner.model import DesiredCredential, Kind, Origin, Status, marked_description
 from provisioner.reconcile.engine import Engine
-from provisioner.reconcile.model import DesiredCredential, Kind, Origin, Status, marked_description
 from provisioner.reconcile.plan import plan
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
 from provisioner.streamkap.client import StreamkapClient

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from provisioner.errors import SinkError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions
 

@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "provisioner"
 
 BASE = ("provisioner.errors", "provisioner.config", "provisioner.logs")  # logs imports none
-MODEL = ("provisioner.reconcile.model",)
+MODEL = ("provisioner.model",)
 STAGES = (
     "provisioner.reconcile.resolve",
     "provisioner.reconcile.observe",
@@ -27,7 +27,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "provisioner.config": (),
     "provisioner.logs": (),
     "provisioner.manifest.durations": (),
-    "provisioner.reconcile.model": ("provisioner.errors",),
+    "provisioner.model": ("provisioner.errors",),
     "provisioner.http": ("provisioner.errors",),
     "provisioner.sinks": (*BASE, *MODEL, "provisioner.http"),
     "provisioner.streamkap": (*BASE, *MODEL, "provisioner.http"),
@@ -45,6 +45,7 @@ RULES: dict[str, tuple[str, ...]] = {
     ),
     "provisioner.reconcile": (
         *BASE,
+        *MODEL,
         "provisioner.http",
         "provisioner.manifest",
         "provisioner.sinks",
@@ -111,4 +112,61 @@ def test_each_module_imports_only_the_layers_below_it(path: Path) -> None:
 
 def test_the_top_level_holds_only_cross_cutting_modules() -> None:
     top = sorted(path.name for path in PACKAGE.glob("*.py"))
-    assert top == ["__init__.py", "__main__.py", "config.py", "errors.py", "logs.py"]
+    assert top == ["__init__.py", "__main__.py", "config.py", "errors.py", "logs.py", "model.py"]
+
+
+def unit_of(module: str) -> str:
+    """The part of the tree a module belongs to: a subpackage, or a top-level module."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def package_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in MODULES:
+        unit = unit_of(module_name(path))
+        for imported in imports_of(path):
+            target = unit_of(imported)
+            if target != unit and target != "provisioner" and is_module(target):
+                graph.setdefault(unit, set()).add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of the graph as a path that ends where it starts, or [] when there is none."""
+    state: dict[str, str] = {}
+    trail: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = "open"
+        trail.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return [*trail[trail.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        trail.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_no_two_parts_of_the_package_import_each_other_in_a_cycle() -> None:
+    cycle = find_cycle(package_graph())
+    assert not cycle, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_stages_below_reconcile_import_nothing_of_it() -> None:
+    graph = package_graph()
+    for unit in ("provisioner.sinks", "provisioner.streamkap", "provisioner.manifest"):
+        assert "provisioner.reconcile" not in graph.get(unit, set()), unit

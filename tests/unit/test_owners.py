@@ -9,7 +9,7 @@ import pytest
 
 from provisioner.errors import ManifestError
 from provisioner.manifest import load_manifests
-from provisioner.reconcile.model import (
+from provisioner.model import (
     Kind,
     Reason,
     RemoteCredential,

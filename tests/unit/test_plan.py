@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from provisioner.reconcile.model import (
+from provisioner.model import (
     Action,
     DesiredCredential,
     Kind,

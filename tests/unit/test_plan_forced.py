@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from provisioner.reconcile.model import Kind, Reason, RemoteCredential, marked_description
+from provisioner.model import Kind, Reason, RemoteCredential, marked_description
 from provisioner.reconcile.plan import plan
 from tests.support.factories import desired
 

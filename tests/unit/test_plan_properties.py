@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.reconcile.model import (
+from provisioner.model import (
     Action,
     DesiredCredential,
     Kind,

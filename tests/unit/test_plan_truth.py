@@ -23,7 +23,7 @@ from provisioner.cli.render import (
     summarize,
     use_color,
 )
-from provisioner.reconcile.model import Kind, Plan, Reason, Role, RunResult
+from provisioner.model import Kind, Plan, Reason, Role, RunResult
 from provisioner.reconcile.observe import check_sinks, read_holdings
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from provisioner.cli.progress import LiveProgress, Tracker, tracker_for
 from provisioner.logs import configure_logging
-from provisioner.reconcile.model import Action, Kind, Outcome, Plan, Reason, Status
+from provisioner.model import Action, Kind, Outcome, Plan, Reason, Status
 from tests.support.served import Served
 
 ACTIONS = (

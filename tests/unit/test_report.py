@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 
 from provisioner.cli.render import PLAN_JSON_SCHEMA, plan_json, render_plan, summarize
-from provisioner.reconcile.model import Holdings, Outcome, Plan, Status
+from provisioner.model import Holdings, Outcome, Plan, Status
 from provisioner.reconcile.plan import plan
 from tests.unit.test_plan import NOW, desired, remote
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.reconcile.model import Role
+from provisioner.model import Role
 from provisioner.reconcile.resolve import RoleIndex
 
 CATALOGUE = (

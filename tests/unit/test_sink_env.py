@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 from provisioner.errors import SinkError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks.base import Sink, SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions, quote_value, variable_names
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from provisioner.errors import ManifestError
 from provisioner.manifest import load_manifests
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions
 from provisioner.sinks.file import FileSink, FileSinkOptions

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from provisioner.errors import SinkError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks.base import Sink, SinkContext
 from provisioner.sinks.file import FileSink, FileSinkOptions
 

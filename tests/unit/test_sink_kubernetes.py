@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from provisioner.errors import SinkError, UsageError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.simulator.kubernetes import KUBE_TOKEN, KubeState
 from provisioner.sinks import _kube_config, parse_sink_uri, sink_type
 from provisioner.sinks.base import NOTHING, SinkContext

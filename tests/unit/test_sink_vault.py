@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from provisioner.errors import SinkError, UsageError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.simulator import VAULT_ROOT_TOKEN, FaultConfig, VaultState, create_vault_app
 from provisioner.sinks import parse_sink_uri, sink_type
 from provisioner.sinks.base import Sink, SinkContext

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from provisioner.errors import AmbiguousCreate, ApiError, AuthError, CircuitOpen, PatchUnsupported
-from provisioner.reconcile.model import DesiredCredential
+from provisioner.model import DesiredCredential
 from provisioner.simulator import (
     FaultConfig,
     ManualClock,

@@ -15,8 +15,8 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from provisioner.errors import SinkError
+from provisioner.model import DesiredCredential, SinkRecord, Status
 from provisioner.reconcile.engine import Engine
-from provisioner.reconcile.model import DesiredCredential, SinkRecord, Status
 from provisioner.reconcile.plan import plan
 from provisioner.simulator import (
     VAULT_ROOT_TOKEN,

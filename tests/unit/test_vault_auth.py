@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from provisioner.errors import ManifestError, SinkError, UsageError
 from provisioner.manifest import load_manifests
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.simulator import VAULT_ROOT_TOKEN, Grant, ManualClock, VaultState
 from provisioner.sinks._vault_auth import LoginFailed
 from provisioner.sinks.base import SinkContext

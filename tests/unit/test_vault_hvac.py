@@ -11,7 +11,7 @@ import trustme
 from pydantic import SecretStr
 
 from provisioner.errors import SinkError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.vault import VaultSink, VaultSinkOptions
 from tests.support.factories import no_sleep

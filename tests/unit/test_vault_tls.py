@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from provisioner.config import Settings, vault_bool
 from provisioner.errors import UsageError
-from provisioner.reconcile.model import SinkRecord
+from provisioner.model import SinkRecord
 from provisioner.reconcile.session import _sink_environ
 from provisioner.sinks._vault_config import tls_context
 from provisioner.sinks.base import SinkContext
