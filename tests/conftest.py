@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import structlog
 
-from provisioner.cli import human
 from tests.support.served import Served, served
 
 
@@ -36,7 +35,6 @@ def sim() -> Iterator[Served]:
 def _reset_logging() -> Iterator[None]:
     yield
     structlog.reset_defaults()
-    human.reset()
 
 
 WriteManifest = Callable[[str, str], Path]

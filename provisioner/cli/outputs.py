@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import anyio
 import structlog
 
-from provisioner.cli import human, metrics
-from provisioner.cli.progress import Tracker, tracker_for
-from provisioner.cli.render import (
-    Summary,
-    action_json,
-    blocked_causes,
-    blocked_line,
-    change_lines,
-    run_report,
-    summarize,
-    use_color,
-)
-from provisioner.cli.render import describe as describe_action
+from provisioner.cli import metrics
+from provisioner.cli.progress import Tracker
+from provisioner.cli.render import Summary, action_json, run_report, summarize
+from provisioner.cli.views import View, has_news
 from provisioner.errors import ManifestError, UsageError, first_error
 from provisioner.http.retry import retry_counts
 from provisioner.logs import register_url_password, scrub_url
-from provisioner.model import Kind, Outcome, Plan, Reason, RunResult, Status
+from provisioner.model import Outcome, Plan, RunResult, Status
 from provisioner.reconcile import pipeline
-from provisioner.reconcile.session import Job, open_session
+from provisioner.reconcile.session import Job
 from provisioner.sinks.atomic import describe, replace_file
 
 log = structlog.get_logger("provisioner.outputs")
@@ -47,7 +37,7 @@ class Outputs:
     report: Path | None = None
     metrics_file: Path | None = None
     pushgateway: str | None = None
-    progress: bool = True
+    progress: bool = True  # where the view has a live display: on a terminal, not in JSON
 
     def check(self) -> None:
         """Fail before any API call when an output could never be written."""
@@ -69,13 +59,19 @@ class _Tally:
 
 
 async def apply_once(
-    job: Job, outputs: Outputs, recorder: metrics.Metrics, stop: anyio.Event | None = None
+    job: Job,
+    outputs: Outputs,
+    recorder: metrics.Metrics,
+    view: View,
+    stop: anyio.Event | None = None,
 ) -> RunResult:
     """Load and apply; whatever happens, the run is recorded in the metrics and published."""
     started, tally = time.monotonic(), _Tally()
     token = retry_counts.set(tally.retries)
     try:
-        result = await _apply(job, outputs, tally, stop)
+        result = await pipeline.apply_job(
+            job, stop=stop, observer=_shown(view, outputs.progress), statuses=tally.statuses
+        )
     except BaseException as exc:
         invalid = isinstance(first_error(exc), ManifestError)
         await _publish(outputs, recorder, _stats(started, tally, None, invalid=invalid))
@@ -86,48 +82,33 @@ async def apply_once(
     return result
 
 
-async def _apply(job: Job, outputs: Outputs, tally: _Tally, stop: anyio.Event | None) -> RunResult:
-    manifests = pipeline.load(job)
-    async with open_session(job, manifests, lock=True) as session:
-        tally.statuses = session.client.statuses  # filled as calls are made, even if apply fails
-        with tracker_for(outputs.progress) as tracker:
-            observer = _Shown(tracker)
-            return await pipeline.apply(
-                session, prune=job.prune, replace=job.replace, stop=stop, observer=observer
-            )
+@contextmanager
+def _shown(view: View, progress: bool) -> Iterator[_Shown]:
+    """The observer of one apply, with its progress display running."""
+    with view.tracker(progress) as tracker:
+        yield _Shown(view, tracker)
 
 
 class _Shown:
     """Before anything is written, say what will be; then let the progress display follow."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, view: View, tracker: Tracker) -> None:
+        self._view = view
         self._tracker = tracker
 
     def on_plan(self, plan: Plan) -> None:
-        show_changes(plan)
+        show_changes(plan, self._view)
         self._tracker.on_plan(plan)
 
     def on_outcome(self, outcome: Outcome) -> None:
         self._tracker.on_outcome(outcome)
 
 
-def show_changes(the_plan: Plan) -> None:
+def show_changes(plan: Plan, view: View) -> None:
     """What the plan changes or leaves in place on purpose, and once per cause what could not be
     planned; nothing when quiet and there is neither."""
-    voice = human.voice()
-    if voice.quiet and not the_plan.has_changes and not the_plan.count(Kind.BLOCKED):
-        return
-    if not voice.json:
-        lines = change_lines(the_plan, color=use_color(sys.stderr, os.environ))
-        if lines:
-            human.say("\n".join(lines), "plan.changes")
-        return
-    for action in the_plan.actions:
-        if action.reason is not Reason.UP_TO_DATE and action.kind is not Kind.BLOCKED:
-            human.say(describe_action(action), "plan.change", **action_json(action))
-    for cause, keys in blocked_causes(the_plan).items():  # once per cause, not per credential
-        text = blocked_line(cause, keys)
-        human.say(text, "plan.blocked", "warning", error=cause, credentials=len(keys), keys=keys)
+    if has_news(plan) or not view.quiet:
+        view.changes(plan)
 
 
 def _stats(
@@ -154,14 +135,14 @@ def publish_metrics(outputs: Outputs, recorder: metrics.Metrics, stats: metrics.
     write_metrics(outputs, recorder)
 
 
-def finish(result: RunResult, outputs: Outputs) -> bool:
+def finish(result: RunResult, outputs: Outputs, view: View) -> bool:
     """Write the report, then print each failure and the summary; True if all went well."""
     written = outputs.report is None or write_report(outputs.report, result)
     summary = summarize(result.plan, result.outcomes)
-    _print_failures(result.outcomes)
-    if not (human.voice().quiet and _uneventful(summary)):
+    _print_failures(result.outcomes, view)
+    if not (view.quiet and _uneventful(summary)):
         level = "info" if summary.complete else "error"
-        human.say(summary.line(), "apply.summary", level, **asdict(summary))
+        view.say(summary.line(), "apply.summary", level, **asdict(summary))
     return written and summary.complete
 
 
@@ -172,7 +153,7 @@ def _uneventful(summary: Summary) -> bool:
     return summary.complete and not changed
 
 
-def _print_failures(outcomes: Sequence[Outcome]) -> None:
+def _print_failures(outcomes: Sequence[Outcome], view: View) -> None:
     """Each failure on its own line; actions a stopped run never started, as one line."""
     skipped = 0
     for outcome in outcomes:
@@ -181,10 +162,10 @@ def _print_failures(outcomes: Sequence[Outcome]) -> None:
         elif outcome.error:
             action = outcome.action
             text = f"failed: {action.key}: {outcome.error}"
-            human.say(text, "apply.failed", "error", **action_json(action), error=outcome.error)
+            view.say(text, "apply.failed", "error", **action_json(action), error=outcome.error)
     if skipped:
         text = f"not started: {skipped} actions; the next apply does them"
-        human.say(text, "apply.not_started", "warning", actions=skipped)
+        view.say(text, "apply.not_started", "warning", actions=skipped)
 
 
 def write_report(path: Path, result: RunResult) -> bool:

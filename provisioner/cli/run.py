@@ -11,29 +11,28 @@ import argparse
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 import structlog
 
 from provisioner.cli import metrics
-from provisioner.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
+from provisioner.cli.arguments import (
+    Command,
+    JobArgs,
     add_budget_flag,
     add_output_flags,
     add_paths,
     add_run_flags,
     duration_arg,
     interval_arg,
-    job_from,
-    outputs_from,
-    settings_from,
+    parse_outputs,
 )
+from provisioner.cli.common import EXIT_FAILED, EXIT_OK, job_from
 from provisioner.cli.outputs import Outputs, apply_once, finish
 from provisioner.cli.render import summarize
 from provisioner.cli.schedule import Cadence, run_every
 from provisioner.cli.signals import stop_on_signals
+from provisioner.cli.views import View
 from provisioner.errors import AuthError, BudgetExceeded, ManifestError, UsageError, first_error
 from provisioner.reconcile.session import Job, Simulated
 
@@ -43,10 +42,21 @@ log = structlog.get_logger("provisioner.run")
 CONFIG_ERRORS = (ManifestError, UsageError, AuthError)
 
 
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser(
-        "run", help="apply on a schedule until SIGTERM/SIGINT; finishes in-flight work first"
-    )
+@dataclass(frozen=True)
+class RunArgs:
+    """`run`'s arguments."""
+
+    job: JobArgs
+    outputs: Outputs
+    cadence: Cadence
+
+    @classmethod
+    def parse(cls, namespace: argparse.Namespace) -> RunArgs:
+        job, outputs = JobArgs.parse(namespace), parse_outputs(namespace)
+        return cls(job, outputs, Cadence(namespace.every, namespace.jitter))
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
     add_paths(parser)
     add_run_flags(parser, prune_help="delete orphaned credentials")
     add_budget_flag(parser)
@@ -62,15 +72,15 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--report", type=Path, metavar="FILE", help="the last cycle's JSON report")
     add_output_flags(parser)
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    job = job_from(args, settings_from(args))
+def run(args: RunArgs, view: View) -> int:
+    job = job_from(args.job)
     if job.simulate:  # one simulator for the whole run, so that cycles converge
         job = dataclasses.replace(job, simulator=Simulated.resumed(job.cwd))
-    reconciler = Reconciler(job, outputs_from(args))
-    return int(anyio.run(reconcile, reconciler, Cadence(args.every, args.jitter)))
+    args.outputs.check()  # before any API call, so a typo costs no run
+    reconciler = Reconciler(job, args.outputs, view)
+    return int(anyio.run(reconcile, reconciler, args.cadence))
 
 
 @dataclass
@@ -79,6 +89,7 @@ class Reconciler:
 
     job: Job
     outputs: Outputs
+    view: View
     recorder: metrics.Metrics = field(default_factory=metrics.Metrics)
     cycles: int = 0  # started so far
 
@@ -88,7 +99,7 @@ class Reconciler:
         log.info("cycle.started", cycle=number)
         try:
             # No stop event: a stop asked for during a cycle waits for the whole cycle.
-            result = await apply_once(self.job, self.outputs, self.recorder)
+            result = await apply_once(self.job, self.outputs, self.recorder, self.view)
         except Exception as exc:
             error = first_error(exc)
             if isinstance(error, BudgetExceeded):  # not a configuration error: try again later
@@ -98,7 +109,7 @@ class Reconciler:
                 raise error from None
             _log_failure(number, error)
             return
-        finish(result, self.outputs)
+        finish(result, self.outputs, self.view)
         summary = summarize(result.plan, result.outcomes)
         log.info("cycle.finished", cycle=number, run_id=result.run_id, **asdict(summary))
 
@@ -133,3 +144,13 @@ def _stopping(name: str) -> None:
 
 def _aborted(name: str) -> None:
     log.warning("run.aborted", signal=name)
+
+
+COMMAND = Command(
+    "run",
+    "apply on a schedule until SIGTERM/SIGINT; finishes in-flight work first",
+    add_flags,
+    RunArgs.parse,
+    run,
+    settings=lambda args: args.job.settings,
+)

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from dataclasses import dataclass
 
+from provisioner.cli.arguments import Command
 from provisioner.cli.common import EXIT_OK
+from provisioner.cli.views import View
 from provisioner.manifest import manifest_schema
 
 
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("schema", help="print the manifest JSON Schema")
-    parser.set_defaults(handler=schema)
+@dataclass(frozen=True)
+class SchemaArgs:
+    """`schema` takes no arguments."""
+
+    @classmethod
+    def parse(cls, namespace: argparse.Namespace) -> SchemaArgs:
+        return cls()
 
 
-def schema(args: argparse.Namespace) -> int:
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def schema(args: SchemaArgs, view: View) -> int:
     print(json.dumps(manifest_schema(), indent=2))
     return EXIT_OK
+
+
+COMMAND = Command("schema", "print the manifest JSON Schema", add_flags, SchemaArgs.parse, schema)

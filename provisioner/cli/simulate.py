@@ -4,17 +4,48 @@ from __future__ import annotations
 
 import argparse
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from provisioner.cli.common import EXIT_OK, err
+from provisioner.cli.arguments import Command
+from provisioner.cli.common import EXIT_OK
 from provisioner.cli.signals import stop_on_signals
+from provisioner.cli.views import View
 from provisioner.reconcile.session import import_simulator
 
 
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("simulate", help="serve the simulator on loopback")
+@dataclass(frozen=True)
+class SimulateArgs:
+    """`simulate`'s arguments: where to serve, and the faults to inject."""
+
+    port: int
+    vault_port: int | None
+    latency: float
+    error_rate: float
+    rate_limit: float | None
+    burst: int
+    drop_after_create_rate: float
+    error_after_create_rate: float
+    token_ttl: int
+
+    @classmethod
+    def parse(cls, namespace: argparse.Namespace) -> SimulateArgs:
+        return cls(
+            port=namespace.port,
+            vault_port=namespace.vault_port,
+            latency=namespace.latency,
+            error_rate=namespace.error_rate,
+            rate_limit=namespace.rate_limit,
+            burst=namespace.burst,
+            drop_after_create_rate=namespace.drop_after_create_rate,
+            error_after_create_rate=namespace.error_after_create_rate,
+            token_ttl=namespace.token_ttl,
+        )
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument(
         "--vault-port", type=int, metavar="Q", help="also serve a Vault stub (KV v2 at `secret`)"
@@ -26,10 +57,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--drop-after-create-rate", type=float, default=0.0)
     parser.add_argument("--error-after-create-rate", type=float, default=0.0)
     parser.add_argument("--token-ttl", type=int, default=3600, help="token lifetime, seconds")
-    parser.set_defaults(handler=simulate)
 
 
-def simulate(args: argparse.Namespace) -> int:
+def simulate(args: SimulateArgs, view: View) -> int:
     simulator = import_simulator()
     faults = simulator.FaultConfig(
         latency=args.latency,
@@ -51,22 +81,27 @@ def simulate(args: argparse.Namespace) -> int:
         note = f"VAULT_TOKEN={simulator.VAULT_ROOT_TOKEN}, KV v2 mount secret"
         vault = simulator.create_vault_app(simulator.VaultState())
         servers.append((vault, args.vault_port, f"vault: serving on {{}} ({note})"))
-    anyio.run(_serve, simulator.serve_forever, servers)
+    anyio.run(_serve, simulator.serve_forever, servers, view)
     return EXIT_OK
 
 
-async def _serve(serve_forever: Any, servers: list[tuple[Any, int, str]]) -> None:
+async def _serve(serve_forever: Any, servers: list[tuple[Any, int, str]], view: View) -> None:
     """Serve each app on its port until SIGTERM or SIGINT, then shut down gracefully."""
     async with stop_on_signals() as stop, anyio.create_task_group() as group:
         for app, port, announce in servers:
-            ready = functools.partial(_announce, announce)
+            ready = functools.partial(_announce, view, announce)
             group.start_soon(
                 functools.partial(serve_forever, app, "127.0.0.1", port, on_ready=ready)
             )
         await stop.requested.wait()
         group.cancel_scope.cancel()
-    err("simulator: stopped")
+    view.say("simulator: stopped")
 
 
-def _announce(template: str, url: str) -> None:
-    err(template.format(url))
+def _announce(view: View, template: str, url: str) -> None:
+    view.say(template.format(url))
+
+
+COMMAND = Command(
+    "simulate", "serve the simulator on loopback", add_flags, SimulateArgs.parse, simulate
+)

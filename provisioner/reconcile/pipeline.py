@@ -2,6 +2,7 @@
 
 One stop event and one observer reach into a run: the caller decides when to stop starting new
 work (a signal) and what to show (progress, the change lines); the stages know neither.
+`plan_job` and `apply_job` are a whole job, from the manifests to the plan or the outcomes.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import functools
 import gc
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -25,7 +27,7 @@ from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.observe import observe, prove_sources
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
-from provisioner.reconcile.session import Job, Session
+from provisioner.reconcile.session import Job, Session, open_session
 
 log = structlog.get_logger("provisioner.pipeline")
 _SHOWN_KEYS = 5  # keys named in a log event about many
@@ -161,6 +163,37 @@ async def apply(
     finally:
         structlog.contextvars.unbind_contextvars("run_id")
     return RunResult(run_id, started, datetime.now(UTC), the_plan, tuple(outcomes))
+
+
+async def plan_job(job: Job) -> Planned:
+    """Load the manifests, connect, and plan what `apply_job` would do. Reads only."""
+    manifests = load(job)
+    async with open_session(job, manifests) as session:
+        return await make_plan(session, prune=job.prune, replace=job.replace)
+
+
+async def apply_job(
+    job: Job,
+    *,
+    stop: anyio.Event | None = None,
+    observer: AbstractContextManager[Observer] | None = None,
+    statuses: Counter[int] | None = None,
+) -> RunResult:
+    """Load the manifests, connect under the local sinks' locks, and apply (see `apply`).
+
+    The observer is entered once the session is open, so a live display starts only when the
+    locks are held. `statuses` counts the API's answers by HTTP status, even when the run fails.
+    """
+    manifests = load(job)
+    async with open_session(job, manifests, lock=True) as session:
+        try:
+            with observer or nullcontext(Unobserved()) as seen:
+                return await apply(
+                    session, prune=job.prune, replace=job.replace, stop=stop, observer=seen
+                )
+        finally:
+            if statuses is not None:
+                statuses.update(session.client.statuses)
 
 
 def _by_cause(blocked: Mapping[str, SinkError]) -> dict[str, list[str]]:
