@@ -89,7 +89,9 @@ async def apply_once(
 async def _apply(job: Job, outputs: Outputs, tally: _Tally, stop: anyio.Event | None) -> RunResult:
     manifests = pipeline.load(job)
     async with open_session(job, manifests, lock=True) as session:
-        tally.statuses = session.client.statuses  # filled as calls are made, even if apply fails
+        tally.statuses = (
+            session.client.requests.statuses
+        )  # filled as calls are made, even if apply fails
         with tracker_for(outputs.progress) as tracker:
             observer = _Shown(tracker)
             return await pipeline.apply(

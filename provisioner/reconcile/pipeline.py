@@ -105,7 +105,7 @@ async def make_plan(
         result = planner()
     # A restore copies a secret from a sibling sink: proven first by one login with it.
     records, unproven = await prove_sources(
-        session.client, session.sinks, result.actions, session.settings.concurrency
+        session.client.credentials, session.sinks, result.actions, session.settings.concurrency
     )
     with collector_paused():
         if unproven:
@@ -141,7 +141,7 @@ async def apply(
         planned = await make_plan(session, prune=prune, replace=replace)
         the_plan, blocked = planned.plan, planned.blocked
         engine = Engine(
-            session.client,
+            session.client.credentials,
             session.sinks,
             concurrency=session.settings.concurrency,
             max_attempts=session.settings.max_attempts,
