@@ -9,7 +9,7 @@ from __future__ import annotations
 from provisioner.model import Role
 from provisioner.streamkap import answers
 from provisioner.streamkap.client_credentials import ClientCredentials
-from provisioner.streamkap.requests import Requests
+from provisioner.streamkap.requests import Call, Requests
 
 ROLES = "/auth/roles"
 READ_ROLES = "fe.secure.read.roles"  # named by Streamkap's Terraform provider
@@ -34,5 +34,5 @@ class StreamkapClient:
         await self.requests.aclose()
 
     async def list_roles(self) -> list[Role]:
-        body = await self.requests.call("GET", ROLES, needs=READ_ROLES)
+        body = await self.requests.call(Call("GET", ROLES, needs=READ_ROLES))
         return answers.parsed("GET", ROLES, answers.parse_roles, body)

@@ -26,7 +26,7 @@ from provisioner.http.retry import retrying
 from provisioner.logs import register_secret
 from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
 from provisioner.streamkap import answers
-from provisioner.streamkap.requests import TOKEN_PATHS, Requests
+from provisioner.streamkap.requests import TOKEN_PATHS, Call, Requests
 
 CREDENTIALS = "/auth/client-credentials"
 #: The permissions its calls need (Streamkap's Terraform provider names WRITE, for creating;
@@ -60,9 +60,8 @@ class ClientCredentials:
         self._patch_probe = anyio.Lock()
 
     async def list(self) -> Sequence[RemoteCredential]:
-        body = await self._requests.call(
-            "GET", CREDENTIALS, needs=READ, max_bytes=LISTING_MAX_BYTES
-        )
+        listing = Call("GET", CREDENTIALS, needs=READ, max_bytes=LISTING_MAX_BYTES)
+        body = await self._requests.call(listing)
         return answers.parsed("GET", CREDENTIALS, answers.parse_listing, body)
 
     async def create(self, desired: DesiredCredential) -> CreatedCredential:
@@ -96,7 +95,7 @@ class ClientCredentials:
 
     async def delete(self, client_id: str) -> None:
         try:
-            await self._requests.call("DELETE", f"{CREDENTIALS}/{client_id}", needs=DELETE)
+            await self._requests.call(Call("DELETE", f"{CREDENTIALS}/{client_id}", needs=DELETE))
         except ApiError as exc:
             if exc.status != 404:
                 raise
@@ -120,7 +119,7 @@ class ClientCredentials:
         path = f"{CREDENTIALS}/{client_id}"
         try:
             body = await self._requests.call(
-                "PATCH", path, answers.update_body(desired), needs=WRITE
+                Call("PATCH", path, answers.update_body(desired), needs=WRITE)
             )
         except ApiError as exc:
             if exc.status not in NO_PATCH_STATUSES:
@@ -140,7 +139,7 @@ class ClientCredentials:
 
     async def _create_once(self, payload: dict[str, Any], key: str) -> Any:
         try:
-            return await self._requests.once("POST", CREDENTIALS, payload, needs=WRITE)
+            return await self._requests.once(Call("POST", CREDENTIALS, payload, needs=WRITE))
         except RequestFailed as exc:
             if exc.sent:
                 raise AmbiguousCreate(key, exc) from None

@@ -12,6 +12,7 @@ import functools
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -47,6 +48,18 @@ _NOT_SENT = (
     httpx.UnsupportedProtocol,
 )
 HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API call. `needs` is the permission it needs, if known: a 403 names it, and once
+    refused, no call that needs it is sent again this run."""
+
+    method: str
+    path: str
+    payload: Any = None
+    needs: str | None = None
+    max_bytes: int | None = None  # the largest answer read; None: the transport's default cap
 
 
 class Requests:
@@ -105,45 +118,24 @@ class Requests:
         await self._http.aclose()
         await self._auth_http.aclose()
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        payload: Any = None,
-        *,
-        needs: str | None = None,
-        max_bytes: int | None = None,
-    ) -> Any:
-        """One call, retried while its failure is transient (one budget, logins included).
-
-        `needs` is the permission the call needs, if known: a 403 names it, and once it is
-        refused, calls that need it are not sent again this run.
-        """
-        retry = retrying(
-            self.config.max_attempts, self.sleep, f"{method} {path}", retry_if=self._worth_retrying
-        )
+    async def call(self, call: Call) -> Any:
+        """One call, retried while its failure is transient (one budget, logins included)."""
+        what = f"{call.method} {call.path}"
+        retry = retrying(self.config.max_attempts, self.sleep, what, retry_if=self._worth_retrying)
         async for attempt in retry:
             with attempt:
-                return await self.once(method, path, payload, needs=needs, max_bytes=max_bytes)
+                return await self.once(call)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _worth_retrying(self, exc: BaseException) -> bool:
         # An API that never answered this run is unreachable, not briefly away: fail fast.
         return is_transient(exc) and (self._answered or not isinstance(exc, RequestFailed))
 
-    async def once(
-        self,
-        method: str,
-        path: str,
-        payload: Any = None,
-        *,
-        needs: str | None = None,
-        max_bytes: int | None = None,
-    ) -> Any:
+    async def once(self, call: Call) -> Any:
         """One attempt, through the circuit breaker (once open, calls fail fast); no retry."""
         self.breaker.check()
         try:
-            answer = await self._authorized(method, path, payload, needs, max_bytes)
+            answer = await self._authorized(call)
         except (ApiError, RequestFailed) as exc:
             if is_transient(exc):
                 self.breaker.failed(exc)
@@ -151,23 +143,20 @@ class Requests:
         self.breaker.succeeded()
         return answer
 
-    async def _authorized(
-        self, method: str, path: str, payload: Any, needs: str | None, max_bytes: int | None
-    ) -> Any:
+    async def _authorized(self, call: Call) -> Any:
         """A 401 has renewed the token (see `_send`): repeat the call once."""
         try:
-            return await self._send(method, path, payload, needs, max_bytes)
+            return await self._send(call)
         except AuthError as exc:
             if exc.status != 401 or exc.path.startswith(TOKEN_PATHS):
                 raise  # a refused login is not an expired token: asking again cannot help
-        return await self._send(method, path, payload, needs, max_bytes)
+        return await self._send(call)
 
-    async def _send(
-        self, method: str, path: str, payload: Any, needs: str | None, max_bytes: int | None
-    ) -> Any:
+    async def _send(self, call: Call) -> Any:
+        method, path, needs = call.method, call.path, call.needs
         if self._unreachable is not None and not self._answered:
             raise self._unreachable  # concurrent calls share one wait for an unreachable API
-        extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
+        extensions = {} if call.max_bytes is None else {"max_answer_bytes": call.max_bytes}
         try:
             async with self._http.connection() as http:
                 # A call that waited for its connection while one like it was refused: unsent.
@@ -178,7 +167,7 @@ class Requests:
                 token = await self.tokens.get()
                 headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
                 response = await http.request(
-                    method, path, json=payload, headers=headers, extensions=extensions
+                    method, path, json=call.payload, headers=headers, extensions=extensions
                 )
                 if response.status_code == 403:  # noted before the calls queued behind it go
                     self._note_denied(_api_error(method, path, response, needs=needs))
