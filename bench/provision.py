@@ -40,7 +40,7 @@ async def provision(url: str, manifest: Path, concurrency: int, workdir: Path) -
     manifests = pipeline.load(job)
     async with open_session(job, manifests) as session:
         result = await pipeline.apply(session, prune=False)
-        statuses = Counter(session.client.statuses)
+        statuses = Counter(session.client.requests.statuses)
     if result.failed:
         raise RuntimeError("some actions failed")
     return statuses

@@ -33,7 +33,7 @@ from provisioner.model import (
     Status,
 )
 from provisioner.sinks import Previous, Sink
-from provisioner.streamkap import StreamkapClient
+from provisioner.streamkap import CredentialApi
 
 log = structlog.get_logger("provisioner.reconcile.engine")
 
@@ -44,7 +44,7 @@ WORKERS_PER_REQUEST = 2
 class Engine:
     """Runs write actions, up to twice `concurrency` credentials in progress at once."""
 
-    client: StreamkapClient
+    credentials: CredentialApi
     sinks: Mapping[str, Sink]
     concurrency: int
     max_attempts: int = 6
@@ -58,7 +58,7 @@ class Engine:
     records: Mapping[str, SinkRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._listing = FreshListing(self.client)
+        self._listing = FreshListing(self.credentials)
         self._halted: str | None = None  # why no new action starts (circuit breaker, 403)
         self.denied: PermissionDenied | None = None  # a 403: the run must end with it
         self._failures_in_row = 0
@@ -130,7 +130,7 @@ class Engine:
     async def _perform(self, action: Action) -> str | None:
         if action.kind is Kind.DELETE:
             assert action.client_id is not None
-            await self.client.delete_credential(action.client_id)
+            await self.credentials.delete(action.client_id)
             if action.reason is Reason.ORPHAN:
                 await self._clean_sinks(action.key, action.client_id)
             return action.client_id
@@ -144,7 +144,7 @@ class Engine:
         created = await self._create(action.desired, known)
         await self._deliver_or_undo(action.desired, created)
         for old in action.retire:
-            await self.client.delete_credential(old)
+            await self.credentials.delete(old)
         return created.remote.client_id
 
     async def _updated(self, action: Action) -> bool:
@@ -152,7 +152,7 @@ class Engine:
         assert action.desired is not None
         assert action.client_id is not None
         try:
-            await self.client.update_credential(action.client_id, action.desired)
+            await self.credentials.update(action.client_id, action.desired)
         except PatchUnsupported:
             return False
         return True
@@ -196,12 +196,12 @@ class Engine:
         """Create; after an unknown outcome, delete what the lost attempt made, then try again."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return await self.client.create_credential(desired)
+                return await self.credentials.create(desired)
             except UnusableCreate as exc:
                 # Its secret must reach no sink: the credential goes before the action fails.
                 log.error("create.unusable", key=desired.key, client_id=exc.client_id)
                 with anyio.CancelScope(shield=True):
-                    await self.client.delete_credential(exc.client_id)
+                    await self.credentials.delete(exc.client_id)
                 raise
             except AmbiguousCreate as exc:
                 ticket = self._listing.ticket()
@@ -217,7 +217,7 @@ class Engine:
         for credential in await self._listing.after(ticket):
             if credential.key == key and credential.client_id not in known:
                 log.warning("create.leftover_deleted", key=key, client_id=credential.client_id)
-                await self.client.delete_credential(credential.client_id)
+                await self.credentials.delete(credential.client_id)
 
     async def _deliver_or_undo(
         self, desired: DesiredCredential, created: CreatedCredential
@@ -272,7 +272,7 @@ class Engine:
             for sink, previous in delivered:
                 failed = failed or await self._restore(desired, client_id, sink, previous)
             try:
-                await self.client.delete_credential(client_id)
+                await self.credentials.delete(client_id)
             except ProvisionerError as exc:  # the next run deletes it as a credential no sink holds
                 log.error("credential.undo_failed", key=desired.key, error=str(exc))
                 failed = failed or exc
@@ -339,23 +339,23 @@ class FreshListing:
     numbered when it starts and reused only by callers whose failure came before that number.
     """
 
-    def __init__(self, client: StreamkapClient) -> None:
-        self._client = client
+    def __init__(self, credentials: CredentialApi) -> None:
+        self._credentials = credentials
         self._lock = anyio.Lock()
         self._started = 0
-        self._latest: tuple[int, list[RemoteCredential]] = (0, [])
+        self._latest: tuple[int, Sequence[RemoteCredential]] = (0, ())
 
     def ticket(self) -> int:
         """Take right after a failed attempt; pass to `after`."""
         return self._started
 
-    async def after(self, ticket: int) -> list[RemoteCredential]:
+    async def after(self, ticket: int) -> Sequence[RemoteCredential]:
         async with self._lock:
             generation, listing = self._latest
             if generation > ticket:
                 return listing
             self._started += 1
             generation = self._started
-            listing = await self._client.list_credentials()
+            listing = await self._credentials.list()
             self._latest = (generation, listing)
             return listing

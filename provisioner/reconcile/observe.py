@@ -20,7 +20,7 @@ from provisioner.model import (
     SinkRecord,
 )
 from provisioner.sinks import Sink
-from provisioner.streamkap import StreamkapClient
+from provisioner.streamkap import CredentialApi, StreamkapClient
 
 T = TypeVar("T")
 log = structlog.get_logger("provisioner.observe")
@@ -55,7 +55,7 @@ async def observe(
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_into, roles, client.list_roles())
-            group.start_soon(_into, remote, client.list_credentials())
+            group.start_soon(_into, remote, client.credentials.list())
             group.start_soon(checked_then_read)
     except BaseExceptionGroup as failed:  # one failure cancels the other reads: report it alone
         raise first_error(failed) from None
@@ -81,7 +81,10 @@ async def check_sinks(sinks: Mapping[str, Sink]) -> dict[str, SinkError]:
 
 
 async def prove_sources(
-    client: StreamkapClient, sinks: Mapping[str, Sink], actions: Sequence[Action], concurrency: int
+    credentials: CredentialApi,
+    sinks: Mapping[str, Sink],
+    actions: Sequence[Action],
+    concurrency: int,
 ) -> tuple[dict[str, SinkRecord], frozenset[str]]:
     """For each planned restore, the source's record, its secret proven by one login with it.
 
@@ -94,7 +97,7 @@ async def prove_sources(
 
     async def prove(action: Action) -> None:
         async with limiter:
-            record = await _proven(client, sinks, action)
+            record = await _proven(credentials, sinks, action)
         if record is not None:
             proven[action.key] = record
 
@@ -105,7 +108,7 @@ async def prove_sources(
 
 
 async def _proven(
-    client: StreamkapClient, sinks: Mapping[str, Sink], action: Action
+    credentials: CredentialApi, sinks: Mapping[str, Sink], action: Action
 ) -> SinkRecord | None:
     assert action.source is not None
     service, credential = action.key.split("/", 1)
@@ -114,7 +117,7 @@ async def _proven(
         ok = (
             record is not None
             and record.client_id == action.client_id
-            and await client.verify_secret(record.client_id, record.secret)
+            and await credentials.verify(record.client_id, record.secret)
         )
     except ProvisionerError as exc:
         log.warning("restore.unproven", key=action.key, source=action.source, error=str(exc))

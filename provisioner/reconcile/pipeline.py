@@ -107,7 +107,7 @@ async def make_plan(
         result = planner()
     # A restore copies a secret from a sibling sink: proven first by one login with it.
     records, unproven = await prove_sources(
-        session.client, session.sinks, result.actions, session.settings.concurrency
+        session.client.credentials, session.sinks, result.actions, session.settings.concurrency
     )
     with collector_paused():
         if unproven:
@@ -143,7 +143,7 @@ async def apply(
         planned = await make_plan(session, prune=prune, replace=replace)
         the_plan, blocked = planned.plan, planned.blocked
         engine = Engine(
-            session.client,
+            session.client.credentials,
             session.sinks,
             concurrency=session.settings.concurrency,
             max_attempts=session.settings.max_attempts,
@@ -193,7 +193,7 @@ async def apply_job(
                 )
         finally:
             if statuses is not None:
-                statuses.update(session.client.statuses)
+                statuses.update(session.client.requests.statuses)
 
 
 def _by_cause(blocked: Mapping[str, SinkError]) -> dict[str, list[str]]:

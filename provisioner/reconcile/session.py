@@ -20,7 +20,7 @@ from provisioner.errors import UsageError
 from provisioner.manifest import Manifests
 from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
 from provisioner.sinks.locking import hold_locks
-from provisioner.streamkap import StreamkapClient
+from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
 
 if TYPE_CHECKING:
     from provisioner.simulator import SimulatorState, VaultState
@@ -115,16 +115,7 @@ async def open_session(
     async with AsyncExitStack() as stack:
         if simulated is not None:  # last out: whatever the run made, even if it failed
             stack.callback(simulated.save, job.cwd)
-        client = StreamkapClient(
-            settings.host,
-            client_id=settings.client_id,
-            secret=settings.secret,
-            access_token=settings.access_token,
-            concurrency=settings.concurrency,
-            max_attempts=settings.max_attempts,
-            timeout=settings.timeout,
-            transport=transport,
-        )
+        client = StreamkapClient(Requests(ApiConfig.from_settings(settings), transport=transport))
         stack.push_async_callback(client.aclose)
         used = {name for credential in manifests.credentials for name in credential.sinks}
         sinks: dict[str, Sink] = {}

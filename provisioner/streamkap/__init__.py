@@ -1,9 +1,14 @@
 """The Streamkap API client: the only package that knows the API's URLs and JSON shapes.
 
-Every call takes one path: `client` (retry, then the circuit breaker) -> `auth` (a bearer token)
--> `pool` (a connection slot) -> `pacing` (the learnt rate) -> the shared HTTP transport.
+Every call takes one path: `requests` (retry, then the circuit breaker) -> `auth` (a bearer
+token) -> `pool` (a connection slot) -> `pacing` (the learnt rate) -> the shared HTTP transport.
+`client.StreamkapClient` is built over it; each kind of credential is a `CredentialApi`
+(`credentials`), today only `client_credentials`.
 """
 
 from provisioner.streamkap.client import StreamkapClient
+from provisioner.streamkap.config import ApiConfig
+from provisioner.streamkap.credentials import CredentialApi
+from provisioner.streamkap.requests import Requests
 
-__all__ = ["StreamkapClient"]
+__all__ = ["ApiConfig", "CredentialApi", "Requests", "StreamkapClient"]

@@ -9,13 +9,14 @@ usable one, or one that made something other than what was asked, must not be de
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
+from provisioner.errors import UnusableAnswer
 from provisioner.model import (
     CreatedCredential,
     DesiredCredential,
@@ -31,9 +32,19 @@ _MASKED = re.compile(r"\*{3,}")
 DEFAULT_TOKEN_LIFETIME = 3600.0
 MIN_TOKEN_LIFETIME = 1.0
 
+T = TypeVar("T")
+
 
 class Malformed(ValueError):
     """An answer that is not the documented shape; the message says what is wrong (no values)."""
+
+
+def parsed(method: str, path: str, parse: Callable[[Any], T], body: Any) -> T:
+    """`parse(body)`; an answer of the wrong shape is an UnusableAnswer naming the call."""
+    try:
+        return parse(body)
+    except Malformed as exc:
+        raise UnusableAnswer(method, path, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

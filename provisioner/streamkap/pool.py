@@ -2,8 +2,8 @@
 
 The limiter admits no more requests than there are connections, so a request that holds a slot
 never queues inside the HTTP stack: whatever it does once admitted (pacing, taking a token) is
-done right before it is sent. The client sends through `AiohttpTransport` (see its module for
-why), unless it is given another transport (tests, `--simulate`).
+done right before it is sent. It sends through the transport it is given: `Requests` gives it
+an `AiohttpTransport` (see its module for why), tests and `--simulate` another.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from contextlib import asynccontextmanager
 
 import anyio
 import httpx
-
-from provisioner.http.transport import AiohttpTransport
 
 
 class Pool:
@@ -27,9 +25,8 @@ class Pool:
         concurrency: int,
         timeout: float,
         headers: Mapping[str, str],
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport,
     ) -> None:
-        transport = transport or AiohttpTransport(connections=concurrency)
         self._client = httpx.AsyncClient(
             base_url=base_url, timeout=timeout, transport=transport, headers=dict(headers)
         )

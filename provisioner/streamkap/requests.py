@@ -2,7 +2,8 @@
 
 retry (one budget per call) -> circuit breaker -> token (one renewal on a 401) -> a connection
 slot -> pacing -> the shared transport. What it learns on the way (the API answered, a permission
-was refused, the API is unreachable) holds for the rest of the run.
+was refused, the API is unreachable) holds for the rest of the run. It knows no endpoint but the
+token calls: each call names the permission it needs, for a 403 that says what to fix.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import functools
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx
-from pydantic import SecretStr
 
 from provisioner.errors import (
     ApiError,
@@ -32,11 +33,10 @@ from provisioner.logs import register_secret
 from provisioner.streamkap import answers
 from provisioner.streamkap.auth import TokenSource
 from provisioner.streamkap.breaker import CircuitBreaker
+from provisioner.streamkap.config import ApiConfig
 from provisioner.streamkap.pacing import Pacer
 from provisioner.streamkap.pool import Pool
 
-CREDENTIALS = "/auth/client-credentials"
-ROLES = "/auth/roles"
 TOKEN_PATHS = "/auth/access-token"  # and its /refresh
 # httpx errors raised before the request could reach the API (a proxy refusing the tunnel among
 # them): always safe to repeat.
@@ -47,17 +47,19 @@ _NOT_SENT = (
     httpx.ProxyError,
     httpx.UnsupportedProtocol,
 )
-#: The permission each call needs (Streamkap's Terraform provider names the first two; the
-#: others are assumed by analogy, see docs/api.md), for a 403 that says what to fix.
-PERMISSIONS = {
-    ("POST", CREDENTIALS): "fe.secure.write.tenantApiTokens",
-    ("GET", ROLES): "fe.secure.read.roles",
-    ("GET", CREDENTIALS): "fe.secure.read.tenantApiTokens",
-    ("DELETE", CREDENTIALS): "fe.secure.delete.tenantApiTokens",
-    ("PATCH", CREDENTIALS): "fe.secure.write.tenantApiTokens",
-}
-
 HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API call. `needs` is the permission it needs, if known: a 403 names it, and once
+    refused, no call that needs it is sent again this run."""
+
+    method: str
+    path: str
+    payload: Any = None
+    needs: str | None = None
+    max_bytes: int | None = None  # the largest answer read; None: the transport's default cap
 
 
 class Requests:
@@ -65,54 +67,45 @@ class Requests:
 
     def __init__(
         self,
-        base_url: str,
+        config: ApiConfig,
         *,
-        client_id: str | None = None,
-        secret: SecretStr | None = None,
-        access_token: SecretStr | None = None,
-        concurrency: int = 16,
-        max_attempts: int = 6,
-        timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Send through `transport` if given (tests, `--simulate`), else over aiohttp."""
         # Known before anything is sent: an answer may echo them (a login body, a header).
-        register_secret(secret)
-        register_secret(access_token)
-        # One set of CA certificates for both clients, loaded only if the API is on HTTPS.
-        ssl_context = functools.cache(httpx.create_ssl_context)
-        pooled = transport or AiohttpTransport(connections=concurrency, ssl_context=ssl_context)
+        register_secret(config.secret)
+        register_secret(config.access_token)
+        self.config = config
+        self._base = config.base_url.rstrip("/")
+        pooled, single = _transports(config.concurrency, transport)
         self._http = Pool(
-            base_url.rstrip("/"),
-            concurrency=concurrency,
-            timeout=timeout,
+            self._base,
+            concurrency=config.concurrency,
+            timeout=config.timeout,
             transport=pooled,
             headers=HEADERS,
         )
         # Token calls have a client of their own: a refresh must never wait for a connection
         # that a call waiting for the refreshed token holds. (One at a time: see TokenSource.)
         self._auth_http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            transport=transport or AiohttpTransport(connections=1, ssl_context=ssl_context),
-            headers=HEADERS,
+            base_url=self._base, timeout=config.timeout, transport=single, headers=HEADERS
         )
         self.breaker = CircuitBreaker()
-        self.max_attempts = max_attempts
         self.sleep = sleep
         self._clock = clock
         # Learns the API's rate limit from 429s and paces every call just below it.
         self.pacer = Pacer(clock=clock, sleep=sleep)
         self.tokens = TokenSource(
             self.token_call,
-            client_id=client_id,
-            secret=secret,
-            access_token=access_token,
+            client_id=config.client_id,
+            secret=config.secret,
+            access_token=config.access_token,
             clock=clock,
         )
+        #: Every answer's status, counted as calls are made (the run's metrics read it).
         self.statuses: Counter[int] = Counter()
-        self._base = base_url.rstrip("/")
         # Until the API first answers, a failure to reach it is a configuration problem more
         # often than a blip: it is not retried, and its error says which variable to check.
         self._answered = False
@@ -125,29 +118,24 @@ class Requests:
         await self._http.aclose()
         await self._auth_http.aclose()
 
-    async def call(
-        self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
-    ) -> Any:
+    async def call(self, call: Call) -> Any:
         """One call, retried while its failure is transient (one budget, logins included)."""
-        retry = retrying(
-            self.max_attempts, self.sleep, f"{method} {path}", retry_if=self._worth_retrying
-        )
+        what = f"{call.method} {call.path}"
+        retry = retrying(self.config.max_attempts, self.sleep, what, retry_if=self._worth_retrying)
         async for attempt in retry:
             with attempt:
-                return await self.once(method, path, payload, max_bytes=max_bytes)
+                return await self.once(call)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _worth_retrying(self, exc: BaseException) -> bool:
         # An API that never answered this run is unreachable, not briefly away: fail fast.
         return is_transient(exc) and (self._answered or not isinstance(exc, RequestFailed))
 
-    async def once(
-        self, method: str, path: str, payload: Any = None, *, max_bytes: int | None = None
-    ) -> Any:
+    async def once(self, call: Call) -> Any:
         """One attempt, through the circuit breaker (once open, calls fail fast); no retry."""
         self.breaker.check()
         try:
-            answer = await self._authorized(method, path, payload, max_bytes)
+            answer = await self._authorized(call)
         except (ApiError, RequestFailed) as exc:
             if is_transient(exc):
                 self.breaker.failed(exc)
@@ -155,33 +143,34 @@ class Requests:
         self.breaker.succeeded()
         return answer
 
-    async def _authorized(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
+    async def _authorized(self, call: Call) -> Any:
         """A 401 has renewed the token (see `_send`): repeat the call once."""
         try:
-            return await self._send(method, path, payload, max_bytes)
+            return await self._send(call)
         except AuthError as exc:
             if exc.status != 401 or exc.path.startswith(TOKEN_PATHS):
                 raise  # a refused login is not an expired token: asking again cannot help
-        return await self._send(method, path, payload, max_bytes)
+        return await self._send(call)
 
-    async def _send(self, method: str, path: str, payload: Any, max_bytes: int | None) -> Any:
+    async def _send(self, call: Call) -> Any:
+        method, path, needs = call.method, call.path, call.needs
         if self._unreachable is not None and not self._answered:
             raise self._unreachable  # concurrent calls share one wait for an unreachable API
-        extensions = {} if max_bytes is None else {"max_answer_bytes": max_bytes}
+        extensions = {} if call.max_bytes is None else {"max_answer_bytes": call.max_bytes}
         try:
             async with self._http.connection() as http:
                 # A call that waited for its connection while one like it was refused: unsent.
-                self._refuse_if_denied(method, path)
+                self._refuse_if_denied(needs)
                 # Paced once a connection is held, so the pace in force is the one it goes at.
                 ticket = await self.pacer.acquire()
                 # The token is taken last: one fetched before the wait could expire during it.
                 token = await self.tokens.get()
                 headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
                 response = await http.request(
-                    method, path, json=payload, headers=headers, extensions=extensions
+                    method, path, json=call.payload, headers=headers, extensions=extensions
                 )
                 if response.status_code == 403:  # noted before the calls queued behind it go
-                    self._note_denied(_api_error(method, path, response))
+                    self._note_denied(_api_error(method, path, response, needs=needs))
         except httpx.TransportError as exc:
             raise self._failed(method, path, exc) from None
         self._answered = True
@@ -191,15 +180,14 @@ class Requests:
             return self._json(method, path, response)
         if response.status_code == 401:
             await self.tokens.invalidate(token)  # one renewal, shared by every refused call
-        raise _api_error(method, path, response)
+        raise _api_error(method, path, response, needs=needs)
 
     def _note_denied(self, error: ApiError) -> None:
         if isinstance(error, PermissionDenied):
             self._denied.setdefault(error.needs, error)
 
-    def _refuse_if_denied(self, method: str, path: str) -> None:
+    def _refuse_if_denied(self, needs: str | None) -> None:
         """The first refusal again, unsent, for a call whose permission was refused this run."""
-        needs = _permission(method, path)
         first = self._denied.get(needs) if needs is not None else None
         if first is not None:
             raise PermissionDenied(
@@ -251,9 +239,18 @@ class Requests:
         )
 
 
-def _permission(method: str, path: str) -> str | None:
-    """The permission a call needs, if known (see PERMISSIONS)."""
-    return PERMISSIONS.get((method, "/" + "/".join(path.strip("/").split("/")[:2])))
+def _transports(
+    connections: int, given: httpx.AsyncBaseTransport | None
+) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport]:
+    """The pool's transport and the token client's (one connection): `given` for both, if any."""
+    if given is not None:
+        return given, given
+    # One set of CA certificates for both, loaded only if the API is on HTTPS.
+    ssl_context = functools.cache(httpx.create_ssl_context)
+    return (
+        AiohttpTransport(connections=connections, ssl_context=ssl_context),
+        AiohttpTransport(connections=1, ssl_context=ssl_context),
+    )
 
 
 def _not_json(response: httpx.Response) -> bool:
@@ -262,7 +259,12 @@ def _not_json(response: httpx.Response) -> bool:
 
 
 def _api_error(
-    method: str, path: str, response: httpx.Response, *, echo_body: bool = True
+    method: str,
+    path: str,
+    response: httpx.Response,
+    *,
+    needs: str | None = None,
+    echo_body: bool = True,
 ) -> ApiError:
     try:
         detail = response.json().get("detail")
@@ -272,10 +274,8 @@ def _api_error(
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return RateLimited(method, path, status, detail, retry_after)
-    if status == 403:
-        needs = _permission(method, path)
-        if needs is not None:
-            return PermissionDenied(method, path, status, detail, needs)
+    if status == 403 and needs is not None:
+        return PermissionDenied(method, path, status, detail, needs)
     if status in {401, 403}:
         return AuthError(method, path, status, detail)
     return ApiError(method, path, status, detail)

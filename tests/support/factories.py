@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import httpx
 from pydantic import SecretStr
 
+from provisioner.http.retry import Sleep
 from provisioner.model import DesiredCredential, Origin
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
-from provisioner.streamkap.client import StreamkapClient
+from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
 
 ORIGIN = Origin("m.yaml", 0, ())
 
@@ -55,12 +58,20 @@ async def no_sleep(_: float) -> None:
 async def sim_client(
     state: SimulatorState,
     transport: httpx.AsyncBaseTransport | None = None,
-    **options: Any,
+    *,
+    sleep: Sleep = anyio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    **config: Any,
 ) -> AsyncIterator[StreamkapClient]:
-    """A client logged in to the in-process simulator (or through a wrapping transport)."""
-    options.setdefault("client_id", ADMIN_CLIENT_ID)
-    options.setdefault("secret", SecretStr(ADMIN_SECRET))
-    async with StreamkapClient(
-        "http://sim", transport=transport or httpx.ASGITransport(app=create_app(state)), **options
-    ) as client:
+    """A client logged in to the in-process simulator (or through a wrapping transport).
+
+    `config` is ApiConfig's fields; the simulator's admin credential unless it names another.
+    """
+    config.setdefault("client_id", ADMIN_CLIENT_ID)
+    config.setdefault("secret", SecretStr(ADMIN_SECRET))
+    transport = transport or httpx.ASGITransport(app=create_app(state))
+    requests = Requests(
+        ApiConfig("http://sim", **config), transport=transport, sleep=sleep, clock=clock
+    )
+    async with StreamkapClient(requests) as client:
         yield client

@@ -44,8 +44,8 @@ async def converge(
     holdings = {
         d.key: {n: await sinks[n].read(d.service, d.name) for n in d.sinks} for d in desired
     }
-    actions = plan(desired, await client.list_credentials(), holdings, now=datetime.now(UTC))
-    engine = Engine(client, sinks, concurrency=8, max_attempts=4, sleep=no_wait)
+    actions = plan(desired, await client.credentials.list(), holdings, now=datetime.now(UTC))
+    engine = Engine(client.credentials, sinks, concurrency=8, max_attempts=4, sleep=no_wait)
     return [outcome.status for outcome in await engine.execute(actions.actions)]
 
 
@@ -145,7 +145,9 @@ async def test_when_the_api_is_down_the_run_stops_starting_work(
     actions = plan(desired, [], {}, now=datetime.now(UTC)).actions
     await client.list_roles()
     state.faults = FaultConfig(fail_all=True)
-    engine = Engine(client, sinks, concurrency=4, max_attempts=4, sleep=no_wait, failure_limit=5)
+    engine = Engine(
+        client.credentials, sinks, concurrency=4, max_attempts=4, sleep=no_wait, failure_limit=5
+    )
     outcomes = await engine.execute(actions)
     failed = [o for o in outcomes if o.status is Status.FAILED]
     skipped = [o for o in outcomes if o.status is Status.SKIPPED]
@@ -163,7 +165,9 @@ async def test_a_success_resets_the_breaker(client: StreamkapClient) -> None:
     sinks = {"a": MemorySink("a"), "b": broken}
     desired = [wanted(f"c{i}") for i in range(40)]
     actions = plan(desired, [], {}, now=datetime.now(UTC)).actions
-    engine = Engine(client, sinks, concurrency=1, max_attempts=2, sleep=no_wait, failure_limit=3)
+    engine = Engine(
+        client.credentials, sinks, concurrency=1, max_attempts=2, sleep=no_wait, failure_limit=3
+    )
     outcomes = await engine.execute(actions)
     assert sorted(o.status for o in outcomes).count(Status.SKIPPED) == 0
 
@@ -197,7 +201,7 @@ async def test_an_unexpected_error_fails_one_credential_not_the_run(
     sinks = {"a": MemorySink("a"), "b": BrokenPluginSink("b")}
     desired = [wanted("doomed"), *(wanted(f"c{i}") for i in range(5))]
     actions = plan(desired, [], {}, now=datetime.now(UTC)).actions
-    engine = Engine(client, sinks, concurrency=4, max_attempts=2, sleep=no_wait)
+    engine = Engine(client.credentials, sinks, concurrency=4, max_attempts=2, sleep=no_wait)
     outcomes = {o.action.key: o for o in await engine.execute(actions)}
     assert outcomes["api/doomed"].status is Status.FAILED
     assert "unexpected OSError" in (outcomes["api/doomed"].error or "")

@@ -35,7 +35,7 @@ def record(client_id: str, key: str = "old/gone") -> SinkRecord:
 
 async def prune(client: StreamkapClient, sinks: dict[str, MemorySink], client_id: str) -> Status:
     orphan = Action(Kind.DELETE, "old/gone", Reason.ORPHAN, None, client_id)
-    engine = Engine(client, sinks, concurrency=2, max_attempts=2, sleep=no_sleep)
+    engine = Engine(client.credentials, sinks, concurrency=2, max_attempts=2, sleep=no_sleep)
     (outcome,) = await engine.execute([orphan])
     return outcome.status
 

@@ -12,8 +12,8 @@ from provisioner.model import DesiredCredential, Kind, Origin, Status, marked_de
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.plan import plan
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
-from provisioner.streamkap.client import StreamkapClient
-from provisioner.streamkap.requests import CREDENTIALS
+from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
+from provisioner.streamkap.client_credentials import CREDENTIALS
 from tests.fakes.memory import MemorySink
 from tests.support.factories import no_sleep
 
@@ -64,14 +64,13 @@ async def test_an_unknown_create_outcome_spares_the_credentials_left_in_grace() 
     in_grace = state.add_credential(description=marker, created_at=now - timedelta(minutes=30))
     sink = MemorySink()
     transport = FirstCreateAnswerLost(httpx.ASGITransport(app=create_app(state)))
-    async with StreamkapClient(
-        "http://sim", client_id=ADMIN_CLIENT_ID, secret=_secret(), transport=transport
-    ) as client:
-        remote = await client.list_credentials()
+    config = ApiConfig("http://sim", client_id=ADMIN_CLIENT_ID, secret=_secret())
+    async with StreamkapClient(Requests(config, transport=transport)) as client:
+        remote = await client.credentials.list()
         the_plan = plan([wanted()], remote, {KEY: {"memory": None}}, now=now)  # secret lost
         (replace,) = the_plan.actions
         assert (replace.kind, replace.client_id) == (Kind.REPLACE, in_grace.client_id)
-        engine = Engine(client, {"memory": sink}, concurrency=4, sleep=no_sleep)
+        engine = Engine(client.credentials, {"memory": sink}, concurrency=4, sleep=no_sleep)
         (outcome,) = await engine.execute(the_plan.actions)
     assert outcome.status is Status.OK, outcome.error
     assert transport.lost == 1

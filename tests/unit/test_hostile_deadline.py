@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from provisioner.errors import RequestFailed
-from provisioner.streamkap.client import StreamkapClient
+from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
 from tests.support.factories import no_sleep
 from tests.support.hostile import drip, hostile_server
 
@@ -18,12 +18,11 @@ from tests.support.hostile import drip, hostile_server
 async def test_an_answer_dripping_one_byte_at_a_time_fails_at_the_deadline() -> None:
     body = b"[" + b" " * 2000 + b"]"  # 100 s at one byte per 50 ms
     with hostile_server(drip(body, interval=0.05)) as server:
-        client = StreamkapClient(
-            server.url, access_token=SecretStr("t"), timeout=0.5, max_attempts=1, sleep=no_sleep
-        )
+        config = ApiConfig(server.url, access_token=SecretStr("t"), timeout=0.5, max_attempts=1)
+        client = StreamkapClient(Requests(config, sleep=no_sleep))
         started = time.monotonic()
         async with client:
             with anyio.fail_after(15), pytest.raises(RequestFailed) as caught:
-                await client.list_credentials()
+                await client.credentials.list()
     assert "Timeout" in str(caught.value)
     assert time.monotonic() - started < 15

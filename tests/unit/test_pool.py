@@ -9,8 +9,7 @@ import pytest
 
 from provisioner.errors import UsageError
 from provisioner.simulator import serve_in_thread
-from provisioner.streamkap.pool import Pool
-from tests.support.http import send
+from tests.support.http import aiohttp_pool, send
 
 
 class HoldUntilFull:
@@ -44,7 +43,7 @@ async def test_every_connection_is_used_and_no_more_are_opened() -> None:
     """30 requests, 10 at most in flight: all 10 are at once, on 10 sockets kept alive."""
     app = HoldUntilFull(expected=10)
     with serve_in_thread(app) as url:
-        pool = Pool(url, concurrency=10, timeout=10, headers={})
+        pool = aiohttp_pool(url, concurrency=10)
         try:
             with anyio.fail_after(20):
                 async with anyio.create_task_group() as group:
@@ -75,7 +74,7 @@ async def test_default_headers_and_the_answer_come_through() -> None:
         await send({"type": "http.response.body", "body": body})
 
     with serve_in_thread(echo) as url:
-        pool = Pool(url, concurrency=2, timeout=10, headers={"User-Agent": "provisioner-test"})
+        pool = aiohttp_pool(url, concurrency=2, headers={"User-Agent": "provisioner-test"})
         try:
             response = await send(pool, "POST", "/x?y=1", json={"a": [1, "é"]})
         finally:
@@ -106,7 +105,7 @@ async def test_a_proxy_from_the_environment_is_used(
         monkeypatch.setenv("HTTP_PROXY", proxy_url.replace("http://", scheme))
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        pool = Pool("http://api.example.invalid", concurrency=2, timeout=10, headers={})
+        pool = aiohttp_pool("http://api.example.invalid", concurrency=2)
         try:
             response = await send(pool, "GET", "/auth/roles")
         finally:
@@ -122,7 +121,7 @@ async def test_no_proxy_sends_directly(monkeypatch: pytest.MonkeyPatch, with_por
     with serve_in_thread(app) as url:
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
         monkeypatch.setenv("NO_PROXY", url.removeprefix("http://") if with_port else "127.0.0.1")
-        pool = Pool(url, concurrency=1, timeout=10, headers={})
+        pool = aiohttp_pool(url, concurrency=1)
         try:
             response = await send(pool, "GET", "/")
         finally:
@@ -136,5 +135,5 @@ def test_a_socks_proxy_is_refused_up_front_without_its_password(
 ) -> None:
     monkeypatch.setenv(variable, "socks5://user:s0cks-pw@127.0.0.1:1080")
     with pytest.raises(UsageError, match="socks5:// proxy, which is not supported") as caught:
-        Pool("https://api.example.invalid", concurrency=1, timeout=10, headers={})
+        aiohttp_pool("https://api.example.invalid", concurrency=1)
     assert "s0cks-pw" not in str(caught.value)

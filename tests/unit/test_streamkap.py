@@ -115,9 +115,9 @@ def test_every_create_body_matches_the_seed_schema(
 async def test_bodies_sent_over_the_wire_match_the_schema(
     client: StreamkapClient, recorder: Recorder, state: SimulatorState
 ) -> None:
-    await client.create_credential(credential("a"))
+    await client.credentials.create(credential("a"))
     # The API wants roles or permissions, not both: "b" names only a permission.
-    await client.create_credential(
+    await client.credentials.create(
         credential("b", role_ids=(), permission_ids=("perm-1",), service_id="svc-1")
     )
     creates = [
@@ -139,11 +139,11 @@ async def test_bodies_sent_over_the_wire_match_the_schema(
 async def test_create_returns_the_secret_once_and_listing_masks_it(
     client: StreamkapClient, state: SimulatorState
 ) -> None:
-    created = await client.create_credential(credential(description="Payments"))
+    created = await client.credentials.create(credential(description="Payments"))
     assert created.secret.get_secret_value() == state.secret_of(created.remote.client_id)
     assert created.remote.key == "api/ingest"
     assert created.remote.role_ids == frozenset({"role-admin"})
-    (listed,) = await client.list_credentials()
+    (listed,) = await client.credentials.list()
     assert listed.client_id == created.remote.client_id
     assert listed.description == "Payments [provisioner:api/ingest]"
     assert "secret" not in repr(created)
@@ -165,7 +165,7 @@ async def test_rate_limit_is_retried_after_the_servers_delay() -> None:
         clock=lambda: clock().timestamp(),  # the pacer's clock moves with the injected sleep
     ) as api:
         await api.list_roles()  # spends the only token in the bucket
-        await api.list_credentials()
+        await api.credentials.list()
     assert waits == [2.0]  # Retry-After: 2 at 0.5 requests per second
     statuses = [call.status for call in state.calls(path_prefix="/auth/client-credentials")]
     assert statuses == [429, 200]
@@ -178,7 +178,7 @@ async def test_503_on_a_read_is_retried_with_backoff(
     await client.list_roles()
     state.faults = FaultConfig(fail_all=True)
     with pytest.raises(ApiError) as caught:
-        await client.list_credentials()
+        await client.credentials.list()
     assert caught.value.status == 503
     assert len(sleeps.waits) == 3  # four attempts
     assert all(0 <= wait <= 30 for wait in sleeps.waits)
@@ -191,7 +191,7 @@ async def test_a_5xx_on_create_is_ambiguous_not_retried(
     await client.list_roles()
     state.faults = FaultConfig(error_after_create_rate=1.0)
     with pytest.raises(AmbiguousCreate):
-        await client.create_credential(credential())
+        await client.credentials.create(credential())
     assert len(state.live()) == 1  # committed once, never repeated
     assert len(state.write_calls()) == 1
 
@@ -203,7 +203,7 @@ async def test_a_dropped_create_is_ambiguous(
     await client.list_roles()
     state.faults = FaultConfig(drop_after_create_rate=1.0)
     with pytest.raises(AmbiguousCreate):
-        await client.create_credential(credential())
+        await client.credentials.create(credential())
     assert len(state.live()) == 1
 
 
@@ -212,7 +212,7 @@ async def test_422_is_not_retried_and_names_the_field(
     client: StreamkapClient, state: SimulatorState, sleeps: Sleeps
 ) -> None:
     with pytest.raises(ApiError) as caught:
-        await client.create_credential(credential(role_ids=("role-nope",)))
+        await client.credentials.create(credential(role_ids=("role-nope",)))
     assert caught.value.status == 422
     assert caught.value.field_errors[0].startswith("role_ids.0:")
     assert not sleeps.waits
@@ -227,7 +227,7 @@ async def test_a_401_refreshes_the_token_once_then_succeeds(state: SimulatorStat
         await api.list_roles()
         clock.advance(timedelta(seconds=61))  # the server expires the token; our clock did not move
         await api.list_roles()
-        assert api.tokens.refreshes == 2  # login, then one refresh after the 401
+        assert api.requests.tokens.refreshes == 2  # login, then one refresh after the 401
     assert [c.status for c in state.calls(path_prefix="/auth/roles")] == [200, 401, 200]
 
 
@@ -239,7 +239,7 @@ async def test_tokens_are_renewed_ahead_of_expiry() -> None:
         await api.list_roles()
         now[0] = 85.0  # past 80% of the token's life
         await api.list_roles()
-        assert api.tokens.refreshes == 2
+        assert api.requests.tokens.refreshes == 2
     assert all(call.status == 200 for call in state.calls())
 
 
@@ -273,7 +273,7 @@ async def test_hundreds_of_creates_outlive_a_one_second_token() -> None:
         started = anyio.current_time()
         async with anyio.create_task_group() as group:
             for index in range(300):
-                group.start_soon(api.create_credential, credential(f"c{index}"))
+                group.start_soon(api.credentials.create, credential(f"c{index}"))
         elapsed = anyio.current_time() - started
     assert len(state.live()) == 300
     refreshes = len(state.calls("POST", "/auth/access-token/refresh"))
@@ -299,7 +299,7 @@ async def test_calls_after_a_429_are_paced_instead_of_refused_again() -> None:
     assert statuses == [200, 200, 429, 200, 200]  # the burst of two spent, then one refusal
     assert waits[0] == 1.0  # the refused call waits its Retry-After...
     assert 0 < waits[1] < 1  # ...and the next waits only for its paced slot
-    assert api.pacer.rate is not None
+    assert api.requests.pacer.rate is not None
 
 
 @pytest.mark.anyio
@@ -310,10 +310,10 @@ async def test_when_the_api_is_down_calls_fail_fast_after_the_breaker_opens(
     state.faults = FaultConfig(fail_all=True)
     for _ in range(5):  # 4 attempts each: the 20th failure opens the breaker
         with pytest.raises(ApiError):
-            await client.list_credentials()
+            await client.credentials.list()
     state.reset_calls()
     with pytest.raises(CircuitOpen, match="20 API calls in a row failed"):
-        await client.list_credentials()
+        await client.credentials.list()
     assert state.calls() == []  # failed without calling, and without backing off
 
 
@@ -329,27 +329,29 @@ async def test_a_refused_login_is_not_retried(state: SimulatorState) -> None:
 async def test_update_changes_roles_in_place(
     client: StreamkapClient, state: SimulatorState
 ) -> None:
-    created = await client.create_credential(credential("a"))
+    created = await client.credentials.create(credential("a"))
     client_id = created.remote.client_id
-    await client.update_credential(client_id, credential("a", role_ids=("role-read-only",)))
+    await client.credentials.update(client_id, credential("a", role_ids=("role-read-only",)))
     record = state.get(client_id)
     assert record is not None
     assert record.role_ids == ("role-read-only",)
     assert record.secret == created.secret.get_secret_value()
-    assert client.patch_supported is True
+    assert client.credentials.patch_supported is True
 
 
 @pytest.mark.anyio
 async def test_without_patch_only_one_is_sent_however_many_run_at_once(
     client: StreamkapClient, state: SimulatorState
 ) -> None:
-    ids = [(await client.create_credential(credential(f"c{i}"))).remote.client_id for i in range(4)]
+    ids = [
+        (await client.credentials.create(credential(f"c{i}"))).remote.client_id for i in range(4)
+    ]
     state.patch_supported = False
     refused: list[str] = []
 
     async def update(client_id: str) -> None:
         try:
-            await client.update_credential(client_id, credential(role_ids=("role-read-only",)))
+            await client.credentials.update(client_id, credential(role_ids=("role-read-only",)))
         except PatchUnsupported:
             refused.append(client_id)
 
@@ -358,4 +360,4 @@ async def test_without_patch_only_one_is_sent_however_many_run_at_once(
             group.start_soon(update, client_id)
     assert sorted(refused) == sorted(ids)
     assert [call.status for call in state.calls("PATCH")] == [405]
-    assert client.patch_supported is False
+    assert client.credentials.patch_supported is False

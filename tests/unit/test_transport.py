@@ -16,10 +16,9 @@ from pydantic import SecretStr
 
 from provisioner.errors import AmbiguousCreate, RequestFailed
 from provisioner.simulator import serve_in_thread
-from provisioner.streamkap.client import StreamkapClient
-from provisioner.streamkap.pool import Pool
+from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
 from tests.support.factories import desired, no_sleep
-from tests.support.http import send
+from tests.support.http import aiohttp_pool, send
 
 
 @contextmanager
@@ -70,8 +69,13 @@ def refused_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+def token_client(url: str, max_attempts: int = 6) -> StreamkapClient:
+    config = ApiConfig(url, access_token=SecretStr("t"), max_attempts=max_attempts)
+    return StreamkapClient(Requests(config, sleep=no_sleep))
+
+
 async def send_one(url: str, read_timeout: float = 5.0) -> httpx.Response:
-    pool = Pool(url, concurrency=1, timeout=read_timeout, headers={})
+    pool = aiohttp_pool(url, concurrency=1, timeout=read_timeout)
     try:
         return await send(pool, "POST", "/auth/client-credentials", json={})
     finally:
@@ -104,20 +108,18 @@ async def test_a_failure_after_sending_is_never_a_connect_error(
 @pytest.mark.anyio
 async def test_a_create_whose_answer_is_lost_is_ambiguous_not_retried_blindly() -> None:
     with misbehaving("close") as url:
-        client = StreamkapClient(url, access_token=SecretStr("t"), sleep=no_sleep)
+        client = token_client(url)
         async with client:
             with pytest.raises(AmbiguousCreate):
-                await client.create_credential(desired())
+                await client.credentials.create(desired())
 
 
 @pytest.mark.anyio
 async def test_a_create_that_could_not_connect_is_retried_then_reported_unsent() -> None:
-    client = StreamkapClient(
-        refused_url(), access_token=SecretStr("t"), sleep=no_sleep, max_attempts=3
-    )
+    client = token_client(refused_url(), max_attempts=3)
     async with client:
         with pytest.raises(RequestFailed) as caught:
-            await client.create_credential(desired())
+            await client.credentials.create(desired())
     assert caught.value.sent is False
 
 
@@ -157,12 +159,10 @@ async def test_a_proxy_refusing_the_tunnel_is_a_proxy_error_without_its_password
         monkeypatch.delenv("NO_PROXY", raising=False)
         with pytest.raises(httpx.ProxyError) as caught:
             await send_one("https://api.example.invalid")
-        client = StreamkapClient(
-            "https://api.example.invalid", access_token=SecretStr("t"), sleep=no_sleep
-        )
+        client = token_client("https://api.example.invalid")
         async with client:
             with pytest.raises(RequestFailed) as unsent:
-                await client.create_credential(desired())
+                await client.credentials.create(desired())
     assert "407" in str(caught.value)
     assert "pr0xy-pw" not in repr(caught.value)
     assert caught.value.__cause__ is None  # aiohttp's error, holding the login, is not chained

@@ -150,8 +150,8 @@ def wanted(service_id: str) -> DesiredCredential:
 async def run(client: StreamkapClient, sinks: dict[str, Sink], wish: DesiredCredential) -> Status:
     """Observe, plan and execute once, as `apply` does."""
     holdings = {KEY: {name: await sinks[name].read("api", "ingest") for name in wish.sinks}}
-    actions = plan([wish], await client.list_credentials(), holdings, now=datetime.now(UTC))
-    engine = Engine(client, sinks, concurrency=4, max_attempts=3, sleep=no_sleep)
+    actions = plan([wish], await client.credentials.list(), holdings, now=datetime.now(UTC))
+    engine = Engine(client.credentials, sinks, concurrency=4, max_attempts=3, sleep=no_sleep)
     (outcome,) = await engine.execute(actions.actions)
     return outcome.status
 

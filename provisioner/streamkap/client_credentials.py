@@ -1,0 +1,177 @@
+"""Client credentials (`/auth/client-credentials`): the `CredentialApi` of the API's tokens.
+
+What only this kind knows: its URLs and permissions, the no-duplicates rule for its creates, and
+that PATCH (where the API has it) changes its description and roles in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import structlog
+from pydantic import SecretStr
+
+from provisioner.errors import (
+    AmbiguousCreate,
+    ApiError,
+    AuthError,
+    PatchUnsupported,
+    RequestFailed,
+    UnusableAnswer,
+    UnusableCreate,
+)
+from provisioner.http.retry import retrying
+from provisioner.logs import register_secret
+from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
+from provisioner.streamkap import answers
+from provisioner.streamkap.requests import TOKEN_PATHS, Call, Requests
+
+CREDENTIALS = "/auth/client-credentials"
+#: The permissions its calls need (Streamkap's Terraform provider names WRITE, for creating;
+#: READ and DELETE are assumed by analogy, and PATCH needs WRITE; see docs/api.md).
+READ = "fe.secure.read.tenantApiTokens"
+WRITE = "fe.secure.write.tenantApiTokens"
+DELETE = "fe.secure.delete.tenantApiTokens"
+
+# Statuses after which a create may have been committed: retrying blindly could duplicate it.
+AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
+# Statuses of an API without PATCH on client credentials (the older API and UI docs).
+NO_PATCH_STATUSES = frozenset({404, 405, 501})
+
+#: The largest listing of credentials read: at ~280 bytes per credential, some 115,000 of them,
+#: beyond the 100,000 the project benchmarks. Parsing costs ~2.5x its size on top of the buffer
+#: (docs/limits.md); past the cap the call fails cleanly instead of running out of memory.
+LISTING_MAX_BYTES = 32 * 1024 * 1024
+#: Any other answer (one object, the roles, a token) stops at the transport's default cap.
+
+log = structlog.get_logger("provisioner.streamkap.client_credentials")
+
+
+class ClientCredentials:
+    """Client credentials over one request path; implements `CredentialApi`."""
+
+    def __init__(self, requests: Requests) -> None:
+        self._requests = requests
+        #: Whether the API has PATCH: None until the run's first PATCH is answered. That first
+        #: one is sent alone (the others wait for its answer), so an API without it sees one.
+        self.patch_supported: bool | None = None
+        self._patch_probe = anyio.Lock()
+
+    async def list(self) -> Sequence[RemoteCredential]:
+        listing = Call("GET", CREDENTIALS, needs=READ, max_bytes=LISTING_MAX_BYTES)
+        body = await self._requests.call(listing)
+        return answers.parsed("GET", CREDENTIALS, answers.parse_listing, body)
+
+    async def create(self, desired: DesiredCredential) -> CreatedCredential:
+        """Create once; an unknown outcome raises AmbiguousCreate instead of retrying blindly.
+
+        An answer without a usable secret, or for a credential other than the one asked for,
+        raises UnusableCreate: the caller deletes what it made and never delivers it.
+        """
+        payload = answers.create_body(desired)
+        requests = self._requests
+        retry = retrying(requests.config.max_attempts, requests.sleep, "create", key=desired.key)
+        async for attempt in retry:
+            with attempt:
+                body = await self._create_once(payload, desired.key)
+        return _created(desired, body)
+
+    async def update(self, client_id: str, desired: DesiredCredential) -> None:
+        """Change roles and description in place (client_id and secret kept).
+
+        PatchUnsupported (and no further PATCH this run) when the API has no such call; an
+        answer that does not carry what was asked is an UnusableAnswer.
+        """
+        if self.patch_supported is None:
+            async with self._patch_probe:
+                if self.patch_supported is None:
+                    await self._update(client_id, desired)
+                    return
+        if not self.patch_supported:
+            raise PatchUnsupported("PATCH", CREDENTIALS, 405, "not available (seen this run)")
+        await self._update(client_id, desired)
+
+    async def delete(self, client_id: str) -> None:
+        try:
+            await self._requests.call(Call("DELETE", f"{CREDENTIALS}/{client_id}", needs=DELETE))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def verify(self, client_id: str, secret: SecretStr) -> bool:
+        """One login with it, on the token client: the provisioner's own token is not disturbed."""
+        register_secret(secret)
+        body = {"client_id": client_id, "secret": secret.get_secret_value()}
+        try:
+            answer = await self._requests.token_call(TOKEN_PATHS, body)
+        except AuthError:
+            return False
+        except ApiError as exc:
+            if exc.status in {400, 404, 422}:
+                return False
+            raise
+        register_secret(answer.access)
+        return True
+
+    async def _update(self, client_id: str, desired: DesiredCredential) -> None:
+        path = f"{CREDENTIALS}/{client_id}"
+        try:
+            body = await self._requests.call(
+                Call("PATCH", path, answers.update_body(desired), needs=WRITE)
+            )
+        except ApiError as exc:
+            if exc.status not in NO_PATCH_STATUSES:
+                raise
+            self.patch_supported = False
+            log.warning("update.unsupported", status=exc.status, detail="replacing instead")
+            raise PatchUnsupported("PATCH", path, exc.status, exc.detail) from None
+        self.patch_supported = True
+        updated = answers.parsed("PATCH", path, answers.parse_credential, _object(body))
+        changed = answers.differences(desired, updated)
+        if updated.client_id != client_id:
+            changed.append(f"client_id {client_id} became {updated.client_id}")
+        if changed:
+            raise UnusableAnswer(
+                "PATCH", path, "the API changed what was asked: " + "; ".join(changed)
+            )
+
+    async def _create_once(self, payload: dict[str, Any], key: str) -> Any:
+        try:
+            return await self._requests.once(Call("POST", CREDENTIALS, payload, needs=WRITE))
+        except RequestFailed as exc:
+            if exc.sent:
+                raise AmbiguousCreate(key, exc) from None
+            raise
+        except UnusableAnswer as exc:  # not JSON: whether it made a credential is unknown
+            raise AmbiguousCreate(key, exc) from None
+        except ApiError as exc:
+            if exc.status in AMBIGUOUS_STATUSES:
+                raise AmbiguousCreate(key, exc) from None
+            raise
+
+
+def _created(desired: DesiredCredential, body: Any) -> CreatedCredential:
+    """The checked answer of a create (see `ClientCredentials.create`)."""
+    client_id = answers.created_id(body)
+    if client_id is None:  # which credential the create made, if any, is unknown
+        raise AmbiguousCreate(desired.key, UnusableAnswer("POST", CREDENTIALS, "no client_id"))
+    try:
+        created = answers.parse_created(body)
+    except answers.UnusableSecret as exc:
+        raise UnusableCreate(desired.key, client_id, f"the answer carries {exc}") from None
+    except answers.Malformed as exc:
+        raise UnusableCreate(desired.key, client_id, f"the answer is malformed: {exc}") from None
+    register_secret(created.secret)  # a sink's error may echo the record it was sent
+    changed = answers.differences(desired, created.remote)
+    if changed:
+        problem = "the API changed what was asked: " + "; ".join(changed)
+        raise UnusableCreate(desired.key, client_id, problem)
+    return created
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise UnusableAnswer("PATCH", CREDENTIALS, "expected a JSON object")
+    return body
