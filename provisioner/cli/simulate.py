@@ -29,7 +29,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--kube-port",
         type=int,
-        metavar="R",
+        metavar="K",
         help="also serve a Kubernetes Secrets stub (needs --kubeconfig)",
     )
     parser.add_argument(
