@@ -1,10 +1,13 @@
-"""`provisioner simulate`: serve the simulator (and a Vault stub) on loopback until a signal."""
+"""`provisioner simulate`: serve the simulator (and Vault and Kubernetes stubs) on loopback until
+a signal."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,7 +16,11 @@ from provisioner.cli.arguments import Command
 from provisioner.cli.common import EXIT_OK
 from provisioner.cli.signals import stop_on_signals
 from provisioner.cli.views import View
+from provisioner.errors import UsageError
 from provisioner.reconcile.session import import_simulator
+from provisioner.sinks.atomic import describe, replace_file
+
+Ready = Callable[[str], None]  # told a server's base URL once it accepts connections
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,8 @@ class SimulateArgs:
 
     port: int
     vault_port: int | None
+    kube_port: int | None
+    kubeconfig: Path | None
     latency: float
     error_rate: float
     rate_limit: float | None
@@ -35,6 +44,8 @@ class SimulateArgs:
         return cls(
             port=namespace.port,
             vault_port=namespace.vault_port,
+            kube_port=namespace.kube_port,
+            kubeconfig=namespace.kubeconfig,
             latency=namespace.latency,
             error_rate=namespace.error_rate,
             rate_limit=namespace.rate_limit,
@@ -50,6 +61,30 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vault-port", type=int, metavar="Q", help="also serve a Vault stub (KV v2 at `secret`)"
     )
+    parser.add_argument(
+        "--kube-port",
+        type=int,
+        metavar="K",
+        help="also serve a Kubernetes Secrets stub (needs --kubeconfig)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="write a kubeconfig (0600) that reaches the Kubernetes stub, for KUBECONFIG=FILE",
+    )
+    parser.add_argument(
+        "--kube-port",
+        type=int,
+        metavar="K",
+        help="also serve a Kubernetes Secrets stub (needs --kubeconfig)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="write a kubeconfig (0600) that reaches the Kubernetes stub, for KUBECONFIG=FILE",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of calls -> 503")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per second")
@@ -60,6 +95,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def simulate(args: SimulateArgs, view: View) -> int:
+    if (args.kube_port is None) != (args.kubeconfig is None):
+        raise UsageError(
+            "--kube-port and --kubeconfig go together: the kubeconfig is how the provisioner "
+            "(KUBECONFIG=FILE) reaches the Kubernetes stub"
+        )
     simulator = import_simulator()
     faults = simulator.FaultConfig(
         latency=args.latency,
@@ -70,26 +110,31 @@ def simulate(args: SimulateArgs, view: View) -> int:
         error_after_create_rate=args.error_after_create_rate,
         token_ttl=args.token_ttl,
     )
-    servers = [
+    servers: list[tuple[Any, int, Ready]] = [
         (
             simulator.create_app(simulator.SimulatorState(faults=faults)),
             args.port,
-            "simulator: serving on {} (login sim-admin/sim-admin-secret)",
+            _announcer(view, "simulator: serving on {} (login sim-admin/sim-admin-secret)"),
         )
     ]
     if args.vault_port is not None:
         note = f"VAULT_TOKEN={simulator.VAULT_ROOT_TOKEN}, KV v2 mount secret"
         vault = simulator.create_vault_app(simulator.VaultState())
-        servers.append((vault, args.vault_port, f"vault: serving on {{}} ({note})"))
+        announce = _announcer(view, f"vault: serving on {{}} ({note})")
+        servers.append((vault, args.vault_port, announce))
+    if args.kube_port is not None and args.kubeconfig is not None:
+        # Every namespace exists: `--sink k8s:NS` works whatever NS the user picks.
+        kube = simulator.create_kube_app(simulator.KubeState(every_namespace=True))
+        ready = functools.partial(_kube_ready, view, simulator.kubeconfig, args.kubeconfig)
+        servers.append((kube, args.kube_port, ready))
     anyio.run(_serve, simulator.serve_forever, servers, view)
     return EXIT_OK
 
 
-async def _serve(serve_forever: Any, servers: list[tuple[Any, int, str]], view: View) -> None:
+async def _serve(serve_forever: Any, servers: list[tuple[Any, int, Ready]], view: View) -> None:
     """Serve each app on its port until SIGTERM or SIGINT, then shut down gracefully."""
     async with stop_on_signals() as stop, anyio.create_task_group() as group:
-        for app, port, announce in servers:
-            ready = functools.partial(_announce, view, announce)
+        for app, port, ready in servers:
             group.start_soon(
                 functools.partial(serve_forever, app, "127.0.0.1", port, on_ready=ready)
             )
@@ -98,8 +143,21 @@ async def _serve(serve_forever: Any, servers: list[tuple[Any, int, str]], view: 
     view.say("simulator: stopped")
 
 
+def _announcer(view: View, template: str) -> Ready:
+    return functools.partial(_announce, view, template)
+
+
 def _announce(view: View, template: str, url: str) -> None:
     view.say(template.format(url))
+
+
+def _kube_ready(view: View, kubeconfig: Callable[[str], str], path: Path, url: str) -> None:
+    """Write the kubeconfig that reaches the stub at `url` (it exists once the stub is up)."""
+    try:
+        replace_file(path, kubeconfig(url).encode())
+    except OSError as exc:
+        raise UsageError(f"--kubeconfig {path}: cannot write it: {describe(exc)}") from None
+    view.say(f"kubernetes: serving on {url} (KUBECONFIG={path}, every namespace)")
 
 
 COMMAND = Command(

@@ -1,10 +1,11 @@
-"""Faithful fakes of the Streamkap API and of Vault's KV v2 engine (ASGI), with fault injection.
+"""Faithful fakes of the Streamkap API, Vault's KV v2 engine and Kubernetes Secrets (ASGI).
 
     state = SimulatorState(faults=FaultConfig(error_rate=0.1))
     app = create_app(state)               # in-process: httpx.ASGITransport(app)
     with serve_in_thread(app) as url:     # over a real socket
         ...
     vault = create_vault_app(VaultState())  # the Vault stub, served the same ways
+    kube = create_kube_app(KubeState())     # the Kubernetes Secrets stub; kubeconfig(url)
 
 The API behaves as Streamkap documents it (see `app.py`); what a test may change is a plain
 attribute of `SimulatorState` (`fill_service_id`, `patch_supported`, `admin_permissions`, ...)
@@ -29,6 +30,13 @@ from provisioner.simulator.faults import (
     Call,
     FaultConfig,
     SimulatedConnectionDrop,
+)
+from provisioner.simulator.kubernetes import (
+    KUBE_TOKEN,
+    KubeState,
+    create_kube_app,
+    kube_state,
+    kubeconfig,
 )
 from provisioner.simulator.saved import load as load_saved
 from provisioner.simulator.saved import save as save_state
@@ -69,6 +77,7 @@ __all__ = [
     "DEFAULT_ROLES",
     "DELETE_CREDENTIALS",
     "EXTRA_ROLE_ID",
+    "KUBE_TOKEN",
     "NO_RESPONSE",
     "READ_CREDENTIALS",
     "READ_ROLES",
@@ -87,6 +96,7 @@ __all__ = [
     "CredentialRecord",
     "FaultConfig",
     "Grant",
+    "KubeState",
     "ManualClock",
     "Role",
     "SimulatedConnectionDrop",
@@ -94,8 +104,11 @@ __all__ = [
     "TokenInfo",
     "VaultState",
     "create_app",
+    "create_kube_app",
     "create_vault_app",
     "get_state",
+    "kube_state",
+    "kubeconfig",
     "load_saved",
     "mask_secret",
     "save_state",

@@ -73,7 +73,8 @@ class KubernetesSink:
             # --simulate hands sinks the Vault stub; a real cluster must not be written instead.
             raise UsageError(
                 f"sink {name!r}: the kubernetes sink has no in-process simulator, so it cannot "
-                "be used with --simulate (run `provisioner simulate` and a kubeconfig instead)"
+                "be used with --simulate; serve its stub with `provisioner simulate --kube-port "
+                "P --kubeconfig FILE` and apply with KUBECONFIG=FILE, without --simulate"
             )
         self._namespace = options.namespace
         self._fields = options.field_map()

@@ -62,6 +62,20 @@ class Watched:
                     raise AssertionError(f"no {what} in:\n" + "\n".join(self.lines))
                 self._changed.wait(left)
 
+    def wait_line(self, prefix: str, timeout: float = 20) -> str:
+        """The first plain stderr line that starts with `prefix`; fail after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [line for line in self.lines if line.startswith(prefix)]
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                ended = self.process.poll() is not None and not self._reader.is_alive()
+                if left <= 0 or ended:
+                    raise AssertionError(f"no line {prefix!r} in:\n" + "\n".join(self.lines))
+                self._changed.wait(left)
+
     def stop(self, signum: int, timeout: float = 20) -> int:
         """Send `signum` and wait for the process to exit; its exit code."""
         self.process.send_signal(signum)
