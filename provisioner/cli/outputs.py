@@ -28,12 +28,12 @@ from provisioner.cli.render import (
 )
 from provisioner.cli.render import describe as describe_action
 from provisioner.errors import ManifestError, UsageError, first_error
+from provisioner.fs.atomic import describe, replace_file
 from provisioner.http.retry import retry_counts
 from provisioner.logs import register_url_password, scrub_url
 from provisioner.model import Kind, Outcome, Plan, Reason, RunResult, Status
 from provisioner.reconcile import pipeline
 from provisioner.reconcile.session import Job, open_session
-from provisioner.sinks.atomic import describe, replace_file
 
 log = structlog.get_logger("provisioner.outputs")
 

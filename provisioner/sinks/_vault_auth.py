@@ -24,8 +24,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from provisioner.errors import SinkError, UsageError
+from provisioner.fs import atomic
 from provisioner.logs import register_secret
-from provisioner.sinks import atomic
 
 log = structlog.get_logger("provisioner.sinks.vault")
 

@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from provisioner.config import vault_bool
 from provisioner.errors import UsageError
-from provisioner.sinks import atomic
+from provisioner.fs import atomic
 from provisioner.sinks._vault_auth import METHODS, AuthOptions, LoginAuth, TokenAuth
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.fields import MappedSinkOptions
