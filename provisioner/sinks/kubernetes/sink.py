@@ -28,10 +28,10 @@ from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep, parse_retry_after, retrying
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
-from provisioner.sinks import _kube_config
-from provisioner.sinks._kube_config import KubernetesSinkOptions
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
+from provisioner.sinks.kubernetes import config
+from provisioner.sinks.kubernetes.config import KubernetesSinkOptions
 
 __all__ = ["KEY_ANNOTATION", "MANAGED_BY", "MANAGER", "KubernetesSink", "KubernetesSinkOptions"]
 
@@ -57,7 +57,7 @@ class KubernetesSink:
     @classmethod
     def options_from_uri(cls, target: str) -> dict[str, Any]:
         """`k8s:NAMESPACE`."""
-        return _kube_config.options_from_uri(target)
+        return config.options_from_uri(target)
 
     def __init__(
         self,
@@ -78,7 +78,7 @@ class KubernetesSink:
         self._namespace = options.namespace
         self._fields = options.field_map()
         self._template = options.name
-        connection = _kube_config.connect(context)
+        connection = config.connect(context)
         self._http = connection.client
         self._where = connection.where
         self._max_attempts = context.max_attempts
@@ -310,8 +310,8 @@ class KubernetesSink:
     # --- names and bodies ------------------------------------------------------------------------
 
     def _secret_name(self, service: str, credential: str) -> str:
-        name = _kube_config.render_name(self._template, service, credential)
-        if not _kube_config.valid_name(name):
+        name = config.render_name(self._template, service, credential)
+        if not config.valid_name(name):
             raise SinkError(
                 self.name,
                 f"{name!r} (for {service}/{credential}) is not a valid Secret name (a DNS-1123 "

@@ -24,10 +24,10 @@ from provisioner.http.retry import Sleep, parse_retry_after, retrying
 from provisioner.http.transport import open_transport
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
-from provisioner.sinks import _vault_config
-from provisioner.sinks._vault_auth import Tokens, describe
-from provisioner.sinks._vault_config import Connection, VaultSinkOptions
 from provisioner.sinks.base import Previous, SinkContext, SinkOptions
+from provisioner.sinks.vault import config
+from provisioner.sinks.vault.auth import Tokens, describe
+from provisioner.sinks.vault.config import Connection, VaultSinkOptions
 
 __all__ = ["VaultSink", "VaultSinkOptions"]
 
@@ -48,7 +48,7 @@ class VaultSink:
     @classmethod
     def options_from_uri(cls, target: str) -> dict[str, Any]:
         """`vault:http(s)://HOST:PORT/MOUNT[/PREFIX]`."""
-        return _vault_config.options_from_uri(target)
+        return config.options_from_uri(target)
 
     def __init__(
         self,
