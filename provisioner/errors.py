@@ -26,7 +26,9 @@ sent into that detail, every message is passed through the secret registry when 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+import email.utils
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from provisioner.logs import redact
@@ -173,6 +175,40 @@ class SinkError(ProvisionerError):
         self.retryable = retryable
         self.retry_after = retry_after  # the sink's own hint (e.g. Vault's 429), in seconds
         super().__init__(f"sink {sink!r}: {message}")
+
+    @classmethod
+    def from_response(
+        cls,
+        sink: str,
+        message: str,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        *,
+        throttled: bool = False,
+    ) -> SinkError:
+        """A store's failed answer: retryable when 429 or 5xx (or `throttled`, the store's own
+        word for it), waiting what its `Retry-After` header asks."""
+        hint = parse_retry_after(headers.get("Retry-After")) if headers is not None else None
+        retryable = throttled or status == 429 or status >= 500
+        return cls(sink, message, retryable=retryable, retry_after=hint)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent or bad.
+
+    Here rather than in `provisioner.http`, because the errors that carry the hint parse it."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def format_detail(detail: Any) -> str:

@@ -23,8 +23,8 @@ from prometheus_client.exposition import pushadd_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from provisioner.cli.render import summarize
+from provisioner.fs.atomic import replace_file
 from provisioner.model import Kind, Reason, RunResult, Status
-from provisioner.sinks.atomic import replace_file
 
 PUSH_JOB = "streamkap_provisioner"
 LAST_SUCCESS = "provisioner_last_success_timestamp_seconds"

@@ -18,12 +18,12 @@ from provisioner.cli.progress import Tracker
 from provisioner.cli.render import Summary, action_json, run_report, summarize
 from provisioner.cli.views import View, has_news
 from provisioner.errors import ManifestError, UsageError, first_error
+from provisioner.fs.atomic import describe, replace_file
 from provisioner.http.retry import retry_counts
 from provisioner.logs import register_url_password, scrub_url
 from provisioner.model import Outcome, Plan, RunResult, Status
 from provisioner.reconcile import pipeline
 from provisioner.reconcile.session import Job
-from provisioner.sinks.atomic import describe, replace_file
 
 log = structlog.get_logger("provisioner.outputs")
 

@@ -17,8 +17,8 @@ from provisioner.cli.common import EXIT_OK
 from provisioner.cli.signals import stop_on_signals
 from provisioner.cli.views import View
 from provisioner.errors import UsageError
+from provisioner.fs.atomic import describe, replace_file
 from provisioner.reconcile.session import import_simulator
-from provisioner.sinks.atomic import describe, replace_file
 
 Ready = Callable[[str], None]  # told a server's base URL once it accepts connections
 

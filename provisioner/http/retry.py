@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -20,6 +18,7 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError
+from provisioner.errors import parse_retry_after as parse_retry_after  # re-exported: HTTP callers
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_WAIT = 30.0
@@ -40,22 +39,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, SinkError):
         return exc.retryable
     return isinstance(exc, RequestFailed) and exc.retryable
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class wait_retry_after(wait_base):  # named like tenacity's own strategies

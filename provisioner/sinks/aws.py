@@ -23,19 +23,20 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from functools import partial
+from typing import Any, ClassVar
 
 import anyio
 import structlog
 from pydantic import field_validator, model_validator
 
 from provisioner.errors import SinkError, UsageError
-from provisioner.http.retry import Sleep, retrying
+from provisioner.http.retry import Sleep
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
+from provisioner.sinks._scaffold import RemoteSink
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 from provisioner.sinks.fields import MappedSinkOptions
@@ -48,7 +49,6 @@ INSTALL = "pip install 'streamkap-provisioner[aws]'"
 MANAGED_BY = ("managed-by", "streamkap-provisioner")
 KEY_TAG = "streamkap-provisioner-key"
 CURRENT = "AWSCURRENT"
-_T = TypeVar("_T")
 # Secrets Manager's name characters; `/` separates our folders.
 _PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]*")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
@@ -129,10 +129,11 @@ class _State:
     deleted: bool
 
 
-class SecretsManagerSink:
+class SecretsManagerSink(RemoteSink):
     """Secrets in AWS Secrets Manager, through the AWS SDK's own credential chain."""
 
     options_model: ClassVar[type[SinkOptions]] = SecretsManagerOptions
+    kind = "aws-secretsmanager"
 
     @classmethod
     def options_from_uri(cls, target: str) -> dict[str, Any]:
@@ -154,19 +155,15 @@ class SecretsManagerSink:
         # The SDK logs request bodies (our secrets) at DEBUG: keep it quiet whatever the level.
         for logger in ("botocore", "aiobotocore", "boto3"):
             logging.getLogger(logger).setLevel(logging.WARNING)
-        self.name = name
-        self.readable = True
+        super().__init__(name, context, sleep)
         self._prefix = options.prefix
         self._region = options.region
         self._fields = options.field_map()
         self._timeout = context.timeout
         self._connections = context.connections
-        self._max_attempts = context.max_attempts
-        self._sleep = sleep
         self._stack = AsyncExitStack()
         self._client: Any = None
         self._opening = anyio.Lock()
-        self._locks: dict[str, anyio.Lock] = {}
         self._unsettled = Unsettled()
         self._tokens: dict[str, str] = {}  # key -> the request token of a write that failed
         #: Calls made, by operation (for tests and metrics).
@@ -179,16 +176,14 @@ class SecretsManagerSink:
 
     async def read(self, service: str, credential: str) -> str | None:
         """The `client_id` the current version holds; None when absent or scheduled for deletion."""
-        document = await self._retrying(
-            "read", self._current_document, self._secret_name(service, credential)
-        )
+        secret_id = self._secret_name(service, credential)
+        document = await self._retrying("read", partial(self._current_document, secret_id))
         return self._fields.client_id(document)
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The current version's record, secret included; None when absent."""
-        document = await self._retrying(
-            "read", self._current_document, self._secret_name(service, credential)
-        )
+        secret_id = self._secret_name(service, credential)
+        document = await self._retrying("read", partial(self._current_document, secret_id))
         found = self._fields.from_document(document, service, credential)
         if found is not None:
             register_secret(found.secret)
@@ -216,21 +211,11 @@ class SecretsManagerSink:
         secret with the default recovery window (a prune)."""
         secret_id = self._secret_name(service, credential)
         async with self._lock(secret_id):
-            await self._retrying(
-                "restore", lambda sid: self._restore(sid, client_id, previous), secret_id
-            )
+            await self._retrying("restore", partial(self._restore, secret_id, client_id, previous))
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Delete the secret, with the default recovery window, if it still holds `client_id`."""
         await self.restore(service, credential, client_id, NOTHING)
-
-    def lock_path(self) -> None:
-        """No lock: a remote store."""
-        return
-
-    def sweep(self, before: float) -> int:
-        """No temp files to sweep."""
-        return 0
 
     async def aclose(self) -> None:
         """Close the SDK client and its connection pool."""
@@ -391,8 +376,7 @@ class SecretsManagerSink:
         text = f"cannot {operation} {secret_id!r}: {code or status}: {message}"
         if code in ("AccessDeniedException", "AccessDenied"):
             text += f" (the IAM policy needs secretsmanager:{operation} on this secret's ARN)"
-        retryable = code in _THROTTLED or status == 429 or status >= 500
-        return SinkError(self.name, text, retryable=retryable)
+        return SinkError.from_response(self.name, text, status, throttled=code in _THROTTLED)
 
     async def _open(self) -> Any:
         if self._client is not None:
@@ -426,29 +410,12 @@ class SecretsManagerSink:
                     ) from None
         return self._client
 
-    async def _retrying(
-        self, what: str, call: Callable[[str], Awaitable[_T]], secret_id: str
-    ) -> _T:
-        # The engine retries writes itself; reads and undos are retried here.
-        retry = retrying(
-            self._max_attempts, self._sleep, f"aws-secretsmanager {what}", sink=self.name
-        )
-        async for attempt in retry:
-            with attempt:
-                return await call(secret_id)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
     def _secret_name(self, service: str, credential: str) -> str:
         for part in (service, credential):
             # Names are validated by the manifest; this guards the secret name against the rest.
             if part in ("", ".", "..") or not _PREFIX.fullmatch(part) or "/" in part:
                 raise SinkError(self.name, f"invalid name {part!r} for a secret name")
         return f"{self._prefix}{service}/{credential}"
-
-    def _lock(self, secret_id: str) -> anyio.Lock:
-        if secret_id not in self._locks:
-            self._locks[secret_id] = anyio.Lock()
-        return self._locks[secret_id]
 
 
 class _NotFound(Exception):

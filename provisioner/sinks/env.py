@@ -22,9 +22,9 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
+from provisioner.fs import atomic
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
-from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions

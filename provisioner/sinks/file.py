@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import anyio
 from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
+from provisioner.fs import atomic
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
-from provisioner.sinks import atomic
 from provisioner.sinks._group import GroupCommit, Pending
+from provisioner.sinks._scaffold import KeyedLocks
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 from provisioner.sinks.fields import FieldMap, MappedSinkOptions
@@ -66,7 +66,8 @@ class FileSink:
         self._shown = Path(options.path)  # as the user wrote it, for messages
         self._root = context.cwd / options.path
         self._fields = options.field_map()
-        self._locks: dict[str, anyio.Lock] = {}
+        # One lock per key so a delete's check-then-unlink cannot interleave with a write.
+        self._lock = KeyedLocks()
         # Writes arriving together share a thread hop and one fsync per service directory;
         # reads arriving together share a thread hop.
         self._writes: GroupCommit[_FileWrite, Previous]
@@ -148,12 +149,6 @@ class FileSink:
 
     async def aclose(self) -> None:
         """Nothing is buffered: every write is on disk when it returns."""
-
-    def _lock(self, key: str) -> anyio.Lock:
-        # One lock per key so a delete's check-then-unlink cannot interleave with a write.
-        if key not in self._locks:
-            self._locks[key] = anyio.Lock()
-        return self._locks[key]
 
     async def _read_all(self, batch: list[Pending[_FileRead, str]]) -> None:
         await to_thread.run_sync(self._read_batch, batch)

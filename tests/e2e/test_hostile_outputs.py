@@ -15,7 +15,7 @@ from unittest import mock
 
 import pytest
 
-from provisioner.sinks import atomic
+from provisioner.fs import atomic
 from tests.support.served import Served, run_cli
 
 MANIFEST = """\
@@ -98,7 +98,7 @@ def test_a_symlink_planted_at_the_temp_name_itself_is_not_followed(tmp_path: Pat
     victim.write_text(PRECIOUS)
     (tmp_path / ".report.json.0123456789ab.tmp").symlink_to(victim)
     with (
-        mock.patch("provisioner.sinks.atomic.secrets.token_hex", return_value="0123456789ab"),
+        mock.patch("provisioner.fs.atomic.secrets.token_hex", return_value="0123456789ab"),
         pytest.raises(FileExistsError),
     ):
         atomic.replace_file(tmp_path / "report.json", b'{"secret": "nope"}\n')

@@ -17,7 +17,7 @@ from provisioner.cli.main import build_parser
 from provisioner.config import SECRETS_DIR, Settings
 from provisioner.logs import SECRET_KEYS
 from provisioner.manifest import load_manifests, manifest_schema
-from provisioner.sinks._vault_auth import SERVICE_ACCOUNT_TOKEN
+from provisioner.sinks.vault.auth import SERVICE_ACCOUNT_TOKEN
 from tests.support.served import REPO
 
 DEPLOY = REPO / "deploy" / "kubernetes"

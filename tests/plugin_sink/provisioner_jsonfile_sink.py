@@ -10,8 +10,8 @@ from anyio import to_thread
 from pydantic import Field
 
 from provisioner.errors import SinkError
+from provisioner.fs import atomic
 from provisioner.model import SinkRecord
-from provisioner.sinks import atomic
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 
 

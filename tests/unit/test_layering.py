@@ -12,7 +12,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "provisioner"
 
-BASE = ("provisioner.errors", "provisioner.config", "provisioner.logs")  # logs imports none
+# logs imports none; fs (crash-safe files) serves the sinks and the CLI's report alike.
+BASE = ("provisioner.errors", "provisioner.config", "provisioner.logs", "provisioner.fs")
 MODEL = ("provisioner.model",)
 STAGES = (
     "provisioner.reconcile.resolve",
@@ -26,6 +27,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "provisioner.errors": ("provisioner.logs",),  # messages are redacted by value
     "provisioner.config": (),
     "provisioner.logs": (),
+    "provisioner.fs": ("provisioner.errors", "provisioner.logs"),
     "provisioner.manifest.durations": (),
     "provisioner.model": ("provisioner.errors",),
     "provisioner.http": ("provisioner.errors",),

@@ -31,7 +31,8 @@ from provisioner.simulator import VAULT_ROOT_TOKEN, VaultState, create_vault_app
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions
 from provisioner.sinks.file import FileSink, FileSinkOptions
-from provisioner.sinks.vault import LOOKUP_SELF, VaultSink, VaultSinkOptions
+from provisioner.sinks.vault import VaultSink, VaultSinkOptions
+from provisioner.sinks.vault.sink import LOOKUP_SELF
 from tests.fakes.memory import MemorySink
 from tests.support.factories import no_sleep
 from tests.unit.test_plan import NOW, desired, remote

@@ -14,7 +14,7 @@ from pydantic import SecretStr, ValidationError
 from provisioner.errors import SinkError, UsageError
 from provisioner.model import SinkRecord
 from provisioner.simulator.kubernetes import KUBE_TOKEN, KubeState
-from provisioner.sinks import _kube_config, parse_sink_uri, sink_type
+from provisioner.sinks import parse_sink_uri, sink_type
 from provisioner.sinks.base import NOTHING, SinkContext
 from provisioner.sinks.kubernetes import (
     KEY_ANNOTATION,
@@ -23,6 +23,7 @@ from provisioner.sinks.kubernetes import (
     KubernetesSink,
     KubernetesSinkOptions,
 )
+from provisioner.sinks.kubernetes import config as kube_config
 from tests.support.kube_support import ServedKube, register_in_process, served_kube
 
 pytestmark = pytest.mark.anyio
@@ -253,7 +254,7 @@ def test_without_the_extra_validation_names_the_install_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        _kube_config, "client_missing", lambda: "needs the `kubernetes` extra: pip install x"
+        kube_config, "client_missing", lambda: "needs the `kubernetes` extra: pip install x"
     )
     with pytest.raises(ValidationError, match="pip install"):
         KubernetesSinkOptions(namespace="payments")
@@ -284,7 +285,7 @@ async def test_in_cluster_config_is_used_inside_a_pod(
     ca.cert_pem.write_to_path(str(account / "ca.crt"))
     pem = tmp_path / "server.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
-    monkeypatch.setattr(_kube_config, "SERVICE_ACCOUNT", account)
+    monkeypatch.setattr(kube_config, "SERVICE_ACCOUNT", account)
     state = KubeState(namespaces={"payments"})
     with serve_in_thread(create_kube_app(state), ssl_certfile=str(pem)) as url:
         port = httpx.URL(url).port

@@ -18,9 +18,9 @@ from provisioner.errors import ManifestError, SinkError, UsageError
 from provisioner.manifest import load_manifests
 from provisioner.model import SinkRecord
 from provisioner.simulator import VAULT_ROOT_TOKEN, Grant, ManualClock, VaultState
-from provisioner.sinks._vault_auth import LoginFailed
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.vault import VaultSink, VaultSinkOptions
+from provisioner.sinks.vault.auth import LoginFailed
 from tests.conftest import WriteManifest
 from tests.support.factories import no_sleep
 from tests.support.vault_support import ServedVault, served_vault

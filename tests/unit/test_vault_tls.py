@@ -20,9 +20,9 @@ from provisioner.config import Settings, vault_bool
 from provisioner.errors import UsageError
 from provisioner.model import SinkRecord
 from provisioner.reconcile.session import _sink_environ
-from provisioner.sinks._vault_config import tls_context
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.vault import VaultSink, VaultSinkOptions
+from provisioner.sinks.vault.config import tls_context
 from tests.support.factories import no_sleep
 from tests.support.vault_support import ServedVault, served_vault
 

@@ -29,10 +29,10 @@ from pydantic_core import PydanticCustomError
 
 from provisioner.config import vault_bool
 from provisioner.errors import UsageError
-from provisioner.sinks import atomic
-from provisioner.sinks._vault_auth import METHODS, AuthOptions, LoginAuth, TokenAuth
+from provisioner.fs import atomic
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.fields import MappedSinkOptions
+from provisioner.sinks.vault.auth import METHODS, AuthOptions, LoginAuth, TokenAuth
 
 _T = TypeVar("_T")
 URI_FORM = "vault:http(s)://HOST:PORT/MOUNT[/PREFIX]"
@@ -45,7 +45,7 @@ class VaultSinkOptions(MappedSinkOptions):
     address: str | None = None  # else VAULT_ADDR
     mount: str = "secret"
     prefix: str | None = None
-    auth: AuthOptions = TokenAuth()  # how the token is obtained (`_vault_auth`)
+    auth: AuthOptions = TokenAuth()  # how the token is obtained (`auth`)
 
     @model_validator(mode="wrap")
     @classmethod

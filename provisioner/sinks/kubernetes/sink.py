@@ -17,21 +17,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import anyio
 import httpx
 import structlog
 
 from provisioner.errors import SinkError, UsageError
-from provisioner.http.retry import Sleep, parse_retry_after, retrying
+from provisioner.http.retry import Sleep
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
-from provisioner.sinks import _kube_config
-from provisioner.sinks._kube_config import KubernetesSinkOptions
+from provisioner.sinks._scaffold import RemoteSink, response_json
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
+from provisioner.sinks.kubernetes import config
+from provisioner.sinks.kubernetes.config import KubernetesSinkOptions
 
 __all__ = ["KEY_ANNOTATION", "MANAGED_BY", "MANAGER", "KubernetesSink", "KubernetesSinkOptions"]
 
@@ -42,22 +42,19 @@ MANAGER = "streamkap-provisioner"
 KEY_ANNOTATION = "streamkap-provisioner/key"
 _LIST_FIELDS = ("role_ids", "permission_ids")
 _VERBS = "get, list, create, update, patch, delete"
-_T = TypeVar("_T")
 
 
 # Never a credential's Secret name (those hold the service and credential): only probed by check.
 _CHECK_NAME = "provisioner-write-check"
 
 
-class KubernetesSink:
+class KubernetesSink(RemoteSink):
     """Secrets in a Kubernetes namespace, written with create-then-replace on resourceVersion."""
 
     options_model: ClassVar[type[SinkOptions]] = KubernetesSinkOptions
-
-    @classmethod
-    def options_from_uri(cls, target: str) -> dict[str, Any]:
-        """`k8s:NAMESPACE`."""
-        return _kube_config.options_from_uri(target)
+    kind = "kubernetes"
+    #: `k8s:NAMESPACE`, parsed where the options are defined.
+    options_from_uri = staticmethod(config.options_from_uri)
 
     def __init__(
         self,
@@ -67,8 +64,6 @@ class KubernetesSink:
         *,
         sleep: Sleep = anyio.sleep,
     ) -> None:
-        self.name = name
-        self.readable = True
         if context.transport is not None:
             # --simulate hands sinks the Vault stub; a real cluster must not be written instead.
             raise UsageError(
@@ -76,16 +71,15 @@ class KubernetesSink:
                 "be used with --simulate; serve its stub with `provisioner simulate --kube-port "
                 "P --kubeconfig FILE` and apply with KUBECONFIG=FILE, without --simulate"
             )
+        super().__init__(name, context, sleep)
         self._namespace = options.namespace
         self._fields = options.field_map()
         self._template = options.name
-        connection = _kube_config.connect(context)
+        connection = config.connect(context)
         self._http = connection.client
         self._where = connection.where
         self._max_attempts = context.max_attempts
-        self._sleep = sleep
         self._unsettled = Unsettled()
-        self._locks: dict[str, anyio.Lock] = {}
 
     def __repr__(self) -> str:
         return f"KubernetesSink({self.name!r}, namespace={self._namespace!r})"
@@ -178,14 +172,6 @@ class KubernetesSink:
         """Delete the Secret if it still holds `client_id` (and this tool made it)."""
         await self.restore(service, credential, client_id, NOTHING)
 
-    def sweep(self, before: float) -> int:
-        """No temp files to sweep."""
-        return 0
-
-    def lock_path(self) -> None:
-        """No lock: a remote store; resourceVersion keeps concurrent writers apart."""
-        return
-
     async def aclose(self) -> None:
         """Close the connection pool; nothing is buffered."""
         await self._http.aclose()
@@ -226,7 +212,7 @@ class KubernetesSink:
         if answer.status_code == 404:
             return None
         self._raise_for(answer, "get", name)
-        body = _json(answer)
+        body = response_json(answer)
         if body.get("kind") != "Secret":
             raise SinkError(
                 self.name, f"{self._where} answered GET {self._path(name)} with no Secret"
@@ -248,21 +234,13 @@ class KubernetesSink:
             message = f"cannot authenticate to {self._where}: {type(exc).__name__}: {exc}"
             raise SinkError(self.name, message) from None
 
-    async def _retrying(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
-        # The engine retries writes itself; reads and undos are retried here.
-        retry = retrying(self._max_attempts, self._sleep, f"kubernetes {what}", sink=self.name)
-        async for attempt in retry:
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
     # --- errors ----------------------------------------------------------------------------------
 
     def _raise_for(self, response: httpx.Response, verb: str, name: str) -> None:
         status = response.status_code
         if response.is_success:
             return
-        body = _json(response)
+        body = response_json(response)
         reason = str(body.get("message") or response.reason_phrase)[:300]
         shown = self._shown(name)
         if status == 401:
@@ -283,13 +261,8 @@ class KubernetesSink:
             raise SinkError(
                 self.name, f"cannot create Secret {shown}: namespace does not exist? ({reason})"
             )
-        hint = parse_retry_after(response.headers.get("Retry-After"))
-        raise SinkError(
-            self.name,
-            f"cannot {verb} Secret {shown}: HTTP {status}: {reason}",
-            retryable=status == 429 or status >= 500,
-            retry_after=hint,
-        )
+        message = f"cannot {verb} Secret {shown}: HTTP {status}: {reason}"
+        raise SinkError.from_response(self.name, message, status, response.headers)
 
     def _check_ours(self, current: dict[str, Any], name: str, key: str) -> None:
         if not _managed(current):
@@ -311,8 +284,8 @@ class KubernetesSink:
     # --- names and bodies ------------------------------------------------------------------------
 
     def _secret_name(self, service: str, credential: str) -> str:
-        name = _kube_config.render_name(self._template, service, credential)
-        if not _kube_config.valid_name(name):
+        name = config.render_name(self._template, service, credential)
+        if not config.valid_name(name):
             raise SinkError(
                 self.name,
                 f"{name!r} (for {service}/{credential}) is not a valid Secret name (a DNS-1123 "
@@ -358,11 +331,6 @@ class KubernetesSink:
             "type": "Opaque",
             "data": data,
         }
-
-    def _lock(self, name: str) -> anyio.Lock:
-        if name not in self._locks:
-            self._locks[name] = anyio.Lock()
-        return self._locks[name]
 
 
 def _to_data(document: dict[str, object]) -> dict[str, str]:
@@ -413,11 +381,3 @@ def _managed(secret: dict[str, Any]) -> bool:
 
 def _resource_version(secret: dict[str, Any]) -> str:
     return str(_metadata(secret).get("resourceVersion") or "")
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json() if response.content else {}
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

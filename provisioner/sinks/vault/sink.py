@@ -11,44 +11,41 @@ undelete it) and the policy needs no `metadata` rights.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import anyio
 import httpx
 import structlog
 
 from provisioner.errors import SinkError
-from provisioner.http.retry import Sleep, parse_retry_after, retrying
+from provisioner.http.retry import Sleep
 from provisioner.http.transport import open_transport
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
-from provisioner.sinks import _vault_config
-from provisioner.sinks._vault_auth import Tokens, describe
-from provisioner.sinks._vault_config import Connection, VaultSinkOptions
+from provisioner.sinks._scaffold import RemoteSink, response_json
 from provisioner.sinks.base import Previous, SinkContext, SinkOptions
+from provisioner.sinks.vault import config
+from provisioner.sinks.vault.auth import Tokens, describe, errors_of
+from provisioner.sinks.vault.config import Connection, VaultSinkOptions
 
 __all__ = ["VaultSink", "VaultSinkOptions"]
 
 log = structlog.get_logger("provisioner.sinks.vault")
 
-_T = TypeVar("_T")
 # The capabilities a policy must grant on `<mount>/data/...` for each of our verbs.
 _CAPABILITIES = {"read": '"read"', "write": '"create", "update"', "delete": '"delete"'}
 LOOKUP_SELF = "auth/token/lookup-self"
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-class VaultSink:
+class VaultSink(RemoteSink):
     """Secrets in HashiCorp Vault's KV version 2 engine, written with check-and-set."""
 
     options_model: ClassVar[type[SinkOptions]] = VaultSinkOptions
-
-    @classmethod
-    def options_from_uri(cls, target: str) -> dict[str, Any]:
-        """`vault:http(s)://HOST:PORT/MOUNT[/PREFIX]`."""
-        return _vault_config.options_from_uri(target)
+    kind = "vault"
+    #: `vault:http(s)://HOST:PORT/MOUNT[/PREFIX]`, parsed where the options are defined.
+    options_from_uri = staticmethod(config.options_from_uri)
 
     def __init__(
         self,
@@ -58,8 +55,7 @@ class VaultSink:
         *,
         sleep: Sleep = anyio.sleep,
     ) -> None:
-        self.name = name
-        self.readable = True
+        super().__init__(name, context, sleep)
         self._connection = connection = Connection.of(options, context)
         if connection.token is not None:
             register_secret(connection.token)  # Vault's errors may echo the request headers
@@ -89,11 +85,8 @@ class VaultSink:
             timeout=context.timeout,
             headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
         )
-        self._max_attempts = context.max_attempts
-        self._sleep = sleep
         # Key path -> the client_id and version last seen (None: holds nothing; 0: no version).
         self._seen: dict[str, tuple[str | None, int]] = {}
-        self._locks: dict[str, anyio.Lock] = {}
 
     def __repr__(self) -> str:
         return f"VaultSink({self.name!r}, {self._connection.address}, mount={self._mount!r})"
@@ -102,7 +95,7 @@ class VaultSink:
         """Whether Vault accepts the token: one `GET auth/token/lookup-self` (retried if Vault is
         briefly unavailable). Every token may look itself up under Vault's `default` policy."""
         try:
-            await self._retrying("token check", self._lookup_self, LOOKUP_SELF)
+            await self._retrying("token check", partial(self._lookup_self, LOOKUP_SELF))
         except SinkError as exc:
             return exc
         return None
@@ -110,13 +103,13 @@ class VaultSink:
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`; None when absent or when the latest version is deleted."""
         path = self._key_path(service, credential)
-        self._seen[path] = await self._retrying("read", self._fetch, path)
+        self._seen[path] = await self._retrying("read", partial(self._fetch, path))
         return self._seen[path][0]
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The stored record, secret included; None when absent or deleted."""
         path = self._key_path(service, credential)
-        document, version = await self._retrying("read", self._fetch_document, path)
+        document, version = await self._retrying("read", partial(self._fetch_document, path))
         self._seen[path] = (self._fields.client_id(document), version)
         found = self._fields.from_document(document, service, credential)
         if found is not None:
@@ -152,27 +145,19 @@ class VaultSink:
         path = self._key_path(service, credential)
         version = previous.content if isinstance(previous.content, int) else 0
         async with self._lock(path):
-            self._seen[path] = await self._retrying("read", self._fetch, path)
+            self._seen[path] = await self._retrying("read", partial(self._fetch, path))
             if self._seen[path][0] != client_id:
                 return  # someone else has written since: theirs stays
-            data = await self._retrying("read", partial(self._fetch_data, version=version), path)
+            data = await self._retrying("read", partial(self._fetch_data, path, version=version))
             if data is None:
-                await self._retrying("delete", self._delete_latest, path)
+                await self._retrying("delete", partial(self._delete_latest, path))
                 self._seen[path] = (None, self._seen[path][1])  # a soft delete adds no version
             else:
-                await self._retrying("write", partial(self._write_back, data=data), path)
+                await self._retrying("write", partial(self._write_back, path, data=data))
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
         """Soft-delete the latest version if it still holds `client_id`; history stays."""
         await self.restore(service, credential, client_id, Previous())
-
-    def sweep(self, before: float) -> int:
-        """No temp files to sweep."""
-        return 0
-
-    def lock_path(self) -> None:
-        """No lock: a remote store: runs elsewhere are kept apart by the planner, not a lock."""
-        return
 
     async def aclose(self) -> None:
         """Close the connection pool; nothing is buffered."""
@@ -188,7 +173,7 @@ class VaultSink:
     async def _fetch_document(self, path: str) -> tuple[object, int]:
         """One read: the stored data (None if absent or deleted) and the current version."""
         response = await self._send("GET", path, "read")
-        body = _json(response)
+        body = response_json(response)
         if response.status_code == 404 and not body.get("errors"):
             # Absent (no envelope: version 0), or deleted/destroyed (envelope with its version).
             return None, _version(body.get("data"))
@@ -201,10 +186,10 @@ class VaultSink:
         if not version:
             return None
         response = await self._send("GET", path, "read", params={"version": str(version)})
-        if response.status_code == 404 and not _json(response).get("errors"):
+        if response.status_code == 404 and not response_json(response).get("errors"):
             return None
         self._raise_for(response, "read", path)
-        data = _json(response).get("data")
+        data = response_json(response).get("data")
         document = data.get("data") if isinstance(data, dict) else None
         if not isinstance(document, dict):
             return None
@@ -245,14 +230,8 @@ class VaultSink:
                 self.name,
                 f"Vault at {self._where()} refused {whose} (HTTP {status} on {path}): {advice}",
             )
-        errors = "; ".join(map(str, _json(response).get("errors") or ())) or response.reason_phrase
-        hint = parse_retry_after(response.headers.get("Retry-After"))
-        raise SinkError(
-            self.name,
-            f"cannot check the token at {self._where()}: HTTP {status}: {errors[:200]}",
-            retryable=status == 429 or status >= 500,
-            retry_after=hint,
-        )
+        message = f"cannot check the token at {self._where()}: HTTP {status}: {errors_of(response)}"
+        raise SinkError.from_response(self.name, message, status, response.headers)
 
     async def _delete_latest(self, path: str) -> None:
         self._raise_for(await self._send("DELETE", path, "delete"), "delete", path)
@@ -297,30 +276,19 @@ class VaultSink:
         except httpx.TransportError as exc:
             raise self._transport_error(exc, verb, path) from None
 
-    async def _retrying(self, what: str, call: Callable[[str], Awaitable[_T]], path: str) -> _T:
-        # The engine retries writes itself; reads and undo deletes are retried here.
-        retry = retrying(self._max_attempts, self._sleep, f"vault {what}", sink=self.name)
-        async for attempt in retry:
-            with attempt:
-                return await call(path)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
     # --- errors --------------------------------------------------------------------------------
 
     def _raise_for(self, response: httpx.Response, verb: str, path: str) -> None:
         status = response.status_code
         if response.is_success:
             return
-        errors = "; ".join(map(str, _json(response).get("errors") or ())) or response.reason_phrase
         if status == 403:
             raise SinkError(self.name, self._denied(verb, path))
+        errors = errors_of(response, limit=None)
         if status == 404:
             raise SinkError(self.name, f"no KV mount {self._mount!r} at {self._where()}: {errors}")
         message = f"cannot {verb} {self._url(path)}: HTTP {status}: {errors[:200]}"
-        hint = parse_retry_after(response.headers.get("Retry-After"))
-        raise SinkError(
-            self.name, message, retryable=status == 429 or status >= 500, retry_after=hint
-        )
+        raise SinkError.from_response(self.name, message, status, response.headers)
 
     def _denied(self, verb: str, path: str) -> str:
         folder = "/".join(filter(None, (self._mount, "data", self._prefix, "*")))
@@ -348,7 +316,7 @@ class VaultSink:
         return SinkError(self.name, message, retryable=True)
 
     def _written_version(self, response: httpx.Response, path: str) -> int:
-        version = _version(_json(response).get("data"), in_metadata=False)
+        version = _version(response_json(response).get("data"), in_metadata=False)
         if not version:
             # A KV version 1 mount accepts the same write and answers 204 without a version.
             raise SinkError(self.name, f"{self._mount!r} at {self._where()} is not a KV v2 mount")
@@ -371,12 +339,6 @@ class VaultSink:
         namespace = self._connection.namespace
         return self._connection.address + (f" (namespace {namespace})" if namespace else "")
 
-    def _lock(self, path: str) -> anyio.Lock:
-        # One lock per key, so a delete's check-then-delete cannot interleave with a write.
-        if path not in self._locks:
-            self._locks[path] = anyio.Lock()
-        return self._locks[path]
-
 
 def _write_body(data: dict[str, Any], cas: int) -> dict[str, Any]:
     return {"options": {"cas": cas}, "data": data}
@@ -386,16 +348,8 @@ def _cas_mismatch(response: httpx.Response) -> bool:
     # Real Vault answers 400 with this message; some proxies and Vault Enterprise answer 412.
     if response.status_code == 412:
         return True
-    errors = _json(response).get("errors") if response.status_code == 400 else None
+    errors = response_json(response).get("errors") if response.status_code == 400 else None
     return any("check-and-set" in str(error) for error in errors or ())
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json() if response.content else {}
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _version(data: Any, *, in_metadata: bool = True) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 import httpx
@@ -24,8 +24,9 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from provisioner.errors import SinkError, UsageError
+from provisioner.fs import atomic
 from provisioner.logs import register_secret
-from provisioner.sinks import atomic
+from provisioner.sinks._scaffold import response_json
 
 log = structlog.get_logger("provisioner.sinks.vault")
 
@@ -190,9 +191,10 @@ class Tokens:
         else:
             body = {"role_id": auth.role_id, "secret_id": secret.get_secret_value()}
         answer = await http.post(f"auth/{auth.mount}/login", json=body, headers=self._headers)
-        if answer.status_code == 429 or answer.status_code >= 500:  # busy or sealed: retried
-            message = f"the Vault {describe(auth)} at {self._where}: {_reason(answer)}"
-            raise SinkError(self._sink, message, retryable=True)
+        message = f"the Vault {describe(auth)} at {self._where}: {_reason(answer)}"
+        busy = SinkError.from_response(self._sink, message, answer.status_code, answer.headers)
+        if busy.retryable:  # busy or sealed: retried
+            raise busy
         token = _client_token(answer)
         if token is None:
             raise LoginFailed(
@@ -208,23 +210,20 @@ class Tokens:
 def _client_token(answer: httpx.Response) -> str | None:
     if not answer.is_success:
         return None
-    body = _json(answer)
+    body = response_json(answer)
     auth = body.get("auth")
     token = auth.get("client_token") if isinstance(auth, dict) else None
     return token if isinstance(token, str) and token else None
 
 
-def _reason(answer: httpx.Response) -> str:
-    errors = _json(answer).get("errors")
+def errors_of(answer: httpx.Response, limit: int | None = 200) -> str:
+    """Vault's `errors` of a failed answer on one line (else the reason phrase), cut at `limit`."""
+    errors = response_json(answer).get("errors")
     text = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else ""
+    return (text or answer.reason_phrase)[:limit]
+
+
+def _reason(answer: httpx.Response) -> str:
     if answer.is_success:
         return "its answer holds no client token"
-    return f"HTTP {answer.status_code}: {(text or answer.reason_phrase)[:200]}"
-
-
-def _json(answer: httpx.Response) -> dict[str, Any]:
-    try:
-        body = answer.json() if answer.content else {}
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+    return f"HTTP {answer.status_code}: {errors_of(answer)}"

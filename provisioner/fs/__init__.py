@@ -1,0 +1,1 @@
+"""Filesystem primitives shared by the sinks and the CLI's report and metrics files."""
