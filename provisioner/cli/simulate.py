@@ -73,18 +73,6 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="write a kubeconfig (0600) that reaches the Kubernetes stub, for KUBECONFIG=FILE",
     )
-    parser.add_argument(
-        "--kube-port",
-        type=int,
-        metavar="K",
-        help="also serve a Kubernetes Secrets stub (needs --kubeconfig)",
-    )
-    parser.add_argument(
-        "--kubeconfig",
-        type=Path,
-        metavar="FILE",
-        help="write a kubeconfig (0600) that reaches the Kubernetes stub, for KUBECONFIG=FILE",
-    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of calls -> 503")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per second")
