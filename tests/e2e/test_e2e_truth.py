@@ -14,14 +14,13 @@ import pty
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provisioner.model import owner_key
 from tests.support.served import Served, run_cli
-from tests.support.vault_support import ServedVault, served_vault
+from tests.support.vault_support import ServedVault
 
 VAULT_KEYS = [f"vaulted/c{i:02}" for i in range(12)]
 FILE_KEYS = ["local/a", "local/b"]
@@ -48,12 +47,6 @@ def manifest(vault_url: str) -> str:
         *[f"      - name: {key.split('/')[1]}\n        sinks: [files]" for key in FILE_KEYS],
     ]
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def vault() -> Iterator[ServedVault]:
-    with served_vault() as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from provisioner.model import owner_key
 from provisioner.simulator import FaultConfig
 from tests.support.served import REPO, Served, human_text, run_cli
-from tests.support.vault_support import ServedVault, hvac_client, hvac_read, served_vault
+from tests.support.vault_support import ServedVault, hvac_client, hvac_read
 
 SERVICES = ["payments-api", "orders", "billing", "search"]
 PER_SERVICE = 5  # 20 credentials
@@ -43,12 +41,6 @@ def offline_env() -> dict[str, str]:
     prefixes = ("STREAMKAP_", "PROVISIONER_", "VAULT_")
     env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     return {**env, "PYTHONPATH": str(REPO), "PROVISIONER_MAX_ATTEMPTS": "2"}
-
-
-@pytest.fixture
-def vault() -> Iterator[ServedVault]:
-    with served_vault() as server:
-        yield server
 
 
 @pytest.fixture
@@ -278,18 +270,17 @@ def test_a_refused_login_exits_2_naming_method_mount_and_role(
     assert sim.state.live() == []  # nothing was created: the login failed while planning
 
 
-def test_vault_skip_verify_warns_on_every_run(sim: Served, tmp_path: Path) -> None:
-    pem = tmp_path / "server.pem"
-    trustme.CA().issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(pem)
-    with served_vault(ssl_certfile=str(pem)) as tls_vault:
-        (tmp_path / "manifests").mkdir()
-        (tmp_path / "manifests" / "m.yaml").write_text(manifest(tls_vault.url))
-        environment = sim.env(**tls_vault.env(VAULT_SKIP_VERIFY="1"))
-        for _ in range(2):  # the second run changes nothing, and still warns
-            result = run_cli("apply", "manifests", cwd=tmp_path, env=environment)
-            assert result.returncode == 0, result.stderr
-            events = [json.loads(line) for line in result.stderr.splitlines()]
-            warnings = [e for e in events if e.get("event") == "vault.tls_unverified"]
-            assert len(warnings) == 1
-            assert warnings[0]["level"] == "warning"
-        assert len(tls_vault.state.paths()) == len(SERVICES) * PER_SERVICE
+def test_vault_skip_verify_warns_on_every_run(
+    sim: Served, tls_vault: ServedVault, tmp_path: Path
+) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "m.yaml").write_text(manifest(tls_vault.url))
+    environment = sim.env(**tls_vault.env(VAULT_SKIP_VERIFY="1"))
+    for _ in range(2):  # the second run changes nothing, and still warns
+        result = run_cli("apply", "manifests", cwd=tmp_path, env=environment)
+        assert result.returncode == 0, result.stderr
+        events = [json.loads(line) for line in result.stderr.splitlines()]
+        warnings = [e for e in events if e.get("event") == "vault.tls_unverified"]
+        assert len(warnings) == 1
+        assert warnings[0]["level"] == "warning"
+    assert len(tls_vault.state.paths()) == len(SERVICES) * PER_SERVICE
