@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.model import owner_key
+from tests.conftest import WriteManifest
 from tests.support.served import Served, run_cli
 from tests.support.vault_support import ServedVault
 
@@ -50,9 +51,8 @@ def manifest(vault_url: str) -> str:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, vault: ServedVault) -> Path:
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "manifests" / "services.yaml").write_text(manifest(vault.url))
+def workdir(tmp_path: Path, vault: ServedVault, write_manifest: WriteManifest) -> Path:
+    write_manifest("services.yaml", manifest(vault.url))
     return tmp_path
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from provisioner.model import owner_key
 from provisioner.simulator import FaultConfig
+from tests.conftest import WriteManifest
 from tests.support.served import REPO, Served, human_text, run_cli
 from tests.support.vault_support import ServedVault, hvac_client, hvac_read
 
@@ -44,9 +45,8 @@ def offline_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, vault: ServedVault) -> Path:
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "manifests" / "services.yaml").write_text(manifest(vault.url))
+def workdir(tmp_path: Path, vault: ServedVault, write_manifest: WriteManifest) -> Path:
+    write_manifest("services.yaml", manifest(vault.url))
     return tmp_path
 
 
