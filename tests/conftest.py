@@ -1,4 +1,5 @@
-"""Shared fixtures: the anyio backend, the umask, manifest writing, and logging reset."""
+"""Shared fixtures: the anyio backend, the umask, manifest writing, logging reset, and the
+simulator, Vault stub and Kubernetes stub served on real sockets."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 
 import pytest
 import structlog
+import trustme
 
+from tests.support.kube_support import ServedKube, served_kube
 from tests.support.served import Served, served
+from tests.support.vault_support import ServedVault, served_vault
 
 
 @pytest.fixture
@@ -28,6 +32,35 @@ def umask(request: pytest.FixtureRequest) -> Iterator[int]:
 def sim() -> Iterator[Served]:
     """The simulator served on a real socket for one test."""
     with served() as server:
+        yield server
+
+
+@pytest.fixture
+def vault() -> Iterator[ServedVault]:
+    """The Vault stub served on a real socket for one test, logged in with its root token."""
+    with served_vault() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority of the module's own, for the TLS tests."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_vault(ca: trustme.CA, tmp_path: Path) -> Iterator[ServedVault]:
+    """The Vault stub over TLS, its certificate (for 127.0.0.1 and localhost) signed by `ca`."""
+    pem = tmp_path / "server.pem"
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(pem)
+    with served_vault(ssl_certfile=str(pem)) as server:
+        yield server
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[ServedKube]:
+    """The Kubernetes Secrets stub on a socket, and a kubeconfig under tmp_path that reaches it."""
+    with served_kube(tmp_path) as server:
         yield server
 
 

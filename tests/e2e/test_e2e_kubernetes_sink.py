@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from provisioner.sinks.kubernetes import MANAGED_BY, MANAGER
-from tests.support.kube_support import ServedKube, served_kube
+from tests.support.kube_support import ServedKube
 from tests.support.served import Served, run_cli
-from tests.support.vault_support import ServedVault, served_vault
+from tests.support.vault_support import ServedVault
 
 MANIFEST = """\
 version: 1
@@ -28,18 +25,6 @@ services:
       - name: one
         sinks: [k8s, vault]
 {more}"""
-
-
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[ServedKube]:
-    with served_kube(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-def vault() -> Iterator[ServedVault]:
-    with served_vault() as server:
-        yield server
 
 
 def setup(tmp_path: Path, vault: ServedVault, *, service_id: str = "svc-a", more: str = "") -> None:

@@ -14,14 +14,14 @@ import pty
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provisioner.model import owner_key
+from tests.conftest import WriteManifest
 from tests.support.served import Served, run_cli
-from tests.support.vault_support import ServedVault, served_vault
+from tests.support.vault_support import ServedVault
 
 VAULT_KEYS = [f"vaulted/c{i:02}" for i in range(12)]
 FILE_KEYS = ["local/a", "local/b"]
@@ -51,15 +51,8 @@ def manifest(vault_url: str) -> str:
 
 
 @pytest.fixture
-def vault() -> Iterator[ServedVault]:
-    with served_vault() as server:
-        yield server
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, vault: ServedVault) -> Path:
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "manifests" / "services.yaml").write_text(manifest(vault.url))
+def workdir(tmp_path: Path, vault: ServedVault, write_manifest: WriteManifest) -> Path:
+    write_manifest("services.yaml", manifest(vault.url))
     return tmp_path
 
 

@@ -6,16 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from provisioner.model import owner_key
 from provisioner.simulator import FaultConfig
+from tests.conftest import WriteManifest
 from tests.support.served import REPO, Served, human_text, run_cli
-from tests.support.vault_support import ServedVault, hvac_client, hvac_read, served_vault
+from tests.support.vault_support import ServedVault, hvac_client, hvac_read
 
 SERVICES = ["payments-api", "orders", "billing", "search"]
 PER_SERVICE = 5  # 20 credentials
@@ -46,15 +45,8 @@ def offline_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def vault() -> Iterator[ServedVault]:
-    with served_vault() as server:
-        yield server
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, vault: ServedVault) -> Path:
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "manifests" / "services.yaml").write_text(manifest(vault.url))
+def workdir(tmp_path: Path, vault: ServedVault, write_manifest: WriteManifest) -> Path:
+    write_manifest("services.yaml", manifest(vault.url))
     return tmp_path
 
 
@@ -278,18 +270,17 @@ def test_a_refused_login_exits_2_naming_method_mount_and_role(
     assert sim.state.live() == []  # nothing was created: the login failed while planning
 
 
-def test_vault_skip_verify_warns_on_every_run(sim: Served, tmp_path: Path) -> None:
-    pem = tmp_path / "server.pem"
-    trustme.CA().issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(pem)
-    with served_vault(ssl_certfile=str(pem)) as tls_vault:
-        (tmp_path / "manifests").mkdir()
-        (tmp_path / "manifests" / "m.yaml").write_text(manifest(tls_vault.url))
-        environment = sim.env(**tls_vault.env(VAULT_SKIP_VERIFY="1"))
-        for _ in range(2):  # the second run changes nothing, and still warns
-            result = run_cli("apply", "manifests", cwd=tmp_path, env=environment)
-            assert result.returncode == 0, result.stderr
-            events = [json.loads(line) for line in result.stderr.splitlines()]
-            warnings = [e for e in events if e.get("event") == "vault.tls_unverified"]
-            assert len(warnings) == 1
-            assert warnings[0]["level"] == "warning"
-        assert len(tls_vault.state.paths()) == len(SERVICES) * PER_SERVICE
+def test_vault_skip_verify_warns_on_every_run(
+    sim: Served, tls_vault: ServedVault, tmp_path: Path
+) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "m.yaml").write_text(manifest(tls_vault.url))
+    environment = sim.env(**tls_vault.env(VAULT_SKIP_VERIFY="1"))
+    for _ in range(2):  # the second run changes nothing, and still warns
+        result = run_cli("apply", "manifests", cwd=tmp_path, env=environment)
+        assert result.returncode == 0, result.stderr
+        events = [json.loads(line) for line in result.stderr.splitlines()]
+        warnings = [e for e in events if e.get("event") == "vault.tls_unverified"]
+        assert len(warnings) == 1
+        assert warnings[0]["level"] == "warning"
+    assert len(tls_vault.state.paths()) == len(SERVICES) * PER_SERVICE

@@ -13,6 +13,7 @@ from provisioner.cli import main
 from provisioner.errors import ManifestError
 from provisioner.manifest import load_manifests
 from provisioner.manifest import yamlfile as yamlload
+from tests.support.manifests import one_credential
 from tests.support.served import REPO
 
 
@@ -43,26 +44,12 @@ def test_a_manifest_symlinked_to_dev_zero_is_refused_after_reading_at_most_the_l
     assert sum(read) <= yamlload.MAX_FILE_BYTES + 1
 
 
-MANIFEST = """\
-version: 1
-sinks:
-  local: {type: file, path: ./secrets}
-services:
-  - name: api
-    credentials:
-      - name: c
-        roles: [admin]
-        sinks: [local]
-        %s
-"""
-
-
 @pytest.mark.parametrize("line", ["grace: 3000000d", "rotate_after: 999999999w"])
 def test_durations_beyond_ten_years_are_refused_at_validation_with_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str
 ) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text(MANIFEST % line)
+    path.write_text(one_credential(line))
     assert main(["validate", str(path)]) == 2
     field = line.split(":")[0]
     assert f"{path}:10: services[api].credentials[c].{field}: duration" in capsys.readouterr().err
@@ -70,7 +57,7 @@ def test_durations_beyond_ten_years_are_refused_at_validation_with_file_and_line
 
 def test_ten_years_is_still_accepted(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text(MANIFEST % "grace: 3650d")
+    path.write_text(one_credential("grace: 3650d"))
     assert load_manifests([path]).credentials[0].grace.days == 3650
 
 

@@ -16,25 +16,15 @@ from unittest import mock
 import pytest
 
 from provisioner.fs import atomic
+from tests.support.manifests import one_credential
 from tests.support.served import Served, run_cli
 
-MANIFEST = """\
-version: 1
-sinks:
-  local: {type: file, path: ./secrets}
-services:
-  - name: api
-    credentials:
-      - name: c
-        roles: [admin]
-        sinks: [local]
-"""
 PRECIOUS = "root:x:0:0:root:/root:/bin/bash\n"
 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "m.yaml").write_text(MANIFEST)
+    (tmp_path / "m.yaml").write_text(one_credential())
     (tmp_path / "passwd").write_text(PRECIOUS)  # stands in for /etc/passwd
     return tmp_path
 

@@ -8,24 +8,14 @@ import pytest
 
 from provisioner.logs import scrub_url
 from tests.support.hostile import hostile_server, reflect
+from tests.support.manifests import one_credential
 from tests.support.served import REPO, run_cli
 
 PASSWORD = "pushgateway-password-31f"
-MANIFEST = """\
-version: 1
-sinks:
-  local: {type: file, path: ./secrets}
-services:
-  - name: api
-    credentials:
-      - name: c
-        roles: [admin]
-        sinks: [local]
-"""
 
 
 def test_a_failed_push_logs_the_pushgateway_without_its_credentials(tmp_path: Path) -> None:
-    (tmp_path / "m.yaml").write_text(MANIFEST)
+    (tmp_path / "m.yaml").write_text(one_credential())
     env = {"PYTHONPATH": str(REPO), "PROVISIONER_LOG_FORMAT": "json", "PATH": "/usr/bin:/bin"}
     with hostile_server(reflect(500)) as gateway:
         url = gateway.url.replace("http://", f"http://push-user:{PASSWORD}@")

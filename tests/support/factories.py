@@ -1,4 +1,5 @@
-"""Builders shared by the unit tests: desired credentials, and an API client on the simulator."""
+"""Builders shared by the unit tests: desired credentials, an API client on the simulator, and a
+plain HTTP client on any in-process app."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def desired(
 async def no_sleep(_: float) -> None:
     """An injected sleep for retries and backoff: tests never wait."""
     return
+
+
+@asynccontextmanager
+async def asgi_client(app: Any, base_url: str, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client that sends its requests straight to `app`, in this process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, **options) as client:
+        yield client
 
 
 @asynccontextmanager

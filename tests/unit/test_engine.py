@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import anyio
@@ -18,7 +17,7 @@ from provisioner.simulator import (
 from provisioner.sinks import Previous
 from provisioner.streamkap.client import StreamkapClient
 from tests.fakes.memory import MemorySink
-from tests.support.factories import desired, sim_client
+from tests.support.factories import desired
 from tests.support.factories import no_sleep as no_wait
 
 
@@ -27,14 +26,8 @@ def wanted(name: str, sinks: tuple[str, ...] = ("a", "b")) -> DesiredCredential:
 
 
 @pytest.fixture
-def state() -> SimulatorState:
-    return SimulatorState()
-
-
-@pytest.fixture
-async def client(state: SimulatorState) -> AsyncIterator[StreamkapClient]:
-    async with sim_client(state, sleep=no_wait, max_attempts=4) as api:
-        yield api
+def max_attempts() -> int:
+    return 4  # the client's attempts, counted below
 
 
 async def converge(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from pydantic import SecretStr
 
@@ -12,20 +10,14 @@ from provisioner.reconcile.engine import Engine
 from provisioner.simulator import FaultConfig, SimulatorState
 from provisioner.streamkap.client import StreamkapClient
 from tests.fakes.memory import MemorySink
-from tests.support.factories import no_sleep, sim_client
+from tests.support.factories import no_sleep
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def state() -> SimulatorState:
-    return SimulatorState()
-
-
-@pytest.fixture
-async def client(state: SimulatorState) -> AsyncIterator[StreamkapClient]:
-    async with sim_client(state, sleep=no_sleep, max_attempts=2) as api:
-        yield api
+def max_attempts() -> int:
+    return 2
 
 
 def record(client_id: str, key: str = "old/gone") -> SinkRecord:

@@ -30,14 +30,10 @@ from provisioner.simulator import (
     serve_forever,
     serve_in_thread,
 )
+from tests.support.factories import asgi_client
 
 CREDS = "/auth/client-credentials"
 ADMIN_LOGIN = {"client_id": ADMIN_CLIENT_ID, "secret": ADMIN_SECRET}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
@@ -47,14 +43,8 @@ def state(clock: ManualClock) -> SimulatorState:
 
 @pytest.fixture
 async def client(state: SimulatorState) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+    async with asgi_client(create_app(state), "http://sim") as client:
         yield client
-
-
-@pytest.fixture
-def auth(state: SimulatorState) -> dict[str, str]:
-    return {"Authorization": f"Bearer {state.issue_token()['accessToken']}"}
 
 
 async def _create(client: httpx.AsyncClient, auth: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -175,8 +165,7 @@ async def test_default_roles(client: httpx.AsyncClient, auth: dict[str, str]) ->
 async def test_roles_are_configurable() -> None:
     state = SimulatorState(roles=[Role("r-1", "ops", "Ops")])
     token = state.issue_token()["accessToken"]
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+    async with asgi_client(create_app(state), "http://sim") as client:
         roles = await client.get("/auth/roles", headers={"Authorization": f"Bearer {token}"})
     assert [role["key"] for role in roles.json()] == ["ops"]
 
@@ -338,8 +327,7 @@ async def test_error_rate_is_reproducible_with_a_seed(auth: dict[str, str]) -> N
     async def statuses(seed: int) -> list[int]:
         state = SimulatorState(faults=FaultConfig(error_rate=0.5, seed=seed))
         headers = {"Authorization": f"Bearer {state.issue_token()['accessToken']}"}
-        transport = httpx.ASGITransport(app=create_app(state))
-        async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+        async with asgi_client(create_app(state), "http://sim") as client:
             return [(await client.get(CREDS, headers=headers)).status_code for _ in range(40)]
 
     first = await statuses(7)

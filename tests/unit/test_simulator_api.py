@@ -32,6 +32,7 @@ from provisioner.simulator import (
     mask_secret,
     serve_in_thread,
 )
+from tests.support.factories import asgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -51,25 +52,14 @@ MARKED = "Payments ingestion [provisioner:payments-api/ingest]"
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def state(clock: ManualClock) -> SimulatorState:
     return SimulatorState(now=clock)
 
 
 @pytest.fixture
 async def client(state: SimulatorState) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+    async with asgi_client(create_app(state), "http://sim") as client:
         yield client
-
-
-@pytest.fixture
-def auth(state: SimulatorState) -> dict[str, str]:
-    return bearer(state.issue_token()["accessToken"])
 
 
 @pytest.fixture
@@ -393,8 +383,7 @@ async def test_the_admin_login_can_be_given_fewer_permissions_from_the_start(
     clock: ManualClock,
 ) -> None:
     state = SimulatorState(now=clock, admin_permissions={READ_ROLES, READ_CREDENTIALS})
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+    async with asgi_client(create_app(state), "http://sim") as client:
         token = (await client.post("/auth/access-token", json=ADMIN_LOGIN)).json()
         headers = bearer(token["accessToken"])
         assert (await client.get("/auth/roles", headers=headers)).status_code == 200

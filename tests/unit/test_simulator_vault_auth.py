@@ -21,6 +21,7 @@ from provisioner.simulator import (
     create_vault_app,
     serve_in_thread,
 )
+from tests.support.factories import asgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -38,11 +39,6 @@ LIMITED = Grant(
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def state(clock: ManualClock) -> VaultState:
     state = VaultState(now=clock)
     state.add_kubernetes_role("provisioner", JWT, LIMITED)
@@ -52,8 +48,7 @@ def state(clock: ManualClock) -> VaultState:
 
 @pytest.fixture
 async def vault(state: VaultState) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_vault_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://vault") as client:
+    async with asgi_client(create_vault_app(state), "http://vault") as client:
         yield client
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from provisioner.sinks.kubernetes import (
     KubernetesSinkOptions,
 )
 from provisioner.sinks.kubernetes import config as kube_config
-from tests.support.kube_support import ServedKube, register_in_process, served_kube
+from tests.support.kube_support import ServedKube, register_in_process
 
 pytestmark = pytest.mark.anyio
 
@@ -32,12 +32,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(autouse=True)
 def _registered() -> None:
     register_in_process()
-
-
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[ServedKube]:
-    with served_kube(tmp_path) as server:
-        yield server
 
 
 async def _no_sleep(seconds: float) -> None:

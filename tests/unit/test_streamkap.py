@@ -73,11 +73,6 @@ class Sleeps:
 
 
 @pytest.fixture
-def state() -> SimulatorState:
-    return SimulatorState()
-
-
-@pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
 

@@ -33,7 +33,7 @@ from provisioner.sinks.vault import VaultSink, VaultSinkOptions
 from provisioner.streamkap.client import StreamkapClient
 from tests.fakes.memory import MemorySink
 from tests.plugin_sink.provisioner_jsonfile_sink import JsonFileSink, JsonFileSinkOptions
-from tests.support.factories import desired, no_sleep, sim_client
+from tests.support.factories import desired, no_sleep
 
 pytestmark = pytest.mark.anyio
 KEY = "api/ingest"
@@ -128,17 +128,6 @@ MAKERS: dict[str, Callable[[Path, AsyncExitStack], Awaitable[Kept]]] = {
 async def kept(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kept]:
     async with AsyncExitStack() as stack:
         yield await MAKERS[request.param](tmp_path, stack)
-
-
-@pytest.fixture
-async def client(state: SimulatorState) -> AsyncIterator[StreamkapClient]:
-    async with sim_client(state, sleep=no_sleep, max_attempts=3) as api:
-        yield api
-
-
-@pytest.fixture
-def state() -> SimulatorState:
-    return SimulatorState()
 
 
 def wanted(service_id: str) -> DesiredCredential:

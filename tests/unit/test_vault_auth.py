@@ -49,11 +49,6 @@ def record(credential: str = "ingest", client_id: str = "cid-1") -> SinkRecord:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def vault(clock: ManualClock) -> Iterator[ServedVault]:
     state = VaultState(now=clock)
     grant = Grant(policy=POLICY, policies=("default", "streamkap-provisioner"), ttl=60)

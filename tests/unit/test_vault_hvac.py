@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import hvac.exceptions
@@ -15,7 +15,7 @@ from provisioner.model import SinkRecord
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.vault import VaultSink, VaultSinkOptions
 from tests.support.factories import no_sleep
-from tests.support.vault_support import ServedVault, served_vault
+from tests.support.vault_support import ServedVault
 
 pytestmark = pytest.mark.anyio
 PATH = "streamkap/payments-api/ingest"
@@ -37,12 +37,6 @@ def open_sink(address: str, environ: dict[str, str], prefix: str = "streamkap") 
     options = VaultSinkOptions(address=address, prefix=prefix)
     context = SinkContext(cwd=Path.cwd(), environ=environ, max_attempts=2)
     return VaultSink("vault", options, context, sleep=no_sleep)
-
-
-@pytest.fixture
-def vault() -> Iterator[ServedVault]:
-    with served_vault() as served:
-        yield served
 
 
 @pytest.fixture
@@ -119,19 +113,6 @@ async def test_hvac_finds_it_in_the_same_namespace(vault: ServedVault) -> None:
 
 
 # --- TLS -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_vault(ca: trustme.CA, tmp_path: Path) -> Iterator[ServedVault]:
-    pem = tmp_path / "server.pem"
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(pem)
-    with served_vault(ssl_certfile=str(pem)) as served:
-        yield served
 
 
 @pytest.fixture

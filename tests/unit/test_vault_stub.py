@@ -16,6 +16,7 @@ from provisioner.simulator import (
     VaultState,
     create_vault_app,
 )
+from tests.support.factories import asgi_client
 
 pytestmark = pytest.mark.anyio
 ROOT = {"X-Vault-Token": VAULT_ROOT_TOKEN}
@@ -29,8 +30,7 @@ def state() -> VaultState:
 
 @pytest.fixture
 async def vault(state: VaultState) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_vault_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://vault") as client:
+    async with asgi_client(create_vault_app(state), "http://vault") as client:
         yield client
 
 
@@ -173,16 +173,14 @@ async def test_an_unknown_mount_is_404_no_handler(vault: httpx.AsyncClient) -> N
 
 async def test_nested_mounts_are_routed_whole() -> None:
     state = VaultState(mounts=["team/kv"])
-    transport = httpx.ASGITransport(app=create_vault_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://vault") as vault:
+    async with asgi_client(create_vault_app(state), "http://vault") as vault:
         await put(vault, {"n": 1}, path="/v1/team/kv/data/data/x")
     assert state.secret("data/x", mount="team/kv") == {"n": 1}
 
 
 async def test_any_mount_exists_when_mounts_is_none() -> None:
     state = VaultState(mounts=None)
-    transport = httpx.ASGITransport(app=create_vault_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://vault") as vault:
+    async with asgi_client(create_vault_app(state), "http://vault") as vault:
         await put(vault, {"n": 1}, path="/v1/kv/data/app/data/db")
     assert state.secret("app/data/db", mount="kv") == {"n": 1}
 

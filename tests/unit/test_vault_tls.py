@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from provisioner.sinks.base import SinkContext
 from provisioner.sinks.vault import VaultSink, VaultSinkOptions
 from provisioner.sinks.vault.config import tls_context
 from tests.support.factories import no_sleep
-from tests.support.vault_support import ServedVault, served_vault
+from tests.support.vault_support import ServedVault
 
 pytestmark = pytest.mark.anyio
 FROM_ENVIRONMENT: dict[str, Any] = {}  # no overrides: every setting from the environment
@@ -38,19 +37,6 @@ def record() -> SinkRecord:
         secret=SecretStr("s3cr3t"),
         created_at="2024-05-01T12:00:00+00:00",
     )
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_vault(ca: trustme.CA, tmp_path: Path) -> Iterator[ServedVault]:
-    pem = tmp_path / "server.pem"
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(pem)
-    with served_vault(ssl_certfile=str(pem)) as served:
-        yield served
 
 
 async def write_with(vault: ServedVault, cwd: Path, **environ: str) -> None:
