@@ -28,11 +28,11 @@ from provisioner.cli.render import (
 )
 from provisioner.cli.render import describe as describe_action
 from provisioner.errors import ManifestError, UsageError, first_error
-from provisioner.http.retry import retry_counts
 from provisioner.logs import register_url_password, scrub_url
 from provisioner.model import Kind, Outcome, Plan, Reason, RunResult, Status
 from provisioner.reconcile import pipeline
 from provisioner.reconcile.session import Job, open_session
+from provisioner.runtime import Halt, Unobserved
 from provisioner.sinks.atomic import describe, replace_file
 
 log = structlog.get_logger("provisioner.outputs")
@@ -61,47 +61,54 @@ class Outputs:
 
 
 @dataclass
-class _Tally:
-    """What a run counts as it goes, kept even when it fails half-way."""
+class _Tally(Unobserved):
+    """What a run counts as it goes (for metrics), kept even when it fails half-way."""
 
     statuses: Counter[int] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
 
+    def on_retry(self, call: str) -> None:
+        self.retries[call] += 1
+
+    def on_status(self, status: int) -> None:
+        self.statuses[status] += 1
+
 
 async def apply_once(
-    job: Job, outputs: Outputs, recorder: metrics.Metrics, stop: anyio.Event | None = None
+    job: Job, outputs: Outputs, recorder: metrics.Metrics, halt: Halt | None = None
 ) -> RunResult:
-    """Load and apply; whatever happens, the run is recorded in the metrics and published."""
+    """Load and apply; whatever happens, the run is recorded in the metrics and published.
+
+    `halt` is the process's (signals set it); the run gets a child of it for its own reasons.
+    """
     started, tally = time.monotonic(), _Tally()
-    token = retry_counts.set(tally.retries)
     try:
-        result = await _apply(job, outputs, tally, stop)
+        result = await _apply(job, outputs, tally, halt.child() if halt else None)
     except BaseException as exc:
         invalid = isinstance(first_error(exc), ManifestError)
         await _publish(outputs, recorder, _stats(started, tally, None, invalid=invalid))
         raise
-    finally:
-        retry_counts.reset(token)
     await _publish(outputs, recorder, _stats(started, tally, result))
     return result
 
 
-async def _apply(job: Job, outputs: Outputs, tally: _Tally, stop: anyio.Event | None) -> RunResult:
+async def _apply(job: Job, outputs: Outputs, tally: _Tally, halt: Halt | None) -> RunResult:
     manifests = pipeline.load(job)
-    async with open_session(job, manifests, lock=True) as session:
-        tally.statuses = session.client.statuses  # filled as calls are made, even if apply fails
+    async with open_session(job, manifests, lock=True, halt=halt) as session:
         with tracker_for(outputs.progress) as tracker:
-            observer = _Shown(tracker)
+            observer = _Shown(tracker, tally)
             return await pipeline.apply(
-                session, prune=job.prune, replace=job.replace, stop=stop, observer=observer
+                session, prune=job.prune, replace=job.replace, observer=observer
             )
 
 
 class _Shown:
-    """Before anything is written, say what will be; then let the progress display follow."""
+    """The run's one observer: before anything is written, say what will be; then let the
+    progress display follow, and count retries and statuses for the metrics."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, tally: _Tally) -> None:
         self._tracker = tracker
+        self._tally = tally
 
     def on_plan(self, plan: Plan) -> None:
         show_changes(plan)
@@ -109,6 +116,12 @@ class _Shown:
 
     def on_outcome(self, outcome: Outcome) -> None:
         self._tracker.on_outcome(outcome)
+
+    def on_retry(self, call: str) -> None:
+        self._tally.on_retry(call)
+
+    def on_status(self, status: int) -> None:
+        self._tally.on_status(status)
 
 
 def show_changes(the_plan: Plan) -> None:

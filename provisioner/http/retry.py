@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -20,6 +18,7 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError
+from provisioner.runtime.observer import current_observer
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_WAIT = 30.0
@@ -27,10 +26,6 @@ MAX_WAIT = 30.0
 log = structlog.get_logger("provisioner.http.retry")
 
 Sleep = Callable[[float], Awaitable[None]]
-
-#: While set, every scheduled retry is counted here by call (for metrics). A context variable,
-#: so tasks of one run share it and concurrent runs (tests) never mix their counts.
-retry_counts: ContextVar[Counter[str] | None] = ContextVar("retry_counts", default=None)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -97,9 +92,7 @@ def _log_retry(what: str, fields: dict[str, Any]) -> Callable[[RetryCallState], 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        counts = retry_counts.get()
-        if counts is not None:
-            counts[what] += 1
+        current_observer().on_retry(what)  # the run's metrics count retries by call
         log.info(
             "retry.scheduled",
             call=what,

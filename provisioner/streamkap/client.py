@@ -7,7 +7,6 @@ goes through `requests.Requests`, the one request path.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +27,7 @@ from provisioner.errors import (
 from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import register_secret
 from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential, Role
+from provisioner.runtime import Halt
 from provisioner.streamkap import answers
 from provisioner.streamkap.requests import CREDENTIALS, ROLES, TOKEN_PATHS, Requests
 
@@ -63,6 +63,7 @@ class StreamkapClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        halt: Halt | None = None,
     ) -> None:
         self._api = Requests(
             base_url,
@@ -75,9 +76,10 @@ class StreamkapClient:
             transport=transport,
             sleep=sleep,
             clock=clock,
+            halt=halt,
         )
-        # What the run's observers read: statuses as calls are made, tokens and pace learnt.
-        self.statuses: Counter[int] = self._api.statuses
+        # What the run's observers read: tokens and pace learnt, and the run's halt.
+        self.halt = self._api.halt
         self.tokens, self.pacer, self.breaker = self._api.tokens, self._api.pacer, self._api.breaker
         #: Whether the API has PATCH: None until the run's first PATCH is answered. That first
         #: one is sent alone (the others wait for its answer), so an API without it sees one.

@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "provisioner"
 
 BASE = ("provisioner.errors", "provisioner.config", "provisioner.logs")  # logs imports none
-MODEL = ("provisioner.model",)
+MODEL = ("provisioner.model", "provisioner.runtime")
 STAGES = (
     "provisioner.reconcile.resolve",
     "provisioner.reconcile.observe",
@@ -28,7 +28,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "provisioner.logs": (),
     "provisioner.manifest.durations": (),
     "provisioner.model": ("provisioner.errors",),
-    "provisioner.http": ("provisioner.errors",),
+    "provisioner.runtime": ("provisioner.errors", "provisioner.model"),
+    "provisioner.http": ("provisioner.errors", "provisioner.runtime"),
     "provisioner.sinks": (*BASE, *MODEL, "provisioner.http"),
     "provisioner.streamkap": (*BASE, *MODEL, "provisioner.http"),
     "provisioner.manifest": (*BASE, *MODEL, "provisioner.sinks"),
