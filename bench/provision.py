@@ -14,6 +14,7 @@ from provisioner.config import Settings
 from provisioner.logs import configure_logging
 from provisioner.reconcile import pipeline
 from provisioner.reconcile.session import Job, open_session
+from provisioner.runtime import Unobserved
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET
 from provisioner.sinks import sink_types
 
@@ -23,6 +24,16 @@ def warm_up() -> None:
     sink_types()  # the sink plugins, found through entry points
     anyio.run(anyio.lowlevel.checkpoint)  # anyio's event-loop backend
     gc.freeze()  # as the CLI does once it has started
+
+
+class Statuses(Unobserved):
+    """Counts each HTTP status the run's calls got."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter[int] = Counter()
+
+    def on_status(self, status: int) -> None:
+        self.statuses[status] += 1
 
 
 async def provision(url: str, manifest: Path, concurrency: int, workdir: Path) -> Counter[int]:
@@ -38,9 +49,10 @@ async def provision(url: str, manifest: Path, concurrency: int, workdir: Path) -
     configure_logging(settings.log_level, settings.log_format)
     job = Job(paths=(manifest,), settings=settings, cwd=workdir)
     manifests = pipeline.load(job)
+    counted = Statuses()
     async with open_session(job, manifests) as session:
-        result = await pipeline.apply(session, prune=False)
-        statuses = Counter(session.client.requests.statuses)
+        result = await pipeline.apply(session, prune=False, observer=counted)
+    statuses = counted.statuses
     if result.failed:
         raise RuntimeError("some actions failed")
     return statuses

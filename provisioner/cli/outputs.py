@@ -19,11 +19,11 @@ from provisioner.cli.render import Summary, action_json, run_report, summarize
 from provisioner.cli.views import View, has_news
 from provisioner.errors import ManifestError, UsageError, first_error
 from provisioner.fs.atomic import describe, replace_file
-from provisioner.http.retry import retry_counts
 from provisioner.logs import register_url_password, scrub_url
 from provisioner.model import Outcome, Plan, RunResult, Status
 from provisioner.reconcile import pipeline
 from provisioner.reconcile.session import Job
+from provisioner.runtime import Halt, Unobserved
 
 log = structlog.get_logger("provisioner.outputs")
 
@@ -51,11 +51,17 @@ class Outputs:
 
 
 @dataclass
-class _Tally:
-    """What a run counts as it goes, kept even when it fails half-way."""
+class _Tally(Unobserved):
+    """What a run counts as it goes (for metrics), kept even when it fails half-way."""
 
     statuses: Counter[int] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
+
+    def on_retry(self, call: str) -> None:
+        self.retries[call] += 1
+
+    def on_status(self, status: int) -> None:
+        self.statuses[status] += 1
 
 
 async def apply_once(
@@ -63,38 +69,41 @@ async def apply_once(
     outputs: Outputs,
     recorder: metrics.Metrics,
     view: View,
-    stop: anyio.Event | None = None,
+    halt: Halt | None = None,
 ) -> RunResult:
-    """Load and apply; whatever happens, the run is recorded in the metrics and published."""
+    """Load and apply; whatever happens, the run is recorded in the metrics and published.
+
+    `halt` is the process's (signals set it); the run gets a child of it for its own reasons.
+    """
     started, tally = time.monotonic(), _Tally()
-    token = retry_counts.set(tally.retries)
     try:
+        observer = _shown(view, outputs.progress, tally)
         result = await pipeline.apply_job(
-            job, stop=stop, observer=_shown(view, outputs.progress), statuses=tally.statuses
+            job, halt=halt.child() if halt else None, observer=observer
         )
     except BaseException as exc:
         invalid = isinstance(first_error(exc), ManifestError)
         await _publish(outputs, recorder, _stats(started, tally, None, invalid=invalid))
         raise
-    finally:
-        retry_counts.reset(token)
     await _publish(outputs, recorder, _stats(started, tally, result))
     return result
 
 
 @contextmanager
-def _shown(view: View, progress: bool) -> Iterator[_Shown]:
+def _shown(view: View, progress: bool, tally: _Tally) -> Iterator[_Shown]:
     """The observer of one apply, with its progress display running."""
     with view.tracker(progress) as tracker:
-        yield _Shown(view, tracker)
+        yield _Shown(view, tracker, tally)
 
 
 class _Shown:
-    """Before anything is written, say what will be; then let the progress display follow."""
+    """The run's one observer: before anything is written, say what will be; then let the
+    progress display follow, and count retries and statuses for the metrics."""
 
-    def __init__(self, view: View, tracker: Tracker) -> None:
+    def __init__(self, view: View, tracker: Tracker, tally: _Tally) -> None:
         self._view = view
         self._tracker = tracker
+        self._tally = tally
 
     def on_plan(self, plan: Plan) -> None:
         show_changes(plan, self._view)
@@ -102,6 +111,12 @@ class _Shown:
 
     def on_outcome(self, outcome: Outcome) -> None:
         self._tracker.on_outcome(outcome)
+
+    def on_retry(self, call: str) -> None:
+        self._tally.on_retry(call)
+
+    def on_status(self, status: int) -> None:
+        self._tally.on_status(status)
 
 
 def show_changes(plan: Plan, view: View) -> None:

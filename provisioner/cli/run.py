@@ -1,4 +1,4 @@
-"""`provisioner run`: apply on a cadence until SIGTERM/SIGINT, finishing the cycle in flight.
+"""`provisioner run`: apply on a cadence until SIGTERM/SIGINT, finishing the work in flight.
 
 Only configuration errors of the first cycle end the loop (exit 2). Later, invalid manifests skip
 their cycle (nothing is written, so nothing of the last good state is pruned) and a failing cycle
@@ -35,6 +35,7 @@ from provisioner.cli.signals import stop_on_signals
 from provisioner.cli.views import View
 from provisioner.errors import AuthError, BudgetExceeded, ManifestError, UsageError, first_error
 from provisioner.reconcile.session import Job, Simulated
+from provisioner.runtime import Halt
 
 log = structlog.get_logger("provisioner.run")
 
@@ -92,14 +93,15 @@ class Reconciler:
     view: View
     recorder: metrics.Metrics = field(default_factory=metrics.Metrics)
     cycles: int = 0  # started so far
+    halt: Halt = field(default_factory=Halt)  # the process's: a signal stops the cycle in flight
 
     async def cycle(self, number: int) -> None:
         """Apply once; a failure is logged, except configuration errors on the first cycle."""
         self.cycles = number
         log.info("cycle.started", cycle=number)
         try:
-            # No stop event: a stop asked for during a cycle waits for the whole cycle.
-            result = await apply_once(self.job, self.outputs, self.recorder, self.view)
+            # A stop during a cycle starts no new action; those in flight finish.
+            result = await apply_once(self.job, self.outputs, self.recorder, self.view, self.halt)
         except Exception as exc:
             error = first_error(exc)
             if isinstance(error, BudgetExceeded):  # not a configuration error: try again later
@@ -127,19 +129,22 @@ def _log_failure(number: int, error: BaseException) -> None:
 
 
 async def reconcile(reconciler: Reconciler, cadence: Cadence) -> int:
-    """Run until the first SIGTERM/SIGINT has let the cycle in flight finish; 0, or 1 if aborted.
+    """Run until the first SIGTERM/SIGINT has let the work in flight finish; 0, or 1 if aborted.
 
     A second signal cancels the cycle in flight (what a re-run repairs, as after SIGKILL).
     """
     log.info("run.started", every=cadence.every, jitter=cadence.jitter)
     async with stop_on_signals(on_stop=_stopping, on_abort=_aborted) as stop:
+        reconciler.halt = stop.requested
         await run_every(reconciler.cycle, cadence, stop.requested)
     log.info("run.stopped", cycles=reconciler.cycles, aborted=stop.aborted)
     return EXIT_FAILED if stop.aborted else EXIT_OK
 
 
 def _stopping(name: str) -> None:
-    log.info("run.stopping", signal=name, detail="finishing the cycle in flight")
+    log.info(
+        "run.stopping", signal=name, detail="finishing the work in flight, starting nothing new"
+    )
 
 
 def _aborted(name: str) -> None:

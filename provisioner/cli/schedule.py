@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
@@ -14,6 +15,14 @@ from provisioner.http.retry import Sleep
 Clock = Callable[[], float]
 Random = Callable[[], float]
 Cycle = Callable[[int], Awaitable[None]]
+
+
+class Stopping(Protocol):
+    """What a loop asks of a stop: an anyio.Event, or the process's halt."""
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class Cadence:
 async def run_every(
     cycle: Cycle,
     cadence: Cadence,
-    stop: anyio.Event,
+    stop: Stopping,
     *,
     sleep: Sleep = anyio.sleep,
     clock: Clock = time.monotonic,
@@ -58,7 +67,7 @@ async def run_every(
     return count
 
 
-async def sleep_unless_stopped(delay: float, stop: anyio.Event, sleep: Sleep = anyio.sleep) -> None:
+async def sleep_unless_stopped(delay: float, stop: Stopping, sleep: Sleep = anyio.sleep) -> None:
     """Sleep `delay` seconds, or until `stop` is set, whichever comes first."""
     async with anyio.create_task_group() as group:
 

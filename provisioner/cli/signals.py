@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from provisioner.runtime import Halt
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 Notice = Callable[[str], None]  # told the signal's name
@@ -23,7 +25,7 @@ Notice = Callable[[str], None]  # told the signal's name
 class Stop:
     """Set once a first signal came; `aborted` once a second one cut the block short."""
 
-    requested: anyio.Event = field(default_factory=anyio.Event)
+    requested: Halt = field(default_factory=Halt)  # the process's halt; runs take children
     aborted: bool = False
 
 
@@ -49,7 +51,7 @@ async def stop_on_signals(
                         group.cancel_scope.cancel()
                         return
                     on_stop(name)
-                    stop.requested.set()
+                    stop.requested.set(f"not started: stopped by {name}")
 
             group.start_soon(watch)
             yield stop

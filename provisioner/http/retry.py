@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -19,6 +17,7 @@ from tenacity.wait import wait_base
 
 from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError
 from provisioner.errors import parse_retry_after as parse_retry_after  # re-exported: HTTP callers
+from provisioner.runtime.observer import current_observer
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_WAIT = 30.0
@@ -26,10 +25,6 @@ MAX_WAIT = 30.0
 log = structlog.get_logger("provisioner.http.retry")
 
 Sleep = Callable[[float], Awaitable[None]]
-
-#: While set, every scheduled retry is counted here by call (for metrics). A context variable,
-#: so tasks of one run share it and concurrent runs (tests) never mix their counts.
-retry_counts: ContextVar[Counter[str] | None] = ContextVar("retry_counts", default=None)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -80,9 +75,7 @@ def _log_retry(what: str, fields: dict[str, Any]) -> Callable[[RetryCallState], 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        counts = retry_counts.get()
-        if counts is not None:
-            counts[what] += 1
+        current_observer().on_retry(what)  # the run's metrics count retries by call
         log.info(
             "retry.scheduled",
             call=what,

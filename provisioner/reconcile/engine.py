@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,6 +32,7 @@ from provisioner.model import (
     SinkRecord,
     Status,
 )
+from provisioner.runtime import Halt, Observer, Unobserved, for_each
 from provisioner.sinks import Previous, Sink
 from provisioner.streamkap import CredentialApi
 
@@ -49,9 +50,10 @@ class Engine:
     concurrency: int
     max_attempts: int = 6
     sleep: Sleep = anyio.sleep
-    # Set by the caller (a signal): actions not yet started are skipped, those in flight finish.
-    stop: anyio.Event = field(default_factory=anyio.Event)
-    on_outcome: Callable[[Outcome], None] | None = None
+    # Read before each action: once set (a signal, a 403, the API down), actions not yet
+    # started are skipped with its reason; those in flight finish.
+    halt: Halt = field(default_factory=Halt)
+    observer: Observer = field(default_factory=Unobserved)
     # Actions failing in a row, after their retries, that mean the API or a sink is down.
     failure_limit: int = 10
     # Restore: the record each key's source sink holds, its secret proven before planning ended.
@@ -59,60 +61,47 @@ class Engine:
 
     def __post_init__(self) -> None:
         self._listing = FreshListing(self.credentials)
-        self._halted: str | None = None  # why no new action starts (circuit breaker, 403)
-        self.denied: PermissionDenied | None = None  # a 403: the run must end with it
         self._failures_in_row = 0
 
     async def execute(self, actions: Sequence[Action]) -> list[Outcome]:
         """Carry out every write action; one failure never stops the others."""
-        todo = [action for action in actions if action.writes]
         outcomes: list[Outcome] = []
-        send, receive = anyio.create_memory_object_stream[Action](len(todo) or 1)
-        for action in todo:
-            send.send_nowait(action)
-        send.close()
 
-        async def worker() -> None:
-            async for action in receive:
-                outcome = await self._run(action)
-                self._watch(outcome)
-                outcomes.append(outcome)
-                if self.on_outcome is not None:
-                    self.on_outcome(outcome)
+        async def work(action: Action) -> None:
+            outcome = await self._run(action)
+            self._watch(outcome)
+            outcomes.append(outcome)
+            self.observer.on_outcome(outcome)
 
         # More credentials in progress than requests in flight (the client's limit): while some
         # deliver their secrets, others keep every connection busy.
-        async with receive, anyio.create_task_group() as group:
-            for _ in range(max(1, min(self.concurrency * WORKERS_PER_REQUEST, len(todo)))):
-                group.start_soon(worker)
+        todo = [action for action in actions if action.writes]
+        await for_each(todo, work, self.concurrency * WORKERS_PER_REQUEST)
         return outcomes
 
     def _watch(self, outcome: Outcome) -> None:
-        """Circuit breaker: when everything fails, stop starting work rather than grind on."""
+        """When everything fails, stop starting work rather than grind on."""
         if outcome.status is Status.OK:
             self._failures_in_row = 0
         elif outcome.status is Status.FAILED:
             self._failures_in_row += 1
-            if self._failures_in_row == self.failure_limit and not self.stop.is_set():
-                self._halted = (
+            if self._failures_in_row == self.failure_limit and not self.halt.is_set():
+                self.halt.set(
                     f"not started: {self.failure_limit} actions in a row failed "
                     f"(last: {outcome.error})"
                 )
                 log.error("run.circuit_open", failures=self._failures_in_row, error=outcome.error)
 
     async def _run(self, action: Action) -> Outcome:
-        if self._halted is not None:
-            return Outcome(action, Status.SKIPPED, error=self._halted)
-        if self.stop.is_set():
-            return Outcome(action, Status.SKIPPED, error="run stopped before this action started")
+        if self.halt.is_set():
+            return Outcome(action, Status.SKIPPED, error=self.halt.reason)
         started = time.perf_counter()
         bound = log.bind(key=action.key, action=str(action.kind), reason=str(action.reason))
         try:
             client_id = await self._perform(action)
         except PermissionDenied as exc:
             # Every other write would be refused too: start nothing more, and end the run.
-            self.denied = self.denied or exc
-            self._halted = f"not started: {exc}"
+            self.halt.set(f"not started: {exc}", exc)
             bound.error("credential.failed", error=str(exc), duration=_since(started))
             return Outcome(action, Status.FAILED, error=str(exc))
         except ProvisionerError as exc:

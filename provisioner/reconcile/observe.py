@@ -19,6 +19,7 @@ from provisioner.model import (
     Role,
     SinkRecord,
 )
+from provisioner.runtime import for_each
 from provisioner.sinks import Sink
 from provisioner.streamkap import CredentialApi, StreamkapClient
 
@@ -93,17 +94,13 @@ async def prove_sources(
     """
     restores = [a for a in actions if a.kind is Kind.RESTORE]
     proven: dict[str, SinkRecord] = {}
-    limiter = anyio.CapacityLimiter(max(1, concurrency))
 
     async def prove(action: Action) -> None:
-        async with limiter:
-            record = await _proven(credentials, sinks, action)
+        record = await _proven(credentials, sinks, action)
         if record is not None:
             proven[action.key] = record
 
-    async with anyio.create_task_group() as group:
-        for action in restores:
-            group.start_soon(prove, action)
+    await for_each(restores, prove, concurrency)
     return proven, frozenset(a.key for a in restores if a.key not in proven)
 
 
@@ -148,21 +145,15 @@ async def read_holdings(
         for name in credential.sinks
         if sinks[name].readable
     ]
-    send, receive = anyio.create_memory_object_stream[tuple[DesiredCredential, Sink]](len(reads))
-    for item in reads:
-        send.send_nowait(item)
-    send.close()
 
-    async def reader() -> None:
-        async for credential, sink in receive:
-            try:
-                held = await sink.read(credential.service, credential.name)
-            except SinkError as exc:
-                unreadable.setdefault(credential.key, exc)
-            else:
-                holdings[credential.key][sink.name] = held
+    async def read(item: tuple[DesiredCredential, Sink]) -> None:
+        credential, sink = item
+        try:
+            held = await sink.read(credential.service, credential.name)
+        except SinkError as exc:
+            unreadable.setdefault(credential.key, exc)
+        else:
+            holdings[credential.key][sink.name] = held
 
-    async with receive, anyio.create_task_group() as group:
-        for _ in range(max(1, min(concurrency, len(reads)))):
-            group.start_soon(reader)
+    await for_each(reads, read, concurrency)
     return holdings, unreadable

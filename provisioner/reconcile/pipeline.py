@@ -1,7 +1,8 @@
-"""The stages in order: load -> resolve -> observe -> plan -> execute.
+"""The stages in order: load -> observe -> resolve -> plan -> execute.
 
-One stop event and one observer reach into a run: the caller decides when to stop starting new
-work (a signal) and what to show (progress, the change lines); the stages know neither.
+One halt and one observer reach into a run: the caller decides when to stop starting new work (a
+signal sets the halt) and what to show (progress, the change lines, metrics); the stages know
+neither.
 `plan_job` and `apply_job` are a whole job, from the manifests to the plan or the outcomes.
 """
 
@@ -10,45 +11,25 @@ from __future__ import annotations
 import functools
 import gc
 import uuid
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Protocol
 
-import anyio
 import structlog
 
 from provisioner.errors import BudgetExceeded, SinkError, UsageError
 from provisioner.manifest import Manifests, load_manifests
-from provisioner.model import Outcome, Plan, Planned, RunResult
+from provisioner.model import Planned, RunResult
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.observe import observe, prove_sources
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.reconcile.session import Job, Session, open_session
+from provisioner.runtime import Halt, Observer, Unobserved, observing
 
 log = structlog.get_logger("provisioner.pipeline")
 _SHOWN_KEYS = 5  # keys named in a log event about many
-
-
-class Observer(Protocol):
-    """Sees a run as it goes: the plan about to be carried out, then each outcome."""
-
-    def on_plan(self, plan: Plan) -> None: ...
-
-    def on_outcome(self, outcome: Outcome) -> None: ...
-
-
-class Unobserved:
-    """An observer that shows nothing."""
-
-    def on_plan(self, plan: Plan) -> None:
-        return None
-
-    def on_outcome(self, outcome: Outcome) -> None:
-        return None
 
 
 @contextmanager
@@ -128,14 +109,19 @@ async def apply(
     *,
     prune: bool,
     replace: frozenset[str] = frozenset(),
-    stop: anyio.Event | None = None,
     observer: Observer | None = None,
 ) -> RunResult:
-    """Plan, then carry out every change; once `stop` is set, no new action is started.
+    """Plan, then carry out every change; once the session's halt is set, no new action starts.
 
-    The observer sees the runnable plan before any write, then each outcome as it comes.
+    The observer sees the runnable plan before any write, then each outcome, retry and status.
     """
-    observer = observer or Unobserved()
+    with observing(observer or Unobserved()) as seen:
+        return await _apply(session, prune=prune, replace=replace, observer=seen)
+
+
+async def _apply(
+    session: Session, *, prune: bool, replace: frozenset[str], observer: Observer
+) -> RunResult:
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
     structlog.contextvars.bind_contextvars(run_id=run_id)
@@ -147,8 +133,8 @@ async def apply(
             session.sinks,
             concurrency=session.settings.concurrency,
             max_attempts=session.settings.max_attempts,
-            stop=stop or anyio.Event(),
-            on_outcome=observer.on_outcome,
+            halt=session.halt,
+            observer=observer,
             records=planned.records,
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
@@ -158,8 +144,8 @@ async def apply(
             log.error("run.over_budget", detail=planned.refusal)
             raise BudgetExceeded(planned.refusal)
         outcomes = await engine.execute(runnable)
-        if engine.denied is not None:  # the API refused the provisioner itself: say so, exit 2
-            raise engine.denied
+        if session.halt.error is not None:  # the API refused the provisioner itself: exit 2
+            raise session.halt.error
     finally:
         structlog.contextvars.unbind_contextvars("run_id")
     return RunResult(run_id, started, datetime.now(UTC), the_plan, tuple(outcomes))
@@ -175,25 +161,18 @@ async def plan_job(job: Job) -> Planned:
 async def apply_job(
     job: Job,
     *,
-    stop: anyio.Event | None = None,
+    halt: Halt | None = None,
     observer: AbstractContextManager[Observer] | None = None,
-    statuses: Counter[int] | None = None,
 ) -> RunResult:
     """Load the manifests, connect under the local sinks' locks, and apply (see `apply`).
 
     The observer is entered once the session is open, so a live display starts only when the
-    locks are held. `statuses` counts the API's answers by HTTP status, even when the run fails.
+    locks are held; it sees every retry and status of the run, even when the run fails.
     """
     manifests = load(job)
-    async with open_session(job, manifests, lock=True) as session:
-        try:
-            with observer or nullcontext(Unobserved()) as seen:
-                return await apply(
-                    session, prune=job.prune, replace=job.replace, stop=stop, observer=seen
-                )
-        finally:
-            if statuses is not None:
-                statuses.update(session.client.requests.statuses)
+    async with open_session(job, manifests, lock=True, halt=halt) as session:
+        with observer or nullcontext(Unobserved()) as seen:
+            return await apply(session, prune=job.prune, replace=job.replace, observer=seen)
 
 
 def _by_cause(blocked: Mapping[str, SinkError]) -> dict[str, list[str]]:

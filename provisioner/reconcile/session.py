@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from provisioner.config import Settings
 from provisioner.errors import UsageError
 from provisioner.manifest import Manifests
+from provisioner.runtime import Halt
 from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
 from provisioner.sinks.locking import hold_locks
 from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
@@ -87,17 +88,19 @@ class Session:
     client: StreamkapClient
     sinks: dict[str, Sink]
     settings: Settings
+    halt: Halt  # the run's: set by a signal (its parent), a 403, the breaker, the threshold
 
 
 @asynccontextmanager
 async def open_session(
-    job: Job, manifests: Manifests, *, lock: bool = False
+    job: Job, manifests: Manifests, *, lock: bool = False, halt: Halt | None = None
 ) -> AsyncIterator[Session]:
     """Connect to the API (or the in-process simulator) and open every sink in use.
 
-    With `lock`, wait for other runs writing to the same local sinks to finish first.
+    With `lock`, wait for other runs writing to the same local sinks to finish first. `halt`
+    is the run's (a child of the process's, which signals set); by default one of its own.
     """
-    settings = job.settings
+    settings, halt = job.settings, halt or Halt()
     started = time.time()
     transport = sink_transport = simulated = None
     if job.simulate:
@@ -115,7 +118,9 @@ async def open_session(
     async with AsyncExitStack() as stack:
         if simulated is not None:  # last out: whatever the run made, even if it failed
             stack.callback(simulated.save, job.cwd)
-        client = StreamkapClient(Requests(ApiConfig.from_settings(settings), transport=transport))
+        client = StreamkapClient(
+            Requests(ApiConfig.from_settings(settings), transport=transport, halt=halt)
+        )
         stack.push_async_callback(client.aclose)
         used = {name for credential in manifests.credentials for name in credential.sinks}
         sinks: dict[str, Sink] = {}
@@ -126,7 +131,7 @@ async def open_session(
             await stack.enter_async_context(hold_locks(_lock_paths(sinks), settings.lock_timeout))
             # Under the locks: a temp file older than this run is a killed run's, not a live one's.
             await anyio.to_thread.run_sync(_sweep, sinks, started)
-        yield Session(manifests, client, sinks, settings)
+        yield Session(manifests, client, sinks, settings, halt)
 
 
 def _sweep(sinks: Mapping[str, Sink], before: float) -> None:

@@ -23,6 +23,11 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self._open is not None
 
+    @property
+    def opened(self) -> CircuitOpen | None:
+        """Why the breaker opened, once it has."""
+        return self._open
+
     def check(self) -> None:
         """Raise CircuitOpen, before a call is made, once the breaker has opened."""
         if self._open is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from provisioner.errors import (
 from provisioner.http.retry import Sleep, is_transient, parse_retry_after, retrying
 from provisioner.http.transport import AiohttpTransport, AnswerTooLarge, describe_failure
 from provisioner.logs import register_secret
+from provisioner.runtime import Halt, current_observer
 from provisioner.streamkap import answers
 from provisioner.streamkap.auth import TokenSource
 from provisioner.streamkap.breaker import CircuitBreaker
@@ -72,6 +72,7 @@ class Requests:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        halt: Halt | None = None,
     ) -> None:
         """Send through `transport` if given (tests, `--simulate`), else over aiohttp."""
         # Known before anything is sent: an answer may echo them (a login body, a header).
@@ -93,6 +94,9 @@ class Requests:
             base_url=self._base, timeout=config.timeout, transport=single, headers=HEADERS
         )
         self.breaker = CircuitBreaker()
+        #: The run's halt: set when the breaker opens, a permission is refused, or the API was
+        #: never reached; the engine then starts no new action.
+        self.halt = halt or Halt()
         self.sleep = sleep
         self._clock = clock
         # Learns the API's rate limit from 429s and paces every call just below it.
@@ -104,8 +108,6 @@ class Requests:
             access_token=config.access_token,
             clock=clock,
         )
-        #: Every answer's status, counted as calls are made (the run's metrics read it).
-        self.statuses: Counter[int] = Counter()
         # Until the API first answers, a failure to reach it is a configuration problem more
         # often than a blip: it is not retried, and its error says which variable to check.
         self._answered = False
@@ -139,6 +141,8 @@ class Requests:
         except (ApiError, RequestFailed) as exc:
             if is_transient(exc):
                 self.breaker.failed(exc)
+                if self.breaker.is_open:
+                    self.halt.set(f"not started: {self.breaker.opened}")
             raise
         self.breaker.succeeded()
         return answer
@@ -175,7 +179,7 @@ class Requests:
             raise self._failed(method, path, exc) from None
         self._answered = True
         self.pacer.record(ticket, rejected=response.status_code == 429, now=self._clock())
-        self.statuses[response.status_code] += 1
+        current_observer().on_status(response.status_code)
         if response.is_success:
             return self._json(method, path, response)
         if response.status_code == 401:
@@ -185,6 +189,8 @@ class Requests:
     def _note_denied(self, error: ApiError) -> None:
         if isinstance(error, PermissionDenied):
             self._denied.setdefault(error.needs, error)
+            # Every other write would be refused too: start nothing more, and end the run.
+            self.halt.set(f"not started: {error}", error)
 
     def _refuse_if_denied(self, needs: str | None) -> None:
         """The first refusal again, unsent, for a call whose permission was refused this run."""
@@ -201,7 +207,7 @@ class Requests:
         except httpx.TransportError as exc:
             raise self._failed("POST", path, exc) from None
         self._answered = True
-        self.statuses[response.status_code] += 1
+        current_observer().on_status(response.status_code)
         if response.status_code in {404, 405} or _not_json(response):
             raise WrongHost(self._wrong_host(path, f"HTTP {response.status_code}"))
         if not response.is_success:
@@ -228,8 +234,9 @@ class Requests:
             cause += "; the API has not answered this run: check STREAMKAP_HOST"
         url = f"{self._base}{path}"
         failed = RequestFailed(method, url, cause, sent=not isinstance(exc, _NOT_SENT))
-        if not self._answered:
-            self._unreachable = self._unreachable or failed
+        if not self._answered and self._unreachable is None:
+            self._unreachable = failed
+            self.halt.set(f"not started: {failed}")
         return failed
 
     def _wrong_host(self, path: str, what: str) -> str:

@@ -70,6 +70,26 @@ def test_sigterm_lets_the_cycle_in_flight_finish(sim: Served, workdir: Path) -> 
     assert len(sim.state.live()) == 2
 
 
+def test_sigterm_during_a_cycle_starts_no_new_credential(sim: Served, workdir: Path) -> None:
+    """The cycle reads the same halt as `apply`: what was started finishes, the rest waits."""
+    many = ONE_SERVICE.replace(
+        "      - name: two\n", "".join(f"      - name: c{i}\n" for i in range(8))
+    )
+    write_atomically(workdir / "manifests" / "first.yaml", many % "first")
+    sim.state.faults = FaultConfig(latency=0.3)  # one credential at a time, each slow
+    argv = ("run", "manifests", "--every", "1h", "--concurrency", "1")
+    with watched(*argv, cwd=workdir, env=sim.env()) as run:
+        run.wait_event("credential.created")
+        assert run.stop(signal.SIGTERM) == 0, run.text
+    finished = run.wait_event("cycle.finished", cycle=1)
+    assert finished["skipped"] > 0
+    assert finished["created"] + finished["skipped"] == 9
+    assert finished["failed"] == 0
+    assert len(sim.state.live()) == finished["created"]  # each one created was delivered
+    delivered = list((workdir / "secrets" / "first").glob("*.json"))
+    assert len(delivered) == finished["created"]
+
+
 def test_a_second_signal_aborts_the_cycle_in_flight(sim: Served, workdir: Path) -> None:
     sim.state.faults = FaultConfig(latency=30)  # the cycle would outlast the test
     with watched("run", "manifests", "--every", "1h", cwd=workdir, env=sim.env()) as run:

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from provisioner.http.retry import Sleep
 from provisioner.model import DesiredCredential, Origin
+from provisioner.runtime import Halt
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
 from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
 
@@ -70,6 +71,7 @@ async def sim_client(
     *,
     sleep: Sleep = anyio.sleep,
     clock: Callable[[], float] = time.monotonic,
+    halt: Halt | None = None,
     **config: Any,
 ) -> AsyncIterator[StreamkapClient]:
     """A client logged in to the in-process simulator (or through a wrapping transport).
@@ -80,7 +82,7 @@ async def sim_client(
     config.setdefault("secret", SecretStr(ADMIN_SECRET))
     transport = transport or httpx.ASGITransport(app=create_app(state))
     requests = Requests(
-        ApiConfig("http://sim", **config), transport=transport, sleep=sleep, clock=clock
+        ApiConfig("http://sim", **config), transport=transport, sleep=sleep, clock=clock, halt=halt
     )
     async with StreamkapClient(requests) as client:
         yield client

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "provisioner"
 
 # logs imports none; fs (crash-safe files) serves the sinks and the CLI's report alike.
 BASE = ("provisioner.errors", "provisioner.config", "provisioner.logs", "provisioner.fs")
-MODEL = ("provisioner.model",)
+MODEL = ("provisioner.model", "provisioner.runtime")
 STAGES = (
     "provisioner.reconcile.resolve",
     "provisioner.reconcile.observe",
@@ -30,7 +30,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "provisioner.fs": ("provisioner.errors", "provisioner.logs"),
     "provisioner.manifest.durations": (),
     "provisioner.model": ("provisioner.errors",),
-    "provisioner.http": ("provisioner.errors",),
+    "provisioner.runtime": ("provisioner.errors", "provisioner.model"),
+    "provisioner.http": ("provisioner.errors", "provisioner.runtime"),
     "provisioner.sinks": (*BASE, *MODEL, "provisioner.http"),
     "provisioner.streamkap": (*BASE, *MODEL, "provisioner.http"),
     "provisioner.manifest": (*BASE, *MODEL, "provisioner.sinks"),
