@@ -47,8 +47,8 @@ _GRACE = (
 )
 
 
-class DefaultsSpec(_Strict):
-    """Values a credential inherits when it does not say."""
+class _Inheritable(_Strict):
+    """The fields a credential may take from `defaults` when it does not say."""
 
     roles: Annotated[list[Reference], Field(min_length=1)] | None = Field(
         default=None, description=_ROLES
@@ -59,7 +59,11 @@ class DefaultsSpec(_Strict):
     grace: Duration | None = Field(default=None, description=_GRACE)
 
 
-class CredentialSpec(_Strict):
+class DefaultsSpec(_Inheritable):
+    """Values a credential inherits when it does not say."""
+
+
+class CredentialSpec(_Inheritable):
     """One credential of a service."""
 
     name: Name = Field(
@@ -71,13 +75,6 @@ class CredentialSpec(_Strict):
         description="Free text; the remote description gets the ownership marker "
         "[provisioner:<key>] appended.",
     )
-    roles: Annotated[list[Reference], Field(min_length=1)] | None = Field(
-        default=None, description=_ROLES
-    )
-    permissions: list[Reference] | None = Field(default=None, description=_PERMISSIONS)
-    sinks: list[Name] | None = Field(default=None, description=_SINKS)
-    rotate_after: Duration | None = Field(default=None, description=_ROTATE)
-    grace: Duration | None = Field(default=None, description=_GRACE)
 
 
 class ServiceSpec(_Strict):
