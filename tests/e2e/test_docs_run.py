@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -72,6 +75,9 @@ def test_a_block_is_valid_shell_and_its_flags_exist(block: ConsoleBlock) -> None
 def test_a_block_runs_as_written(block: ConsoleBlock, tmp_path: Path) -> None:
     work = tmp_path / "work"
     shutil.copytree(REPO / "manifests", work / "manifests")
+    # The checkout's venv, for `. .venv/bin/activate`: the one running these tests.
+    assert (Path(sys.prefix) / "bin" / "activate").exists(), "the tests run outside a venv"
+    (work / ".venv").symlink_to(sys.prefix)
     (tmp_path / "home").mkdir()
     env = docs_env(tmp_path / "home", REPO)
     assert provisioner_on_path(env), "the venv running the tests has no `provisioner` script"
@@ -90,3 +96,17 @@ def test_a_block_runs_as_written(block: ConsoleBlock, tmp_path: Path) -> None:
             f"{block.name}: `{step.command.text}` did not print {missing}; it printed:\n"
             f"{step.output}"
         )
+
+
+def test_the_readme_sink_table_lists_every_built_in_sink_type() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Sinks", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([\w-]+)` \|", table, flags=re.MULTILINE))
+    built_in: dict[str, set[str]] = {}  # the class, and the names it is registered under
+    for entry in metadata.entry_points(group="provisioner.sinks"):
+        if entry.value.startswith("provisioner.sinks."):
+            built_in.setdefault(entry.value, set()).add(entry.name)
+    assert len(built_in) == 5
+    for target, names in built_in.items():
+        assert names & listed, f"the README's sink table has no row for {target} ({names})"
+    assert "(docs/sinks.md)" in table
