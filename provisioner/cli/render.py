@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from provisioner.logs import redact_value
 from provisioner.manifest.durations import format_duration
@@ -35,11 +35,6 @@ _COLORS = {
 }
 _RESET = "\x1b[0m"
 _SHOWN_KEYS = 3  # keys named in a line about many credentials
-
-
-def use_color(stream: TextIO, environ: Mapping[str, str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (to anything: no-color.org)."""
-    return "NO_COLOR" not in environ and stream.isatty()
 
 
 def render_plan(plan: Plan, *, color: bool = False) -> str:
