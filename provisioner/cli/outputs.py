@@ -15,7 +15,7 @@ import structlog
 
 from provisioner.cli import metrics
 from provisioner.cli.progress import Tracker
-from provisioner.cli.render import Summary, action_json, run_report, summarize
+from provisioner.cli.render import Summary, action_json, counted, run_report, summarize
 from provisioner.cli.views import View, has_news
 from provisioner.errors import ManifestError, UsageError, first_error
 from provisioner.fs.atomic import describe, ensure_dir, replace_file
@@ -195,7 +195,7 @@ def _print_failures(outcomes: Sequence[Outcome], view: View) -> None:
             text = f"failed: {action.key}: {outcome.error}"
             view.say(text, "apply.failed", "error", **action_json(action), error=outcome.error)
     if skipped:
-        text = f"not started: {skipped} actions; the next apply does them"
+        text = f"not started: {counted(skipped, 'actions')}; the next apply does them"
         view.say(text, "apply.not_started", "warning", actions=skipped)
 
 

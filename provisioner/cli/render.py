@@ -87,10 +87,8 @@ def action_after(action: Action) -> dict[str, Any] | None:
     wanted = action.desired
     if wanted is None or action.kind not in _MAKES:
         return None
-    if action.kind is Kind.RESTORE:
+    if action.kind in (Kind.RESTORE, Kind.UPDATE):  # the sinks it fills, or refreshes
         sinks: Sequence[str] = action.targets
-    elif action.kind is Kind.UPDATE:
-        sinks = ()  # roles change in place: the sinks keep the record they hold
     else:
         sinks = wanted.sinks
     return {
@@ -166,6 +164,11 @@ def plan_summary_line(plan: Plan) -> str:
         + "."
     )
     return line + _kept(plan)
+
+
+def counted(count: int, plural: str) -> str:
+    """`1 file`, `2 files`: for the nouns whose plural only adds an s (credentials, services)."""
+    return f"{count} {plural if count != 1 else plural.removesuffix('s')}"
 
 
 def blocked_count(blocked: int) -> str:

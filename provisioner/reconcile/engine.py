@@ -144,16 +144,19 @@ class Engine:
             await self.credentials.update(action.client_id, action.desired)
         except PatchUnsupported:
             return False
-        await self._refresh_records(action.desired, action.client_id)
+        await self._refresh_records(action.desired, action.client_id, action.targets)
         return True
 
-    async def _refresh_records(self, desired: DesiredCredential, client_id: str) -> None:
+    async def _refresh_records(
+        self, desired: DesiredCredential, client_id: str, targets: Sequence[str]
+    ) -> None:
         """After an update in place: rewrite the record in every readable sink, with the same
         client_id and secret and the manifest's fields (roles, description), as a restore does.
 
-        A write-only sink (standard output) is left alone: it would print the secret again.
+        The plan names them (`targets`); a write-only sink (standard output) is not among them:
+        it would print the secret again.
         """
-        readable = [self.sinks[name] for name in desired.sinks if self.sinks[name].readable]
+        readable = [self.sinks[name] for name in targets]
         held = await self._held_record(readable, desired, client_id)
         if held is None:
             return

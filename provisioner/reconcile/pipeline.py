@@ -157,8 +157,7 @@ async def _apply(
         # The observer sees the blocked ones too: to say, once per cause, what was not planned.
         observer.on_plan(the_plan)
         if planned.refusal is not None:  # shown the plan, then stopped before any write
-            log.error("run.over_budget", detail=planned.refusal)
-            raise BudgetExceeded(planned.refusal)
+            raise BudgetExceeded(planned.refusal)  # said once, by the caller: `error: ...`
         outcomes = await engine.execute(runnable)
         if session.halt.error is not None:  # the API refused the provisioner itself: exit 2
             raise session.halt.error

@@ -102,10 +102,11 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Connect to the API (or the in-process simulator) and open every sink in use.
 
-    Each sink is checked first, once (`Sink.check`). With `lock`, wait for other runs writing
-    to the same local sinks to finish first: only sinks that passed their check are locked, since
-    no credential will be written to the others. `halt` is the run's (a child of the process's,
-    which signals set); by default one of its own.
+    Each sink is checked first, once (`Sink.check`). `lock` is for a run that writes (apply):
+    wait for other runs writing to the same local sinks to finish first, locking only the sinks
+    that passed their check (no credential is written to the others), and save the simulator's
+    state at the end. `halt` is the run's (a child of the process's, which signals set); by
+    default one of its own.
     """
     settings, halt = job.settings, halt or Halt()
     started = time.time()
@@ -123,7 +124,9 @@ async def open_session(
         simulated=job.simulate,
     )
     async with AsyncExitStack() as stack:
-        if simulated is not None:  # last out: whatever the run made, even if it failed
+        # Last out: whatever an apply made, even if it failed. A plan reads only: it leaves the
+        # saved state as it found it.
+        if simulated is not None and lock:
             stack.callback(simulated.save, job.cwd)
         client = StreamkapClient(
             Requests(ApiConfig.from_settings(settings), transport=transport, halt=halt)
