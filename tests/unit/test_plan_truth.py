@@ -275,10 +275,10 @@ def test_an_update_keeps_the_credential_and_its_rotation_date() -> None:
     assert after == {
         "roles": ["r2"],
         "permissions": [],
-        "sinks": [],
+        "sinks": ["local"],  # issue 22: the record it holds is refreshed
         "rotates_at": "2026-11-21T00:00:00Z",
     }
-    assert "      roles r2; rotates 2026-11-21T00:00:00Z" in render_plan(the_plan).splitlines()
+    assert "      roles r2; sinks local; rotates 2026-11-21T00:00:00Z" in render_plan(the_plan).splitlines()
 
 
 def test_a_restore_names_the_sinks_it_fills() -> None:
