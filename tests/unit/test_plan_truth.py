@@ -278,7 +278,8 @@ def test_an_update_keeps_the_credential_and_its_rotation_date() -> None:
         "sinks": ["local"],  # issue 22: the record it holds is refreshed
         "rotates_at": "2026-11-21T00:00:00Z",
     }
-    assert "      roles r2; sinks local; rotates 2026-11-21T00:00:00Z" in render_plan(the_plan).splitlines()
+    shown = render_plan(the_plan).splitlines()
+    assert "      roles r2; sinks local; rotates 2026-11-21T00:00:00Z" in shown
 
 
 def test_a_restore_names_the_sinks_it_fills() -> None:
