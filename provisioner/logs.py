@@ -10,10 +10,11 @@ that echo harmless.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
@@ -123,6 +124,12 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+def wants_color(stream: TextIO, environ: Mapping[str, str] = os.environ) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to anything but "" (see
+    no-color.org; `--no-color` sets it). Our lines, structlog's and rich's all follow it."""
+    return not environ.get("NO_COLOR") and stream.isatty()
+
+
 def uses_json(fmt: str, stream: TextIO) -> bool:
     """JSON when asked for, or by default when `stream` is not a terminal."""
     return fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -134,7 +141,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if uses_json(fmt, stream)
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        else structlog.dev.ConsoleRenderer(colors=wants_color(stream))
     )
     structlog.configure(
         processors=[

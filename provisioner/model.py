@@ -248,6 +248,7 @@ class Action:
     held: bool = False
     created_at: datetime | None = None  # of the credential it concerns: the oldest rotate first
     # Restore: the readable sink whose record is copied, and the sinks it is copied to.
+    # Update: (no source) the readable sinks whose records it refreshes.
     source: str | None = None
     targets: tuple[str, ...] = ()
     # Create, replace, update, restore: when the credential it leaves will be due for rotation.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from provisioner.cli.arguments import JobArgs
+from provisioner.logs import scrub_url
 from provisioner.manifest import DEFAULT_SINK
 from provisioner.reconcile.session import Job
 from provisioner.sinks import parse_sink_uri
@@ -17,6 +18,7 @@ def job_from(args: JobArgs) -> Job:
         paths=args.paths,
         settings=args.settings,
         cli_sinks=cli_sinks,
+        sink_flag=scrub_url(args.sink) if args.sink else None,
         prune=args.prune,
         replace=args.replace,
         simulate=args.simulate,

@@ -40,6 +40,8 @@ COMMANDS: tuple[Command[Any], ...] = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m provisioner`."""
     namespace = build_parser().parse_args(argv)
+    if namespace.no_color:  # the one switch every renderer reads: ours, structlog's, rich's
+        os.environ["NO_COLOR"] = "1"
     # What start-up loaded lives as long as the process: keep every collection from walking it.
     gc.freeze()
     command: Command[Any] = namespace.chosen
@@ -77,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         subparser = commands.add_parser(command.name, help=command.help)
         command.flags(subparser)
+        subparser.add_argument(
+            "--no-color", action="store_true", help="no colour, even on a terminal (as NO_COLOR=1)"
+        )
         subparser.set_defaults(chosen=command)
     return parser
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from provisioner.logs import redact_value
 from provisioner.manifest.durations import format_duration
@@ -35,11 +35,6 @@ _COLORS = {
 }
 _RESET = "\x1b[0m"
 _SHOWN_KEYS = 3  # keys named in a line about many credentials
-
-
-def use_color(stream: TextIO, environ: Mapping[str, str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (to anything: no-color.org)."""
-    return "NO_COLOR" not in environ and stream.isatty()
 
 
 def render_plan(plan: Plan, *, color: bool = False) -> str:
@@ -92,10 +87,8 @@ def action_after(action: Action) -> dict[str, Any] | None:
     wanted = action.desired
     if wanted is None or action.kind not in _MAKES:
         return None
-    if action.kind is Kind.RESTORE:
+    if action.kind in (Kind.RESTORE, Kind.UPDATE):  # the sinks it fills, or refreshes
         sinks: Sequence[str] = action.targets
-    elif action.kind is Kind.UPDATE:
-        sinks = ()  # roles change in place: the sinks keep the record they hold
     else:
         sinks = wanted.sinks
     return {
@@ -171,6 +164,11 @@ def plan_summary_line(plan: Plan) -> str:
         + "."
     )
     return line + _kept(plan)
+
+
+def counted(count: int, plural: str) -> str:
+    """`1 file`, `2 files`: for the nouns whose plural only adds an s (credentials, services)."""
+    return f"{count} {plural if count != 1 else plural.removesuffix('s')}"
 
 
 def blocked_count(blocked: int) -> str:

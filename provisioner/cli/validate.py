@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from provisioner.cli.arguments import Command, JobArgs, add_paths, read_settings
 from provisioner.cli.common import EXIT_OK, job_from
+from provisioner.cli.render import counted
 from provisioner.cli.views import View
 from provisioner.reconcile import pipeline
 
@@ -37,8 +38,11 @@ def validate(args: ValidateArgs, view: View) -> int:
         "files": len(manifests.files),
     }
     if not view.quiet:  # at warning and above, valid manifests are no news
-        text = "OK: {credentials} credentials for {services} services in {files} files"
-        view.say(text.format(**counts), "manifests.valid", "info", **counts)
+        text = "OK: " + " ".join(
+            f"{counted(counts[name], name)}{after}"
+            for name, after in (("credentials", " for"), ("services", " in"), ("files", ""))
+        )
+        view.say(text, "manifests.valid", "info", **counts)
     return EXIT_OK
 
 

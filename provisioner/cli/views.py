@@ -9,7 +9,6 @@ the caller's decision; a view only decides how.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,9 +26,8 @@ from provisioner.cli.render import (
     plan_json,
     plan_summary_line,
     render_plan,
-    use_color,
 )
-from provisioner.logs import redact
+from provisioner.logs import redact, wants_color
 from provisioner.model import Kind, Plan, Reason
 
 
@@ -72,10 +70,10 @@ class HumanView:
         print(redact(text), file=sys.stderr, flush=True)
 
     def plan(self, plan: Plan) -> None:
-        self.say(render_plan(plan, color=use_color(sys.stderr, os.environ)))
+        self.say(render_plan(plan, color=wants_color(sys.stderr)))
 
     def changes(self, plan: Plan) -> None:
-        lines = change_lines(plan, color=use_color(sys.stderr, os.environ))
+        lines = change_lines(plan, color=wants_color(sys.stderr))
         if lines:
             self.say("\n".join(lines), "plan.changes")
 

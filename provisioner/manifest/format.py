@@ -109,11 +109,14 @@ class ManifestDocument(_Strict):
         "run's owner (every file of a run naming one must name the same).",
     )
     defaults: DefaultsSpec = Field(
-        default=DefaultsSpec(), description="Values that apply where a credential does not say."
+        default=DefaultsSpec(),
+        description="Values that apply where a credential does not say: per file (per YAML "
+        "document), never reaching another file's credentials, unlike `sinks`.",
     )
     sinks: dict[Name, SinkSpec] = Field(
         default_factory=dict,
-        description="Named sinks (a name defined twice with different options is an error).",
+        description="Named sinks, shared by every file of a run: a credential may name a sink "
+        "another file defines (a name defined twice with different options is an error).",
     )
     services: list[ServiceSpec] = Field(
         default_factory=list, description="The services and the credentials each needs."

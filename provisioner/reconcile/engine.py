@@ -144,7 +144,51 @@ class Engine:
             await self.credentials.update(action.client_id, action.desired)
         except PatchUnsupported:
             return False
+        await self._refresh_records(action.desired, action.client_id, action.targets)
         return True
+
+    async def _refresh_records(
+        self, desired: DesiredCredential, client_id: str, targets: Sequence[str]
+    ) -> None:
+        """After an update in place: rewrite the record in every readable sink, with the same
+        client_id and secret and the manifest's fields (roles, description), as a restore does.
+
+        The plan names them (`targets`); a write-only sink (standard output) is not among them:
+        it would print the secret again.
+        """
+        readable = [self.sinks[name] for name in targets]
+        held = await self._held_record(readable, desired, client_id)
+        if held is None:
+            return
+        record = sink_record(desired, client_id, held.secret, held.created_at)
+        for sink in readable:
+            try:
+                async for attempt in retrying(
+                    self.max_attempts, self.sleep, "refresh", sink=sink.name
+                ):
+                    with attempt:
+                        await sink.write(record)
+            except SinkError as exc:
+                raise SinkError(sink.name, f"updated {client_id} in place, but {exc}") from None
+
+    async def _held_record(
+        self, sinks: Sequence[Sink], desired: DesiredCredential, client_id: str
+    ) -> SinkRecord | None:
+        """The record of `client_id` the first of `sinks` holding it has (the secret is in it)."""
+        for sink in sinks:
+            try:
+                record = await sink.read_record(desired.service, desired.name)
+            except SinkError as exc:
+                raise SinkError(sink.name, f"updated {client_id} in place, but {exc}") from None
+            if record is not None and record.client_id == client_id:
+                return record
+        if sinks:  # the plan saw every readable sink hold it: one lost it since
+            shown = ", ".join(sink.name for sink in sinks)
+            raise SinkError(
+                sinks[0].name,
+                f"updated {client_id} in place, but no sink ({shown}) holds its record to refresh",
+            )
+        return None
 
     async def _copy_record(self, action: Action, desired: DesiredCredential) -> None:
         """Copy the proven record to the sinks that lack it; no API call, nothing to undo."""

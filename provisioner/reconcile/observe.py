@@ -32,18 +32,21 @@ async def observe(
     desired: Sequence[DesiredCredential],
     sinks: Mapping[str, Sink],
     concurrency: int,
+    *,
+    failed_checks: Mapping[str, SinkError] | None = None,
 ) -> Observed:
     """Roles, remote credentials and sink holdings, read at once: each is mostly waiting.
 
-    Each sink is checked first (`Sink.check`: once per sink, not once per credential); the
-    credentials naming a sink that failed its check are blocked and their sinks not read.
+    Each sink is checked first (`Sink.check`: once per sink, not once per credential), unless
+    `failed_checks` gives the outcome of the session's checks; the credentials naming a sink that
+    failed its check are blocked and their sinks not read.
     """
     roles: list[Sequence[Role]] = []
     remote: list[Sequence[RemoteCredential]] = []
     held: list[tuple[Holdings, dict[str, SinkError]]] = []
 
     async def checked_then_read() -> None:
-        failed = await check_sinks(sinks)
+        failed = await check_sinks(sinks) if failed_checks is None else failed_checks
         blocked: dict[str, SinkError] = {}
         for credential in desired:  # its first failing sink stands for it: one cause per key
             causes = [failed[name] for name in credential.sinks if name in failed]

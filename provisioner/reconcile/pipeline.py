@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from provisioner.errors import BudgetExceeded, SinkError, UsageError
-from provisioner.manifest import Manifests, load_manifests
+from provisioner.errors import BudgetExceeded, SinkError, UsageError, did_you_mean
+from provisioner.manifest import DEFAULT_SINK, Manifests, load_manifests
 from provisioner.model import Planned, RunResult
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
@@ -52,13 +52,28 @@ def load(job: Job) -> Manifests:
     """Validate the manifests and the keys `--replace` names; no network."""
     with collector_paused():
         manifests = load_manifests(job.paths, job.cli_sinks)
-    unknown = sorted(job.replace - {credential.key for credential in manifests.credentials})
+    keys = {credential.key for credential in manifests.credentials}
+    unknown = sorted(job.replace - keys)
     if unknown:
+        hints = "".join(did_you_mean(key, keys) for key in unknown)  # in the order of the keys
         raise UsageError(
             f"--replace {', '.join(unknown)}: no such credential in the manifests "
-            "(give <service>/<credential>)"
+            f"(give <service>/<credential>){hints}"
         )
+    if job.cli_sinks and not any(DEFAULT_SINK in c.sinks for c in manifests.credentials):
+        _unused_sink(job)
     return manifests
+
+
+def _unused_sink(job: Job) -> None:
+    """Say that `--sink` serves no credential. Not an error: the run does what the manifests say,
+    and a `run` whose last credential left the default sink must not stop over it."""
+    log.warning(
+        "sink.unused",
+        sink=job.sink_flag,
+        detail="--sink is used by no credential: each names its own sinks (`sinks:` or "
+        "`defaults.sinks`), so nothing is written there",
+    )
 
 
 async def make_plan(
@@ -70,6 +85,7 @@ async def make_plan(
         session.manifests.credentials,
         session.sinks,
         session.settings.concurrency,
+        failed_checks=session.failed_checks,
     )
     causes = {key: str(error) for key, error in observed.blocked.items()}
     with collector_paused():
@@ -141,8 +157,7 @@ async def _apply(
         # The observer sees the blocked ones too: to say, once per cause, what was not planned.
         observer.on_plan(the_plan)
         if planned.refusal is not None:  # shown the plan, then stopped before any write
-            log.error("run.over_budget", detail=planned.refusal)
-            raise BudgetExceeded(planned.refusal)
+            raise BudgetExceeded(planned.refusal)  # said once, by the caller: `error: ...`
         outcomes = await engine.execute(runnable)
         if session.halt.error is not None:  # the API refused the provisioner itself: exit 2
             raise session.halt.error

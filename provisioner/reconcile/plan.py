@@ -132,6 +132,8 @@ def _reconcile(
     if source is not None and first.kind is Kind.UPDATE:
         # A sink lacks the record: an update in place would leave it without; a replace fills it.
         first = dataclasses.replace(first, kind=Kind.REPLACE)
+    if first.kind is Kind.UPDATE:  # it refreshes the record each readable sink holds
+        first = dataclasses.replace(first, targets=tuple(n for n in wanted.sinks if n in held))
     if source is not None and first.reason is Reason.UP_TO_DATE:
         first = _restore(wanted, kept, source, held, known)
     return [first, *others]
