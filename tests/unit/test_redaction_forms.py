@@ -55,7 +55,8 @@ def test_url_encoded_and_json_escaped_forms_are_redacted() -> None:
 def test_cut_redacts_before_it_cuts_at_every_offset() -> None:
     for inside in range(len(SECRET) + 1):
         shown = cut("x" * (50 - inside) + SECRET + "y" * 500, 50)
-        assert len(shown) == 51 and shown.endswith("…")
+        assert len(shown) == 51
+        assert shown.endswith("…")
         assert not any(SECRET[i : i + 8] in shown for i in range(len(SECRET) - 7))
 
 
