@@ -20,7 +20,9 @@
     └── LockUnavailable       a sink's lock file cannot be opened
 
 Messages are built from ids, keys and the API's `detail`; since a server may echo what it was
-sent into that detail, every message is passed through the secret registry when rendered.
+sent into that detail, every message is passed through the secret registry when rendered, and
+an echoed text is shortened only by `logs.cut` (redacted first, then cut). An `ApiError` keeps
+its detail whole and cuts it when rendered, so a secret registered later is still caught.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from provisioner.logs import redact
+from provisioner.logs import cut, redact
+
+#: How much of the API's `detail` an error shows: a 422's list of a few fields fits.
+DETAIL_CHARS = 1000
 
 
 class ProvisionerError(Exception):
@@ -40,6 +45,9 @@ class ProvisionerError(Exception):
     def __str__(self) -> str:
         # Rendered late, so a secret registered after the error was made is still replaced.
         return redact(super().__str__())
+
+    def __repr__(self) -> str:  # the default shows `args`, unredacted
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -67,8 +75,12 @@ class ApiError(ProvisionerError):
         self.method = method
         self.path = path
         self.status = status
-        self.detail = detail
-        super().__init__(f"{method} {path}: HTTP {status}: {format_detail(detail)}")
+        self.detail = detail  # whole: cut only when rendered (see the module's docstring)
+        super().__init__(method, path, status)
+
+    def __str__(self) -> str:
+        detail = cut(format_detail(self.detail), DETAIL_CHARS)
+        return f"{self.method} {self.path}: HTTP {self.status}: {detail}"
 
     @property
     def field_errors(self) -> list[str]:

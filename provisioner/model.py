@@ -32,6 +32,12 @@ def marker(key: str, owner: str = DEFAULT_OWNER) -> str:
     return f"[provisioner:{owned_key(owner, key)}]"
 
 
+#: The longest description the API is taken to keep, marker included: longer ones lose their end,
+#: and with it the marker. Streamkap does not document a cap, nor does the simulator enforce
+#: one; this is the bound the manifest format has always had (docs/limits.md).
+MAX_DESCRIPTION = 1024
+
+
 def marked_description(description: str | None, key: str, owner: str = DEFAULT_OWNER) -> str:
     """The description to send on create: the manifest's text, then the marker."""
     mark = marker(key, owner)

@@ -15,6 +15,7 @@ from pydantic import (
 
 from provisioner.manifest.durations import PATTERN as DURATION_PATTERN
 from provisioner.manifest.durations import parse_duration
+from provisioner.model import MAX_DESCRIPTION
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 DEFAULT_SINK = "default"
@@ -70,10 +71,10 @@ class CredentialSpec(_Inheritable):
         description="The credential's name, unique within its service; its key is "
         "<service>/<credential>."
     )
-    description: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)] | None = Field(
         None,
         description="Free text; the remote description gets the ownership marker "
-        "[provisioner:<key>] appended.",
+        f"[provisioner:<key>] appended, and with it may be at most {MAX_DESCRIPTION} characters.",
     )
 
 

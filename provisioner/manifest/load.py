@@ -27,6 +27,7 @@ from provisioner.manifest.format import (
     ServiceSpec,
     SinkSpec,
 )
+from provisioner.manifest.stored import StoredNames
 from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml
 from provisioner.model import DEFAULT_OWNER, DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
@@ -81,7 +82,9 @@ class _Loader:
         self.problems: list[str] = []
         self.sinks: dict[str, SinkDefinition] = dict(cli_sinks)
         self.sink_origins: dict[str, Origin] = {}
+        self.invalid_sinks: set[str] = set()  # defined, with problems already reported
         self.documents: list[tuple[ManifestDocument, Origin]] = []
+        self.invalid: list[tuple[dict[Any, Any], Origin]] = []  # documents with field errors
         self.bytes_read = 0
 
     def add_file(self, path: Path) -> None:
@@ -121,6 +124,7 @@ class _Loader:
             for error in exc.errors(include_url=False):
                 self._problem(origin.child(*error["loc"]), _message(error))
             self._add_sinks_of_invalid_document(raw, origin)
+            self.invalid.append((raw, origin))
             return
         self.documents.append((document, origin))
         for sink_name, spec in document.sinks.items():
@@ -140,6 +144,7 @@ class _Loader:
             kind = sink_type(spec.type)
         except KeyError as exc:
             self._problem(origin.child("type"), str(exc.args[0]))
+            self.invalid_sinks.add(name)
             return
         try:
             options = kind.options_model.model_validate(spec.model_extra or {})
@@ -147,6 +152,7 @@ class _Loader:
             fields = (*kind.options_model.model_fields, "type")
             for error in exc.errors(include_url=False):
                 self._problem(origin.child(*error["loc"]), _message(error, fields))
+            self.invalid_sinks.add(name)
             return
         definition = SinkDefinition(name=name, type=spec.type, options=options)
         known = self.sinks.get(name)
@@ -172,9 +178,13 @@ class _Loader:
                         f"(first at {_where(self.files, first)})",
                     )
                 credentials.append(credential)
-        self._check_addresses(credentials)
+        for raw, origin in self.invalid:
+            self._check_sink_references(raw, origin)
+        stored = StoredNames(self.sinks, lambda origin: _where(self.files, origin))
+        self.problems.extend(stored.problems(credentials))
         if self.problems:
-            raise ManifestError(self.problems)
+            # A default inherited by many credentials is wrong once, not once per credential.
+            raise ManifestError(list(dict.fromkeys(self.problems)))
         return Manifests(tuple(credentials), self.sinks, self.files, owner)
 
     def _owner(self) -> str:
@@ -193,27 +203,24 @@ class _Loader:
                 )
         return first[0] if first else DEFAULT_OWNER
 
-    def _check_addresses(self, credentials: list[DesiredCredential]) -> None:
-        """Two keys that a sink would store in one place (e.g. `a-b/c`, `a/b-c` in dotenv)."""
-        taken: dict[tuple[str, str], DesiredCredential] = {}
-        for credential in credentials:
-            for name in credential.sinks:
-                definition = self.sinks.get(name)
-                address = (
-                    getattr(sink_type(definition.type), "record_address", None)
-                    if definition
-                    else None
-                )
-                if address is None:
-                    continue
-                spot = (name, address(credential.service, credential.name))
-                first = taken.setdefault(spot, credential)
-                if first is not credential and first.key != credential.key:
-                    self._problem(
-                        credential.origin.child("name"),
-                        f"{credential.key!r} and {first.key!r} would share {spot[1]} in sink "
-                        f"{name!r}; rename one",
-                    )
+    def _check_sink_references(self, raw: dict[Any, Any], origin: Origin) -> None:
+        """The sink names of a document that has field errors, read as far as they can be: its
+        unknown sinks are reported in the same pass as its other problems."""
+        defaults = raw.get("defaults")
+        default = defaults.get("sinks") if isinstance(defaults, dict) else None
+        for at, spec in _raw_credentials(raw, origin):
+            own = spec.get("sinks")
+            if own is not None:
+                self._check_sinks(own, at.child("sinks"))
+            else:
+                self._check_sinks(default, origin.child("defaults", "sinks"))
+
+    def _check_sinks(self, names: object, at: Origin) -> None:
+        """Each sink named (if `names` is a list) must be defined, here or by --sink; one defined
+        with problems is not unknown (its problems say what is wrong)."""
+        for name in names if isinstance(names, list) else ():
+            if isinstance(name, str) and name not in self.sinks and name not in self.invalid_sinks:
+                self._problem(at, f"unknown sink {name!r}{did_you_mean(name, self.sinks)}")
 
     def _flatten(
         self, document: ManifestDocument, origin: Origin, owner: str
@@ -240,10 +247,7 @@ class _Loader:
         if not sinks:
             self._problem(at, "no sink: name one in `sinks`, in `defaults.sinks`, or give --sink")
             return None
-        for sink_name in sinks:
-            if sink_name not in self.sinks:
-                hint = did_you_mean(sink_name, self.sinks)
-                self._problem(sinks_at, f"unknown sink {sink_name!r}{hint}")
+        self._check_sinks(sinks, sinks_at)
         roles, roles_at, permissions = self._access(spec, defaults, at, doc)
         rotate = _own_or(spec.rotate_after, defaults.rotate_after)
         grace = _own_or(spec.grace, defaults.grace)
@@ -289,6 +293,18 @@ class _Loader:
 
     def _problem(self, origin: Origin, message: str) -> None:
         self.problems.append(f"{_where(self.files, origin)}: {message}")
+
+
+def _raw_credentials(
+    raw: dict[Any, Any], origin: Origin
+) -> Iterable[tuple[Origin, dict[Any, Any]]]:
+    """Every credential mapping of an unvalidated document, with where it is."""
+    services = raw.get("services")
+    for s_index, service in enumerate(services if isinstance(services, list) else ()):
+        specs = service.get("credentials") if isinstance(service, dict) else None
+        for c_index, spec in enumerate(specs if isinstance(specs, list) else ()):
+            if isinstance(spec, dict):
+                yield origin.child("services", s_index, "credentials", c_index), spec
 
 
 def _inherit(

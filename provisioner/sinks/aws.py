@@ -34,7 +34,7 @@ from pydantic import field_validator, model_validator
 
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep
-from provisioner.logs import register_secret
+from provisioner.logs import cut, register_secret
 from provisioner.model import SinkRecord
 from provisioner.sinks._scaffold import RemoteSink
 from provisioner.sinks._unsettled import Unsettled
@@ -368,12 +368,12 @@ class SecretsManagerSink(RemoteSink):
         error = exc.response.get("Error") or {}
         code = str(error.get("Code") or "")
         status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
-        message = str(error.get("Message") or "")[:200]
+        message = str(error.get("Message") or "")
         if code == "ResourceNotFoundException":
             return _NotFound()
         if code == "InvalidRequestException" and "delet" in message.lower():
             return _NotFound()  # scheduled for deletion: its value cannot be read
-        text = f"cannot {operation} {secret_id!r}: {code or status}: {message}"
+        text = f"cannot {operation} {secret_id!r}: {code or status}: {cut(message)}"
         if code in ("AccessDeniedException", "AccessDenied"):
             text += f" (the IAM policy needs secretsmanager:{operation} on this secret's ARN)"
         return SinkError.from_response(self.name, text, status, throttled=code in _THROTTLED)

@@ -19,6 +19,18 @@ class SinkOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def record_names(self, service: str, credential: str) -> tuple[str, ...]:
+        """The names this sink stores a credential's record under where two keys could meet
+        (env variables, a Secret's name), checked across credentials when manifests are
+        validated; ValueError when no valid name can be made. None by default: the sink keeps
+        every key apart itself (one path per key)."""
+        return ()
+
+    def unstorable(self, record: SinkRecord) -> dict[str, str]:
+        """The record's fields this sink could not store exactly, each with why; validation
+        asks it of the fields a manifest gives (description, service_id, ...)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class SinkContext:
@@ -121,13 +133,3 @@ class SinkType(Protocol):
         ...
 
     def __call__(self, name: str, options: Any, context: SinkContext) -> Sink: ...
-
-
-class AddressedSinkType(SinkType, Protocol):
-    """A sink type whose records of different keys may share a place (env variable names do).
-
-    Manifests are checked up front so that two credentials never share one address.
-    """
-
-    @classmethod
-    def record_address(cls, service: str, credential: str) -> str: ...

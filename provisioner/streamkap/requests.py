@@ -276,7 +276,8 @@ def _api_error(
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
-        detail = (response.text[:200] if echo_body else "") or response.reason_phrase
+        # Whole: ApiError cuts it when shown, after redaction (see provisioner.logs.cut).
+        detail = (response.text if echo_body else "") or response.reason_phrase
     status = response.status_code
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -25,7 +25,7 @@ import structlog
 
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep
-from provisioner.logs import register_secret
+from provisioner.logs import cut, register_secret
 from provisioner.model import SinkRecord
 from provisioner.sinks._scaffold import RemoteSink, response_json
 from provisioner.sinks._unsettled import Unsettled
@@ -241,7 +241,7 @@ class KubernetesSink(RemoteSink):
         if response.is_success:
             return
         body = response_json(response)
-        reason = str(body.get("message") or response.reason_phrase)[:300]
+        reason = cut(str(body.get("message") or response.reason_phrase))
         shown = self._shown(name)
         if status == 401:
             raise SinkError(

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from provisioner.errors import SinkError, UsageError
 from provisioner.fs import atomic
-from provisioner.logs import register_secret
+from provisioner.logs import cut, register_secret
 from provisioner.sinks._scaffold import response_json
 
 log = structlog.get_logger("provisioner.sinks.vault")
@@ -216,11 +216,12 @@ def _client_token(answer: httpx.Response) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
-def errors_of(answer: httpx.Response, limit: int | None = 200) -> str:
-    """Vault's `errors` of a failed answer on one line (else the reason phrase), cut at `limit`."""
+def errors_of(answer: httpx.Response) -> str:
+    """Vault's `errors` of a failed answer on one line (else the reason phrase), redacted and
+    cut (`logs.cut`: redacted before it is cut)."""
     errors = response_json(answer).get("errors")
     text = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else ""
-    return (text or answer.reason_phrase)[:limit]
+    return cut(text or answer.reason_phrase)
 
 
 def _reason(answer: httpx.Response) -> str:

@@ -284,10 +284,10 @@ class VaultSink(RemoteSink):
             return
         if status == 403:
             raise SinkError(self.name, self._denied(verb, path))
-        errors = errors_of(response, limit=None)
+        errors = errors_of(response)
         if status == 404:
             raise SinkError(self.name, f"no KV mount {self._mount!r} at {self._where()}: {errors}")
-        message = f"cannot {verb} {self._url(path)}: HTTP {status}: {errors[:200]}"
+        message = f"cannot {verb} {self._url(path)}: HTTP {status}: {errors}"
         raise SinkError.from_response(self.name, message, status, response.headers)
 
     def _denied(self, verb: str, path: str) -> str:
