@@ -104,8 +104,13 @@ class ClientCredentials:
         """One login with it, on the token client: the provisioner's own token is not disturbed."""
         register_secret(secret)
         body = {"client_id": client_id, "secret": secret.get_secret_value()}
+        requests = self._requests
+        # Retried like any call: one 500 must not turn a restore into a replace.
+        retry = retrying(requests.config.max_attempts, requests.sleep, "verify", client=client_id)
         try:
-            answer = await self._requests.token_call(TOKEN_PATHS, body)
+            async for attempt in retry:
+                with attempt:
+                    answer = await requests.token_call(TOKEN_PATHS, body)
         except AuthError:
             return False
         except ApiError as exc:
