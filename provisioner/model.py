@@ -246,9 +246,6 @@ class Action:
     # Every marked credential of this key seen when planning: never a create's lost leftover.
     known: tuple[str, ...] = ()
     detail: str = ""  # why, in words: shown to people next to the reason
-    # A sink holds the credential this replaces or deletes: consumers may be using it, so the
-    # change counts against the change budget (see reconcile.budget).
-    held: bool = False
     created_at: datetime | None = None  # of the credential it concerns: the oldest rotate first
     # Restore: the readable sink whose record is copied, and the sinks it is copied to.
     source: str | None = None

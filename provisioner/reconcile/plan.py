@@ -197,7 +197,6 @@ def _restore(
         client_id=kept.client_id,
         known=known,
         detail=f"copy from {source}; {misses}",
-        held=True,
         created_at=kept.created_at,
         source=source,
         targets=targets,
@@ -241,7 +240,6 @@ def _replace_lost(
         retire=retire,
         known=known,
         detail="; ".join([FORCED_DETAIL] * forced + misses),
-        held=any(held[name] in known for name in wanted.sinks if name in held),
         created_at=current.created_at,
     )
 
@@ -279,7 +277,6 @@ def _keep_or_replace(
         retire=retire,
         known=known,
         detail=detail,
-        held=True,  # every readable sink holds it (a write-only one counts as holding it)
         created_at=kept.created_at,
     )
 
@@ -304,7 +301,6 @@ def _forced_over_grace(
         retire=ids,
         known=known,
         detail=detail,
-        held=True,
         created_at=kept.created_at,
     )
 
@@ -339,10 +335,7 @@ def _other(
     # An undated kept credential cannot be said to be young: it holds nothing in grace.
     if not grace or kept.created_at is None or _age(kept, now) >= grace:
         detail = f"the sinks hold {kept.client_id}"
-        in_use = other.client_id in held.values()
-        return Action(
-            Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail, held=in_use
-        )
+        return Action(Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail)
     until = _when(_plus(kept.created_at, grace))
     detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
     return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)

@@ -14,14 +14,13 @@ from tests.support.factories import desired
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def action(kind: Kind, reason: Reason, key: str, *, held: bool = False, age: int = 1) -> Action:
+def action(kind: Kind, reason: Reason, key: str, *, age: int = 1) -> Action:
     return Action(
         kind,
         key,
         reason,
         desired(key.split("/")[1]),
         f"c-{key}",
-        held=held,
         created_at=NOW - timedelta(days=age),
     )
 
@@ -54,11 +53,11 @@ def test_an_invalid_limit_is_refused() -> None:
 
 def test_what_counts_against_the_budget() -> None:
     assert counts(action(Kind.DELETE, Reason.ORPHAN, "a/b"))
-    assert counts(action(Kind.REPLACE, Reason.DRIFT_ROLES, "a/b", held=True))
-    assert counts(action(Kind.DELETE, Reason.DUPLICATE, "a/b", held=True))
+    assert counts(action(Kind.REPLACE, Reason.DRIFT_ROLES, "a/b"))
+    assert counts(action(Kind.DELETE, Reason.DUPLICATE, "a/b"))
     assert not counts(action(Kind.CREATE, Reason.MISSING, "a/b"))
-    assert not counts(action(Kind.UPDATE, Reason.DRIFT_ROLES, "a/b", held=True))
-    assert not counts(action(Kind.RESTORE, Reason.LOST_SECRET, "a/b", held=True))
+    assert not counts(action(Kind.UPDATE, Reason.DRIFT_ROLES, "a/b"))
+    assert not counts(action(Kind.RESTORE, Reason.LOST_SECRET, "a/b"))
     # Issue 21: every change that ends a live credential's life counts, whatever the sinks
     # hold (a sink pointed at an empty directory holds nothing), and so does a create of a
     # key another owner holds (a wrong `owner:`). These were not counted before.
@@ -90,11 +89,8 @@ def test_creates_never_spend_the_budget() -> None:
 
 
 def test_rotations_beyond_the_budget_are_deferred_oldest_first() -> None:
-    rotations = [
-        action(Kind.REPLACE, Reason.ROTATION, f"api/r{i}", held=True, age=100 + i)
-        for i in range(30)
-    ]
-    drift = action(Kind.REPLACE, Reason.DRIFT_ROLES, "api/drift", held=True)
+    rotations = [action(Kind.REPLACE, Reason.ROTATION, f"api/r{i}", age=100 + i) for i in range(30)]
+    drift = action(Kind.REPLACE, Reason.DRIFT_ROLES, "api/drift")
     verdict = within_budget(Plan((drift, *rotations)), "25%")  # 31 managed: a budget of 7
     assert not verdict.exceeded
     assert verdict.deferred == 24
@@ -106,7 +102,7 @@ def test_rotations_beyond_the_budget_are_deferred_oldest_first() -> None:
 
 
 def test_rotations_alone_never_trip_the_budget() -> None:
-    rotations = [action(Kind.REPLACE, Reason.ROTATION, f"api/r{i}", held=True) for i in range(9)]
+    rotations = [action(Kind.REPLACE, Reason.ROTATION, f"api/r{i}") for i in range(9)]
     verdict = within_budget(Plan(tuple(rotations)), "0")
     assert not verdict.exceeded
     assert verdict.deferred == 9
@@ -156,9 +152,7 @@ def test_a_new_owner_sharing_some_key_names_is_not_suspect() -> None:
 
 
 def test_a_superseded_delete_goes_with_its_keys_rotation_and_is_deferred_not_refused() -> None:
-    rotations = [
-        action(Kind.REPLACE, Reason.ROTATION, f"api/r{i}", held=True, age=100 + i) for i in range(6)
-    ]
+    rotations = [action(Kind.REPLACE, Reason.ROTATION, f"api/r{i}", age=100 + i) for i in range(6)]
     superseded = Action(Kind.DELETE, "api/r5", Reason.SUPERSEDED, None, "old-r5")
     verdict = within_budget(Plan((*rotations, superseded)), "25%")  # 6 managed: a budget of 5
     assert not verdict.exceeded
@@ -172,7 +166,7 @@ def test_a_superseded_delete_goes_with_its_keys_rotation_and_is_deferred_not_ref
 
 def test_a_deferred_rotation_that_would_refill_a_lost_sink_restores_it() -> None:
     due = dataclasses.replace(
-        action(Kind.REPLACE, Reason.ROTATION, "api/r", held=True, age=100),
+        action(Kind.REPLACE, Reason.ROTATION, "api/r", age=100),
         source="dotenv",
         targets=("files",),
     )
@@ -189,7 +183,7 @@ def test_a_deferred_rotation_that_would_refill_a_lost_sink_restores_it() -> None
 
 
 def test_the_room_left_is_what_apply_may_still_spend_on_updates_turned_replaces() -> None:
-    drift = action(Kind.REPLACE, Reason.DRIFT_ROLES, "api/d", held=True)
+    drift = action(Kind.REPLACE, Reason.DRIFT_ROLES, "api/d")
     verdict = within_budget(Plan((drift, *noops(19))), "25%")
     assert verdict.room == 4
     allowance = Allowance(verdict.room)
