@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from provisioner.config import MAX_CHANGES_PATTERN
-from provisioner.model import Action, Kind, Plan, Reason
+from provisioner.model import DEFAULT_OWNER, Action, Kind, Plan, Reason
 
 PATTERN = re.compile(MAX_CHANGES_PATTERN)
 #: A percentage never allows fewer changes than this: small accounts would otherwise be stuck.
@@ -166,9 +166,11 @@ def suspect_owner(plan: Plan) -> tuple[str, str, int] | None:
 
 
 def _wrong_owner(owner: str, other: str, keys: int) -> str:
+    # The default owner is the one manifests without `owner:` have: suggest leaving it out.
+    meant = "no `owner:` (the default)" if other == DEFAULT_OWNER else f"`owner: {other}`"
     return (
         f"owner {owner!r} holds no credential in this account, but owner {other!r} holds all "
-        f"{keys} of the keys this run would create: did you mean `owner: {other}`? Nothing was "
+        f"{keys} of the keys this run would create: did you mean {meant}? Nothing was "
         f"changed. If {owner!r} is meant to share these key names with {other!r}, run again "
         f"with --max-changes all (or set PROVISIONER_MAX_CHANGES=all) once"
     )

@@ -142,6 +142,9 @@ def test_a_run_whose_owner_holds_nothing_while_another_holds_every_key_is_refuse
     assert "did you mean `owner: payments`?" in refusal
     assert "Nothing was changed" in refusal
     assert not within_budget(Plan(tuple(creates_taken_by("payments", 3))), "all").exceeded
+    # `owner:` added to manifests whose credentials were made without one.
+    refusal = within_budget(Plan(tuple(creates_taken_by("default", 3))), "25%").refusal()
+    assert "did you mean no `owner:` (the default)?" in refusal
 
 
 def test_a_new_owner_sharing_some_key_names_is_not_suspect() -> None:
