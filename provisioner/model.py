@@ -247,6 +247,9 @@ class Action:
     known: tuple[str, ...] = ()
     detail: str = ""  # why, in words: shown to people next to the reason
     created_at: datetime | None = None  # of the credential it concerns: the oldest rotate first
+    # Replace, delete: it ends only credentials no sink holds, made moments ago (what a killed
+    # run created and never delivered): not counted by the change budget (see plan.LEFTOVER_AGE).
+    leftover: bool = False
     # Restore: the readable sink whose record is copied, and the sinks it is copied to.
     source: str | None = None
     targets: tuple[str, ...] = ()

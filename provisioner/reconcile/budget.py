@@ -2,11 +2,13 @@
 
 Counted: every change that ends a live credential's life, whatever the sinks hold (every replace,
 whatever its cause, and every delete), and every create for a key another owner holds. Not
-counted: other creates, updates in place and restores. Scheduled work never stops a run: rotations
-and deletes of superseded credentials past their grace are done, oldest key first, within what the
-budget leaves; the rest wait for later runs (a deferred rotation still restores a lost sink).
-A run whose owner holds nothing while another owner holds every key it wants is refused outright:
-most likely a wrong `owner:`.
+counted: other creates, updates in place, restores, and ending what an interrupted run left
+(younger than a day, held by no sink: see `plan.LEFTOVER_AGE`).
+
+Scheduled work never stops a run: rotations and deletes of superseded credentials past their
+grace are done, oldest key first, within what the budget leaves; the rest wait for later runs (a
+deferred rotation still restores a lost sink). A run whose owner holds nothing while another
+owner holds every key it wants is refused outright: most likely a wrong `owner:`.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def counts(action: Action) -> bool:
     """Whether an action spends the budget: it ends a live credential's life, or it makes a
     credential of a key another owner holds (a wrong `owner:` would remake every key)."""
     if action.kind in (Kind.DELETE, Kind.REPLACE):
-        return True
+        return not action.leftover  # what a killed run made and never delivered: nobody has it
     return action.kind is Kind.CREATE and action.taken_by is not None
 
 

@@ -21,6 +21,11 @@ from provisioner.model import (
 )
 
 FORCED_DETAIL = "--replace"
+#: A credential no readable sink holds and younger than this is taken for what an interrupted run
+#: (killed between create and delivery) left: no consumer ever had its secret, so ending it does
+#: not spend the change budget, and a crashed run is repaired by the next one. Older, it may be
+#: in use through a sink that is gone (a path pointed elsewhere): it counts.
+LEFTOVER_AGE = timedelta(days=1)
 
 
 def plan(
@@ -139,7 +144,7 @@ def _reconcile(
     if kept is None and heal:
         kept, source = _restorable(wanted, found, held)
     if kept is None:
-        return [_replace_lost(wanted, found, held, known, forced=forced)]
+        return [_replace_lost(wanted, found, held, known, now, forced=forced)]
     others = [_other(wanted, other, kept, now, held) for other in found if other is not kept]
     first = _keep_or_replace(wanted, kept, now, known, others, forced=forced)
     if first.kind is Kind.REPLACE and set(first.retire) & {o.client_id for o in others}:
@@ -218,6 +223,7 @@ def _replace_lost(
     found: list[RemoteCredential],
     held: Mapping[str, str | None],
     known: tuple[str, ...],
+    now: datetime,
     *,
     forced: bool = False,
 ) -> Action:
@@ -241,6 +247,7 @@ def _replace_lost(
         known=known,
         detail="; ".join([FORCED_DETAIL] * forced + misses),
         created_at=current.created_at,
+        leftover=not forced and all(_leftover(c, now, held, wanted) for c in found),
     )
 
 
@@ -335,10 +342,25 @@ def _other(
     # An undated kept credential cannot be said to be young: it holds nothing in grace.
     if not grace or kept.created_at is None or _age(kept, now) >= grace:
         detail = f"the sinks hold {kept.client_id}"
-        return Action(Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail)
+        leftover = _leftover(other, now, held, wanted)
+        return Action(
+            Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail, leftover=leftover
+        )
     until = _when(_plus(kept.created_at, grace))
     detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
     return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
+
+
+def _leftover(
+    credential: RemoteCredential,
+    now: datetime,
+    held: Mapping[str, str | None],
+    wanted: DesiredCredential,
+) -> bool:
+    """Young, dated, and no sink holds it (a write-only sink counts as holding what is live)."""
+    if credential.created_at is None or any(n not in held for n in wanted.sinks):
+        return False
+    return credential.client_id not in held.values() and _age(credential, now) < LEFTOVER_AGE
 
 
 def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:

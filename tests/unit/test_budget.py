@@ -66,6 +66,9 @@ def test_what_counts_against_the_budget() -> None:
     assert counts(action(Kind.DELETE, Reason.SUPERSEDED, "a/b"))
     taken = dataclasses.replace(action(Kind.CREATE, Reason.MISSING, "a/b"), taken_by="them")
     assert counts(taken)
+    # What a killed run created and never delivered: nobody has its secret.
+    leftover = dataclasses.replace(action(Kind.REPLACE, Reason.LOST_SECRET, "a/b"), leftover=True)
+    assert not counts(leftover)
 
 
 def test_pruning_15_of_20_is_refused_by_default_and_allowed_with_all() -> None:

@@ -166,3 +166,16 @@ def test_a_marker_followed_by_a_newline_is_not_ours() -> None:
     assert owner_key("[provisioner:api/ingest]\n") is None
     assert owner_key("text [provisioner:api/ingest]\n") is None
     assert owner_key("text [provisioner:api/ingest]") == "api/ingest"
+
+
+def test_only_a_young_credential_no_sink_holds_is_a_killed_runs_leftover() -> None:
+    wanted = desired(sinks=("files",))
+    young, old = dated("c1", timedelta(minutes=2)), dated("c1", timedelta(days=2))
+    nothing = {"api/ingest": {"files": None}}
+    (fresh,) = plan([wanted], [young], nothing, now=NOW).actions
+    (in_use,) = plan([wanted], [old], nothing, now=NOW).actions
+    assert (fresh.kind, fresh.leftover) == (Kind.REPLACE, True)
+    assert (in_use.kind, in_use.leftover) == (Kind.REPLACE, False)
+    write_only = desired(sinks=("files", "stdout"))  # a write-only sink holds what is live
+    (held,) = plan([write_only], [young], nothing, now=NOW).actions
+    assert held.leftover is False
