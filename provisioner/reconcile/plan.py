@@ -153,7 +153,8 @@ def _reconcile(
     if source is not None and first.kind is Kind.UPDATE:
         # A sink lacks the record: an update in place would leave it without; a replace fills it.
         first = dataclasses.replace(first, kind=Kind.REPLACE)
-    if source is not None and first.reason is Reason.UP_TO_DATE:
+    if source is not None and first.kind is Kind.NOOP:
+        # Up to date, or a replace waiting for another's grace: the lost record comes back now.
         first = _restore(wanted, kept, source, held, known)
     elif source is not None and first.reason is Reason.ROTATION:
         # Should the budget defer the rotation, the lost record is still restored from source.

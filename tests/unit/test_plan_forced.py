@@ -179,3 +179,12 @@ def test_only_a_young_credential_no_sink_holds_is_a_killed_runs_leftover() -> No
     write_only = desired(sinks=("files", "stdout"))  # a write-only sink holds what is live
     (held,) = plan([write_only], [young], nothing, now=NOW).actions
     assert held.leftover is False
+
+
+def test_a_lost_sink_is_restored_while_a_replace_waits_for_another_grace() -> None:
+    wanted = desired(sinks=("files", "dotenv"), service_id="svc-x", grace=timedelta(hours=1))
+    world = [dated("c1", timedelta(minutes=30)), dated("c2", timedelta(minutes=10))]
+    held = {"api/ingest": {"files": None, "dotenv": "c2"}}
+    first, other = plan([wanted], world, held, now=NOW).actions
+    assert (first.kind, first.client_id, first.targets) == (Kind.RESTORE, "c2", ("files",))
+    assert (other.reason, other.client_id) == (Reason.IN_GRACE, "c1")
