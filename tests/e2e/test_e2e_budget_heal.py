@@ -74,9 +74,8 @@ def test_the_only_sink_pointed_at_an_empty_directory_stops_before_any_write(
     shutil.rmtree(workdir / "secrets")  # the sink's path now names an empty directory
     (workdir / "secrets").mkdir()
 
-    planned = cli(sim, workdir, "plan").stderr
-    assert "20 to replace" in planned
     refused = apply(sim, workdir, code=2)
+    assert refused.count("  ~ svc/c") == 20  # the plan is shown
     assert (
         "error: 20 changes exceed the change budget of 5 (25% of 20 managed credentials, "
         "at least 5): 20 to replace (lost-secret): svc/c00" in refused
@@ -118,9 +117,8 @@ def test_updates_the_api_can_only_make_as_replaces_are_cut_to_the_budget(
     services.write_text(services.read_text().replace("roles: [read_only]", "roles: [admin]"))
     sim.state.patch_supported = False  # an API without PATCH
 
-    planned = cli(sim, workdir, "plan").stderr
-    assert "20 to update" in planned
     done = apply(sim, workdir)
+    assert done.count("  ^ svc/c") == 20  # planned as updates in place
     assert "Applied: 0 created, 5 replaced, 0 deleted, 0 unchanged, 0 failed." in done
     assert "15 changes deferred to later runs (change budget)." in done
     writes = [call.method for call in sim.state.write_calls()]
@@ -196,10 +194,8 @@ def test_siblings_holding_an_older_credential_are_rewritten_from_the_newest(
     for name, content in saved.items():
         (workdir / "out" / name).write_bytes(content)
 
-    sim.state.reset_calls()
-    planned = cli(sim, workdir, "plan").stderr
-    assert f"> api/ingest ({newest.client_id}): lost-secret (copy from files;" in planned
     done = apply(sim, workdir)
+    assert f"> api/ingest ({newest.client_id}): lost-secret (copy from files;" in done
     assert "1 restored" in done
     assert sim.state.write_calls() == []
     assert sim.state.get(newest.client_id) is not None
@@ -303,10 +299,9 @@ def test_a_credential_dated_in_year_9999_neither_kills_plan_nor_apply(
     sim.state.age(record.client_id, record.created_at - far)  # "older" by a negative period
     shutil.rmtree(workdir / "secrets")
 
-    planned = cli(sim, workdir, "plan").stderr
-    assert "lost-secret (copy from dotenv" in planned
-    assert "rotates 9999-12-31T23:59:59Z" in planned
-    done = apply(sim, workdir)
+    done = apply(sim, workdir)  # the plan it shows first, then the run: neither overflows
+    assert "lost-secret (copy from dotenv" in done
+    assert "rotates 9999-12-31T23:59:59Z" in done
     assert "1 restored" in done
     assert sim.state.write_calls() == []
 
@@ -352,9 +347,8 @@ def test_a_marker_followed_by_a_newline_is_not_ours(sim: Served, tmp_path: Path)
     )
     workdir = workdir_with(tmp_path, manifest({"api": ["ingest"]}))
 
-    planned = cli(sim, workdir, "plan").stderr
-    assert "+ api/ingest: missing" in planned
-    assert theirs.client_id not in planned
-    apply(sim, workdir)
+    done = apply(sim, workdir)
+    assert "+ api/ingest: missing" in done
+    assert theirs.client_id not in done
     assert sim.state.get(theirs.client_id) == theirs  # never changed nor deleted
     assert [call.method for call in sim.state.write_calls()] == ["POST"]
