@@ -190,7 +190,7 @@ def _print_failures(outcomes: Sequence[Outcome], view: View) -> None:
     for outcome in outcomes:
         if outcome.status is Status.SKIPPED:
             skipped += 1
-        elif outcome.error:
+        elif outcome.error and outcome.status is not Status.DEFERRED:  # counted in the summary
             action = outcome.action
             text = f"failed: {action.key}: {outcome.error}"
             view.say(text, "apply.failed", "error", **action_json(action), error=outcome.error)

@@ -183,10 +183,11 @@ def _kept(plan: Plan) -> str:
 
 
 def deferred_note(deferred: int) -> str:
-    """Rotations the change budget left for later runs."""
+    """Changes the change budget left for later runs: rotations and deletes of superseded
+    credentials due, and updates the API could only make as replaces."""
     if not deferred:
         return ""
-    return f" {deferred} rotation{'s' * (deferred > 1)} deferred to later runs (change budget)."
+    return f" {deferred} change{'s' * (deferred > 1)} deferred to later runs (change budget)."
 
 
 def _kept_note(orphaned: int, in_grace: int) -> str:
@@ -383,7 +384,8 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
         other_owners=sum(count for _, count in plan.other_owners),
-        deferred=plan.count(Kind.NOOP, Reason.DEFERRED),
+        deferred=plan.count(Kind.NOOP, Reason.DEFERRED)
+        + sum(1 for o in outcomes if o.status is Status.DEFERRED),
         blocked=plan.count(Kind.BLOCKED),
     )
 

@@ -23,6 +23,7 @@ from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import redact
 from provisioner.model import (
     Action,
+    Allowance,
     CreatedCredential,
     DesiredCredential,
     Kind,
@@ -58,6 +59,8 @@ class Engine:
     failure_limit: int = 10
     # Restore: the record each key's source sink holds, its secret proven before planning ended.
     records: Mapping[str, SinkRecord] = field(default_factory=dict)
+    # What the change budget leaves for updates the API can only make as replaces.
+    allowance: Allowance = field(default_factory=lambda: Allowance(None))
 
     def __post_init__(self) -> None:
         self._listing = FreshListing(self.credentials)
@@ -99,6 +102,9 @@ class Engine:
         bound = log.bind(key=action.key, action=str(action.kind), reason=str(action.reason))
         try:
             client_id = await self._perform(action)
+        except OverBudget as exc:
+            bound.warning("credential.deferred", detail=str(exc), duration=_since(started))
+            return Outcome(action, Status.DEFERRED, error=str(exc))
         except PermissionDenied as exc:
             # Every other write would be refused too: start nothing more, and end the run.
             self.halt.set(f"not started: {exc}", exc)
@@ -127,8 +133,14 @@ class Engine:
         if action.kind is Kind.RESTORE:
             await self._copy_record(action, action.desired)
             return action.client_id
-        if action.kind is Kind.UPDATE and await self._updated(action):
-            return action.client_id
+        if action.kind is Kind.UPDATE:
+            if await self._updated(action):
+                return action.client_id
+            if not self.allowance.take():  # a replace the plan did not count: re-checked here
+                raise OverBudget(
+                    "the API cannot change roles in place, and a replace is beyond the change "
+                    "budget this run; a later run replaces it"
+                )
         known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
         created = await self._create(action.desired, known)
         await self._deliver_or_undo(action.desired, created)
@@ -326,6 +338,10 @@ class Engine:
             return SinkError(sink.name, error)
         log.info("sink.restored", key=desired.key, sink=sink.name, client_id=previous.client_id)
         return None
+
+
+class OverBudget(Exception):
+    """A change the plan did not count (an update turned replace) and the budget cannot take."""
 
 
 def sink_record(

@@ -24,6 +24,7 @@ from provisioner.sinks import Sink
 from provisioner.streamkap import CredentialApi, StreamkapClient
 
 T = TypeVar("T")
+_COPIES = (Kind.RESTORE, Kind.REPLACE)
 log = structlog.get_logger("provisioner.observe")
 
 
@@ -90,12 +91,15 @@ async def prove_sources(
     actions: Sequence[Action],
     concurrency: int,
 ) -> tuple[dict[str, SinkRecord], frozenset[str]]:
-    """For each planned restore, the source's record, its secret proven by one login with it.
+    """For each planned restore, the source's record, its secret proven by one login with it
+    (retried like any call: a transient failure is not a refusal).
 
     Returns the proven records by key, and the keys whose copy could not be proven (missing,
     another client_id, refused by the API, or unreadable): those are replaced instead.
     """
-    restores = [a for a in actions if a.kind is Kind.RESTORE]
+    # A rotation that would also refill a lost sink carries its source: should the budget
+    # defer it, the sink is restored instead, so its copy is proven too.
+    restores = [a for a in actions if a.kind in _COPIES and a.source is not None]
     proven: dict[str, SinkRecord] = {}
 
     async def prove(action: Action) -> None:

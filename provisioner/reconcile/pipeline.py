@@ -19,7 +19,7 @@ import structlog
 
 from provisioner.errors import BudgetExceeded, SinkError, UsageError, did_you_mean
 from provisioner.manifest import DEFAULT_SINK, Manifests, load_manifests
-from provisioner.model import Planned, RunResult
+from provisioner.model import Allowance, Planned, RunResult
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.observe import observe, prove_sources
@@ -117,7 +117,7 @@ async def make_plan(
     for cause, keys in _by_cause(observed.blocked).items():
         log.debug("plan.blocked", error=cause, credentials=len(keys), keys=keys[:_SHOWN_KEYS])
     refusal = verdict.refusal() if verdict.exceeded else None
-    return Planned(result, observed.blocked, refusal, records)
+    return Planned(result, observed.blocked, refusal, records, room=verdict.room)
 
 
 async def apply(
@@ -152,6 +152,7 @@ async def _apply(
             halt=session.halt,
             observer=observer,
             records=planned.records,
+            allowance=Allowance(planned.room),
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
         # The observer sees the blocked ones too: to say, once per cause, what was not planned.
