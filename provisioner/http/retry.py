@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -15,8 +16,9 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError
+from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError, Stopped
 from provisioner.errors import parse_retry_after as parse_retry_after  # re-exported: HTTP callers
+from provisioner.runtime.halt import Halt
 from provisioner.runtime.observer import current_observer
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -50,6 +52,31 @@ class wait_retry_after(wait_base):  # named like tenacity's own strategies
         if hint is not None:
             return min(hint, self.cap)
         return float(self.fallback(retry_state))
+
+
+def stopping_sleep(sleep: Sleep, halt: Halt) -> Sleep:
+    """`sleep` for a backoff, cut short once `halt` is set, which then raises Stopped.
+
+    Tenacity lets an error raised by its sleep out of the retry loop: a run that is stopping
+    makes no further attempt, rather than sleeping out its backoff and trying again.
+    """
+
+    async def backoff(seconds: float) -> None:
+        if not halt.is_set():
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_when_set, halt, group.cancel_scope)
+                await sleep(seconds)
+                group.cancel_scope.cancel()
+        if halt.is_set():
+            reason = (halt.reason or "stopping").removeprefix("not started: ")
+            raise Stopped(f"not retried: {reason}")
+
+    return backoff
+
+
+async def _cancel_when_set(halt: Halt, scope: anyio.CancelScope) -> None:
+    await halt.wait()
+    scope.cancel()
 
 
 def retrying(
