@@ -62,12 +62,14 @@ async def test_a_halt_during_the_backoff_ends_the_retries() -> None:
         halt.set("not started: stopped by SIGTERM")  # the signal comes while it sleeps
         await anyio.sleep_forever()  # cut short by the halt, or the test hangs
 
-    retry = retrying(6, stopping_sleep(sleep_until_halted, halt), "GET /x")
-    with pytest.raises(Stopped, match="not retried: stopped by SIGTERM"):
-        async for attempt in retry:
+    async def failing_call() -> None:
+        async for attempt in retrying(6, stopping_sleep(sleep_until_halted, halt), "GET /x"):
             with attempt:
                 attempts.append(1)
                 raise ApiError("GET", "/x", 503, None)
+
+    with pytest.raises(Stopped, match="not retried: stopped by SIGTERM"):
+        await failing_call()
     assert len(attempts) == 1
 
 
