@@ -114,6 +114,8 @@ async def open_session(
         max_attempts=settings.max_attempts,
         connections=settings.concurrency,
         simulated=job.simulate,
+        owner=manifests.owner,
+        halt=halt,
     )
     async with AsyncExitStack() as stack:
         if simulated is not None:  # last out: whatever the run made, even if it failed

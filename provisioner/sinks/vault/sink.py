@@ -23,7 +23,7 @@ from provisioner.http.retry import Sleep
 from provisioner.http.transport import open_transport
 from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
-from provisioner.sinks._scaffold import RemoteSink, response_json
+from provisioner.sinks._scaffold import RemoteSink, Unreachable, response_json
 from provisioner.sinks.base import Previous, SinkContext, SinkOptions
 from provisioner.sinks.vault import config
 from provisioner.sinks.vault.auth import Tokens, describe, errors_of
@@ -94,11 +94,7 @@ class VaultSink(RemoteSink):
     async def check(self) -> SinkError | None:
         """Whether Vault accepts the token: one `GET auth/token/lookup-self` (retried if Vault is
         briefly unavailable). Every token may look itself up under Vault's `default` policy."""
-        try:
-            await self._retrying("token check", partial(self._lookup_self, LOOKUP_SELF))
-        except SinkError as exc:
-            return exc
-        return None
+        return await self._checked("token check", partial(self._lookup_self, LOOKUP_SELF))
 
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`; None when absent or when the latest version is deleted."""
@@ -313,6 +309,8 @@ class VaultSink(RemoteSink):
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         shown = path if raw else self._url(path)
         message = f"cannot {verb} {shown}: Vault at {self._where()}: {reason}"
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return Unreachable(self.name, message)  # nothing was sent
         return SinkError(self.name, message, retryable=True)
 
     def _written_version(self, response: httpx.Response, path: str) -> int:
