@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 import anyio
 import httpx
 
-from provisioner.errors import SinkError
+from provisioner.errors import SinkError, Stopped
 from provisioner.http.retry import Sleep, is_transient, retrying, stopping_sleep
 from provisioner.model import DEFAULT_OWNER
 from provisioner.sinks.base import SinkContext
@@ -72,9 +72,12 @@ class Retrier:
             retry_if=retry_if,
             sink=self._sink,
         )
-        async for attempt in retry:
-            with attempt:
-                return await call()
+        try:
+            async for attempt in retry:
+                with attempt:
+                    return await call()
+        except Stopped as exc:  # the run's halt cut a backoff short: a sink's error, like any
+            raise SinkError(self._sink, f"{self._kind} {what}: {exc}") from None
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 

@@ -32,6 +32,7 @@ from provisioner.http.retry import (
     is_transient,
     parse_retry_after,
     retrying,
+    stop_reason,
     stopping_sleep,
 )
 from provisioner.http.transport import AiohttpTransport, AnswerTooLarge, describe_failure
@@ -133,12 +134,19 @@ class Requests:
         """One call, retried while its failure is transient (one budget, logins included)."""
         what = f"{call.method} {call.path}"
         retry = retrying(self.config.max_attempts, self.sleep, what, retry_if=self._worth_retrying)
+        tries = 0
         try:
             async for attempt in retry:
+                tries = attempt.retry_state.attempt_number
                 with attempt:
                     return await self.once(call)
-        except Stopped as exc:
+        except Stopped as exc:  # the halt cut a backoff short
             raise Stopped(f"{what}: {exc}") from None
+        except (ApiError, RequestFailed) as exc:
+            cut_short = tries < self.config.max_attempts and self._worth_retrying(exc)
+            if cut_short and self.halt.is_set():  # it would have been retried, but for the halt
+                raise Stopped(f"{exc}; not retried: {stop_reason(self.halt)}") from None
+            raise
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _worth_retrying(self, exc: BaseException) -> bool:

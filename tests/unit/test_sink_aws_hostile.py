@@ -19,7 +19,7 @@ from pydantic import SecretStr
 pytest.importorskip("aiobotocore")
 pytest.importorskip("moto.server")
 
-from provisioner.errors import SinkError, Stopped
+from provisioner.errors import SinkError
 from provisioner.http.transport import MAX_ANSWER_BYTES
 from provisioner.model import SinkRecord
 from provisioner.runtime import Halt
@@ -56,14 +56,18 @@ def make_sink(
     owner: str = "default",
     halt: Halt | None = None,
     sleeps: list[float] | None = None,
+    timeout: float = 1.0,
 ) -> SecretsManagerSink:
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
     slept = sleeps if sleeps is not None else []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
+        if halt is not None and len(slept) == 2:  # a SIGTERM during the second backoff
+            halt.set("not started: stopped by SIGTERM")
+            await anyio.sleep_forever()  # cut short by the halt, or the test hangs
 
-    context = SinkContext(cwd=Path(), timeout=1.0, max_attempts=3, owner=owner, halt=halt)
+    context = SinkContext(cwd=Path(), timeout=timeout, max_attempts=6, owner=owner, halt=halt)
     options = SecretsManagerOptions(prefix="streamkap/")
     return SecretsManagerSink("sm", options, context, sleep=sleep)
 
@@ -105,18 +109,31 @@ async def test_a_dripping_answer_fails_at_the_deadline(monkeypatch: pytest.Monke
             await sink.aclose()
     assert not watchdog.cancelled_caught, "no deadline: the watchdog ended the read"
     assert "no complete answer within 1 s (PROVISIONER_TIMEOUT)" in str(caught.value)
-    assert len(server.requests) == 3  # each attempt had the deadline; then it gave up
+    assert len(server.requests) == 6  # each attempt had the deadline; then it gave up
 
 
 @pytest.mark.usefixtures("aws_env")
 async def test_no_retry_once_the_run_halts(monkeypatch: pytest.MonkeyPatch) -> None:
+    busy = json_answer(503, {"__type": "ServiceUnavailable", "message": "try later"})
+    with hostile_server(lambda request: busy) as server:
+        sink = make_sink(monkeypatch, server.url, halt=Halt())
+        try:
+            with pytest.raises(SinkError, match="read: not retried: stopped by SIGTERM"):
+                await sink.read("payments-api", "ingest")
+        finally:
+            await sink.aclose()
+    assert len(server.requests) == 2  # the signal came in the second backoff: no third try
+
+
+@pytest.mark.usefixtures("aws_env")
+async def test_a_run_already_halted_tries_once(monkeypatch: pytest.MonkeyPatch) -> None:
     busy = json_answer(503, {"__type": "ServiceUnavailable", "message": "try later"})
     halt = Halt()
     halt.set("not started: stopped by SIGTERM")
     with hostile_server(lambda request: busy) as server:
         sink = make_sink(monkeypatch, server.url, halt=halt)
         try:
-            with pytest.raises(Stopped, match="not retried: stopped by SIGTERM"):
+            with pytest.raises(SinkError, match="ServiceUnavailable"):
                 await sink.read("payments-api", "ingest")
         finally:
             await sink.aclose()
@@ -133,7 +150,7 @@ def aws() -> Iterator[ServedAws]:
 async def test_the_check_is_one_read_that_writes_nothing(
     monkeypatch: pytest.MonkeyPatch, aws: ServedAws
 ) -> None:
-    sink = make_sink(monkeypatch, aws.url)
+    sink = make_sink(monkeypatch, aws.url, timeout=30)
     aws.start_recording()
     try:
         assert await sink.check() is None
@@ -183,8 +200,8 @@ async def test_an_unreachable_endpoint_fails_the_check_at_once(
 async def test_another_owners_secret_is_never_overwritten(
     monkeypatch: pytest.MonkeyPatch, aws: ServedAws
 ) -> None:
-    theirs = make_sink(monkeypatch, aws.url, owner="team-a")
-    ours = make_sink(monkeypatch, aws.url, owner="team-b")
+    theirs = make_sink(monkeypatch, aws.url, owner="team-a", timeout=30)
+    ours = make_sink(monkeypatch, aws.url, owner="team-b", timeout=30)
     try:
         await theirs.write(record("cid-a"))
         with pytest.raises(SinkError, match="belongs to owner 'team-a', not 'team-b'"):
@@ -214,8 +231,8 @@ async def test_a_secret_written_before_owners_were_recorded_is_the_default_owner
             {"Key": "streamkap-provisioner-key", "Value": "payments-api/ingest"},
         ],
     )
-    default = make_sink(monkeypatch, aws.url)
-    other = make_sink(monkeypatch, aws.url, owner="team-a")
+    default = make_sink(monkeypatch, aws.url, timeout=30)
+    other = make_sink(monkeypatch, aws.url, owner="team-a", timeout=30)
     try:
         assert await default.read("payments-api", "ingest") == "cid-old"
         await default.write(record("cid-new"))
