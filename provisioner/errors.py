@@ -148,6 +148,10 @@ class RequestFailed(ProvisionerError):
         super().__init__(f"{method} {path}: {cause}")
 
 
+class Stopped(ProvisionerError):
+    """A retry was not made: the run is stopping (a signal, a refused permission, the breaker)."""
+
+
 class CircuitOpen(ProvisionerError):
     """The API looks down: calls fail fast instead of each backing off on its own."""
 

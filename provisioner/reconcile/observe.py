@@ -47,7 +47,9 @@ async def observe(
     held: list[tuple[Holdings, dict[str, SinkError]]] = []
 
     async def checked_then_read() -> None:
-        failed = await check_sinks(sinks) if failed_checks is None else failed_checks
+        failed = failed_checks
+        if failed is None:
+            failed = await check_sinks(sinks, client.requests.config.timeout)
         blocked: dict[str, SinkError] = {}
         for credential in desired:  # its first failing sink stands for it: one cause per key
             causes = [failed[name] for name in credential.sinks if name in failed]
@@ -68,13 +70,26 @@ async def observe(
     return Observed(roles[0], remote[0], holdings, blocked)
 
 
-async def check_sinks(sinks: Mapping[str, Sink]) -> dict[str, SinkError]:
-    """Each sink's check, all at once: the sinks that cannot take writes, and why."""
+async def check_sinks(
+    sinks: Mapping[str, Sink], deadline: float | None = None
+) -> dict[str, SinkError]:
+    """Each sink's check, all at once: the sinks that cannot take writes, and why.
+
+    Each check has `deadline` seconds, the API's (PROVISIONER_TIMEOUT): a sink that does not
+    answer in that time fails its check, rather than holding up the plan.
+    """
     failed: dict[str, SinkError] = {}
 
     async def check(name: str, sink: Sink) -> None:
         checker = getattr(sink, "check", None)  # sink plugins written before it may lack it
-        problem = await checker() if checker is not None else None
+        problem: SinkError | None = None
+        if checker is not None:
+            with anyio.move_on_after(deadline) as scope:
+                problem = await checker()
+            if scope.cancelled_caught:
+                problem = SinkError(
+                    name, f"check: no answer within {deadline:g} s (PROVISIONER_TIMEOUT)"
+                )
         if problem is not None:
             failed[name] = problem
             log.debug("sink.check_failed", sink=name, error=str(problem))

@@ -122,6 +122,8 @@ async def open_session(
         max_attempts=settings.max_attempts,
         connections=settings.concurrency,
         simulated=job.simulate,
+        owner=manifests.owner,
+        halt=halt,
     )
     async with AsyncExitStack() as stack:
         # Last out: whatever an apply made, even if it failed. A plan reads only: it leaves the
@@ -137,7 +139,7 @@ async def open_session(
         for name in sorted(used):
             sinks[name] = open_sink(manifests.sinks[name], context)
             stack.push_async_callback(sinks[name].aclose)
-        failed = await check_sinks(sinks)
+        failed = await check_sinks(sinks, settings.timeout)  # the API's deadline
         if lock:
             writable = {name: sink for name, sink in sinks.items() if name not in failed}
             paths = _lock_paths(writable)

@@ -95,6 +95,7 @@ def _secret_json(key: tuple[str, str, str], secret: Secret) -> dict[str, Any]:
             }
             for version in secret.versions.values()
         ],
+        "custom_metadata": secret.custom_metadata,
     }
 
 
@@ -111,7 +112,8 @@ def _secret(item: dict[str, Any]) -> tuple[tuple[str, str, str], Secret]:
         for v in item["versions"]
     }
     created, updated = (datetime.fromisoformat(item[k]) for k in ("created_time", "updated_time"))
-    return (str(namespace), str(mount), str(path)), Secret(created, updated, versions)
+    custom = {str(k): str(v) for k, v in (item.get("custom_metadata") or {}).items()}
+    return (str(namespace), str(mount), str(path)), Secret(created, updated, versions, custom)
 
 
 def _time_json(value: datetime | None) -> str | None:

@@ -11,7 +11,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from provisioner.errors import SinkError
-from provisioner.model import SinkRecord
+from provisioner.model import DEFAULT_OWNER, SinkRecord
+from provisioner.runtime import Halt
 
 
 class SinkOptions(BaseModel):
@@ -46,6 +47,11 @@ class SinkContext:
     # Under --simulate: remote sinks talk to stubs that know none of the manifest's logins (a
     # vault sink uses the stub's root token from `environ`, whatever its `auth` block says).
     simulated: bool = False
+    # The run's owner (the manifests' `owner:`): remote sinks record it on every entry they
+    # write, and never overwrite an entry another owner recorded.
+    owner: str = DEFAULT_OWNER
+    # The run's halt: once it is set, remote sinks retry nothing (a stopping run ends promptly).
+    halt: Halt | None = None
 
 
 @dataclass(frozen=True, slots=True)

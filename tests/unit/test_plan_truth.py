@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jsonschema
 import pytest
@@ -22,6 +23,7 @@ from provisioner.cli.render import (
     run_report,
     summarize,
 )
+from provisioner.errors import SinkError
 from provisioner.logs import wants_color
 from provisioner.model import Kind, Plan, Reason, Role, RunResult
 from provisioner.reconcile.observe import check_sinks, read_holdings
@@ -218,6 +220,20 @@ async def test_checks_run_once_per_sink_and_skip_reads_of_blocked_credentials() 
         "bad": "sink 'bad': token refused"
     }
     assert (good.checks, bad.checks) == (1, 1)
+
+
+@pytest.mark.anyio
+async def test_a_check_that_never_answers_fails_at_the_apis_deadline() -> None:
+    class Hanging(MemorySink):
+        async def check(self) -> SinkError | None:
+            await anyio.sleep_forever()
+            return None
+
+    sinks: dict[str, Any] = {"hangs": Hanging("hangs"), "good": MemorySink("good")}
+    failed = await check_sinks(sinks, deadline=0.05)
+    assert {name: str(error) for name, error in failed.items()} == {
+        "hangs": "sink 'hangs': check: no answer within 0.05 s (PROVISIONER_TIMEOUT)"
+    }
 
 
 @pytest.mark.anyio
