@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections import Counter
@@ -48,6 +49,16 @@ class Outputs:
         if self.pushgateway is not None and not self.pushgateway.startswith(_SCHEMES):
             shown = scrub_url(self.pushgateway)
             raise UsageError(f"--pushgateway {shown}: expected an http(s):// URL")
+
+
+def parse_outputs(namespace: argparse.Namespace) -> Outputs:
+    """Where results go, from the flags `add_output_flags` added and `--report`."""
+    return Outputs(
+        report=namespace.report,
+        metrics_file=namespace.metrics_file,
+        pushgateway=namespace.pushgateway,
+        progress=not namespace.no_progress,
+    )
 
 
 @dataclass

@@ -51,7 +51,12 @@ def collector_paused() -> Iterator[None]:
 def load(job: Job) -> Manifests:
     """Validate the manifests and the keys `--replace` names; no network."""
     with collector_paused():
-        manifests = load_manifests(job.paths, job.cli_sinks)
+        manifests = load_manifests(
+            job.paths,
+            job.cli_sinks,
+            max_file_bytes=job.settings.max_manifest_file_bytes,
+            max_run_bytes=job.settings.max_manifest_run_bytes,
+        )
     unknown = sorted(job.replace - {credential.key for credential in manifests.credentials})
     if unknown:
         raise UsageError(

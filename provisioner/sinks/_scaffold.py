@@ -7,13 +7,15 @@ reads and undos are retried here, with the provisioner's policy (provisioner.htt
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio
-import httpx
 
 from provisioner.http.retry import Sleep, retrying
 from provisioner.sinks.base import SinkContext
+
+if TYPE_CHECKING:  # the file sink's locks need no HTTP client
+    import httpx
 
 _T = TypeVar("_T")
 

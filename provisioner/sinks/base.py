@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from provisioner.errors import SinkError
 from provisioner.model import SinkRecord
+
+if TYPE_CHECKING:  # httpx is imported by the sinks that send: validating options needs none
+    import httpx
 
 
 class SinkOptions(BaseModel):
