@@ -12,7 +12,7 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -75,15 +75,16 @@ def configured(settings: Configured) -> View:
     return JsonView(quiet) if uses_json(settings.log_format, sys.stderr) else HumanView(quiet)
 
 
-def chosen_in(argv: Sequence[str]) -> str | None:
-    """The command `argv` names: its first word that is not an option (the top level takes no
-    option with a value)."""
-    return next((word for word in argv if not word.startswith("-")), None)
+def chosen_in(argv: Sequence[str]) -> list[str]:
+    """The command `argv` names, if any: its first word that is not an option (the top level
+    takes no option with a value)."""
+    return [word for word in argv if not word.startswith("-")][:1]
 
 
-def build_parser(chosen: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
-    """The parser; only the `chosen` command's flags (every command's with `every`) are added,
-    so only that command's module is imported."""
+def build_parser(flags_of: Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser, with the flags of the commands `flags_of` names (each command's module is
+    imported for its flags); the others are listed with their help only."""
+    flags_of = set(flags_of)
     parser = argparse.ArgumentParser(
         prog="provisioner",
         description="Provision Streamkap API client credentials from YAML manifests.",
@@ -92,7 +93,7 @@ def build_parser(chosen: str | None = None, *, every: bool = False) -> argparse.
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in COMMANDS.items():
         subparser = commands.add_parser(name, help=text)
-        if every or name == chosen:
+        if name in flags_of:
             command = command_named(name)
             command.flags(subparser)
             subparser.set_defaults(chosen=command)
