@@ -34,13 +34,15 @@ COMMANDS: dict[str, str] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m provisioner`."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    collecting = gc.isenabled()
     gc.disable()  # start-up makes no garbage worth a collection: imports and the parser
     try:
         namespace = build_parser(chosen_in(argv)).parse_args(argv)
     finally:
         # What start-up loaded lives as long as the process: keep every collection from walking it.
         gc.freeze()
-        gc.enable()
+        if collecting:
+            gc.enable()
     command: Command[Any] = namespace.chosen
     from provisioner.cli.views import HumanView
 
