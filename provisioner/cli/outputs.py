@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections import Counter
@@ -64,6 +65,16 @@ def _make_parent(flag: str, path: Path) -> None:
         ) from None
     if not parent.is_dir():
         raise UsageError(f"{flag} {path}: {parent} is not a directory")
+
+
+def parse_outputs(namespace: argparse.Namespace) -> Outputs:
+    """Where results go, from the flags `add_output_flags` added and `--report`."""
+    return Outputs(
+        report=namespace.report,
+        metrics_file=namespace.metrics_file,
+        pushgateway=namespace.pushgateway,
+        progress=not namespace.no_progress,
+    )
 
 
 @dataclass

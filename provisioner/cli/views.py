@@ -12,11 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from provisioner.cli.progress import Tracker, tracker_for
 from provisioner.cli.render import (
     action_json,
     blocked_causes,
@@ -29,6 +28,9 @@ from provisioner.cli.render import (
 )
 from provisioner.logs import redact, wants_color
 from provisioner.model import Kind, Plan, Reason
+
+if TYPE_CHECKING:  # the live display (rich) is imported by the commands that apply, when they do
+    from provisioner.cli.progress import Tracker
 
 
 class View(Protocol):
@@ -83,6 +85,8 @@ class HumanView:
         self.say(count)
 
     def tracker(self, enabled: bool) -> Tracker:
+        from provisioner.cli.progress import tracker_for
+
         return tracker_for(enabled)
 
 
@@ -114,4 +118,6 @@ class JsonView:
         self.say(count, "manifests.invalid", "error", problems=problems)
 
     def tracker(self, enabled: bool) -> Tracker:
+        from provisioner.cli.progress import Tracker
+
         return Tracker()

@@ -28,14 +28,16 @@ from provisioner.manifest.format import (
     SinkSpec,
 )
 from provisioner.manifest.stored import StoredNames
-from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml
+from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml, size_text
 from provisioner.model import DEFAULT_OWNER, DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
 
 T = TypeVar("T")
 
-#: All manifest files of a run together: memory grows with the credentials, not the file count.
-MAX_TOTAL_BYTES = 512 * 1024
+#: All manifest files of a run together (`PROVISIONER_MAX_MANIFEST_RUN_BYTES`): 100,000
+#: credentials as people write them (~150 bytes each) with room to spare; memory grows with the
+#: credentials, not the file count (docs/limits.md).
+MAX_TOTAL_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,23 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def load_manifests(paths: Sequence[Path], cli_sinks: Sequence[SinkDefinition] = ()) -> Manifests:
-    """Read, validate and flatten; raise ManifestError listing every problem found."""
-    loader = _Loader({d.name: d for d in cli_sinks})
+def load_manifests(
+    paths: Sequence[Path],
+    cli_sinks: Sequence[SinkDefinition] = (),
+    *,
+    max_file_bytes: int | None = None,
+    max_run_bytes: int | None = None,
+) -> Manifests:
+    """Read, validate and flatten; raise ManifestError listing every problem found.
+
+    At most `max_file_bytes` are read of one file, `max_run_bytes` of all together (by default
+    `yamlfile.MAX_FILE_BYTES` and `MAX_TOTAL_BYTES`).
+    """
+    loader = _Loader(
+        {d.name: d for d in cli_sinks},
+        yamlfile.MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes,
+        MAX_TOTAL_BYTES if max_run_bytes is None else max_run_bytes,
+    )
     files = expand_paths(paths)
     if not files:
         raise ManifestError(["no manifest files found in " + ", ".join(map(str, paths))])
@@ -77,7 +93,7 @@ def load_manifests(paths: Sequence[Path], cli_sinks: Sequence[SinkDefinition] = 
 class _Loader:
     """Accumulates documents and problems across files; flattening happens once all are read."""
 
-    def __init__(self, cli_sinks: dict[str, SinkDefinition]) -> None:
+    def __init__(self, cli_sinks: dict[str, SinkDefinition], file_cap: int, run_cap: int) -> None:
         self.files: dict[str, YamlFile] = {}
         self.problems: list[str] = []
         self.sinks: dict[str, SinkDefinition] = dict(cli_sinks)
@@ -86,22 +102,26 @@ class _Loader:
         self.documents: list[tuple[ManifestDocument, Origin]] = []
         self.invalid: list[tuple[dict[Any, Any], Origin]] = []  # documents with field errors
         self.bytes_read = 0
+        self.file_cap = file_cap  # the most bytes read of one file
+        self.run_cap = run_cap  # ... and of all files together
 
     def add_file(self, path: Path) -> None:
         name = str(path)
-        left = MAX_TOTAL_BYTES - self.bytes_read
+        left = self.run_cap - self.bytes_read
         try:
-            yaml_file = read_yaml(path, min(yamlfile.MAX_FILE_BYTES, left))
+            yaml_file = read_yaml(path, min(self.file_cap, left))
         except OSError as exc:
             self.problems.append(f"{name}: cannot read: {exc.strerror or exc}")
             return
         except TooLarge:
-            if left >= yamlfile.MAX_FILE_BYTES:
-                reason = f"file larger than {_kib(yamlfile.MAX_FILE_BYTES)}"
+            if left >= self.file_cap:
+                reason = f"file larger than {size_text(self.file_cap)}"
+                setting = "PROVISIONER_MAX_MANIFEST_FILE_BYTES"
             else:
-                reason = f"the manifests together are larger than {_kib(MAX_TOTAL_BYTES)}"
-            self.problems.append(f"{name}: {reason} (see docs/limits.md)")
-            self.bytes_read = MAX_TOTAL_BYTES  # the budget is spent: later files say so too
+                reason = f"the manifests together are larger than {size_text(self.run_cap)}"
+                setting = "PROVISIONER_MAX_MANIFEST_RUN_BYTES"
+            self.problems.append(f"{name}: {reason} ({setting}; see docs/limits.md)")
+            self.bytes_read = self.run_cap  # the budget is spent: later files say so too
             return
         except YamlProblem as exc:
             self.problems.append(
@@ -319,10 +339,6 @@ def _inherit(
 def _own_or(own: T | None, default: T | None) -> T | None:
     """A credential's own value, else the document default."""
     return own if own is not None else default
-
-
-def _kib(size: int) -> str:
-    return f"{size / 1024:g} KiB"
 
 
 def _where(files: dict[str, YamlFile], origin: Origin) -> str:

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 import structlog
 
 from provisioner.errors import BudgetExceeded, SinkError, UsageError, did_you_mean
-from provisioner.manifest import DEFAULT_SINK, Manifests, load_manifests
+from provisioner.manifest import Manifests, load_manifests
+from provisioner.manifest.unused import warn_if_sink_unused
 from provisioner.model import Allowance, Planned, RunResult
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
@@ -51,7 +52,12 @@ def collector_paused() -> Iterator[None]:
 def load(job: Job) -> Manifests:
     """Validate the manifests and the keys `--replace` names; no network."""
     with collector_paused():
-        manifests = load_manifests(job.paths, job.cli_sinks)
+        manifests = load_manifests(
+            job.paths,
+            job.cli_sinks,
+            max_file_bytes=job.settings.max_manifest_file_bytes,
+            max_run_bytes=job.settings.max_manifest_run_bytes,
+        )
     keys = {credential.key for credential in manifests.credentials}
     unknown = sorted(job.replace - keys)
     if unknown:
@@ -60,20 +66,8 @@ def load(job: Job) -> Manifests:
             f"--replace {', '.join(unknown)}: no such credential in the manifests "
             f"(give <service>/<credential>){hints}"
         )
-    if job.cli_sinks and not any(DEFAULT_SINK in c.sinks for c in manifests.credentials):
-        _unused_sink(job)
+    warn_if_sink_unused(manifests, job.sink_flag)
     return manifests
-
-
-def _unused_sink(job: Job) -> None:
-    """Say that `--sink` serves no credential. Not an error: the run does what the manifests say,
-    and a `run` whose last credential left the default sink must not stop over it."""
-    log.warning(
-        "sink.unused",
-        sink=job.sink_flag,
-        detail="--sink is used by no credential: each names its own sinks (`sinks:` or "
-        "`defaults.sinks`), so nothing is written there",
-    )
 
 
 async def make_plan(

@@ -156,8 +156,12 @@ def _reconcile(
     if first.kind is Kind.UPDATE:  # it refreshes the record each readable sink holds
         first = dataclasses.replace(first, targets=tuple(n for n in wanted.sinks if n in held))
     if source is not None and first.kind is Kind.NOOP:
-        # Up to date, or a replace waiting for another's grace: the lost record comes back now.
+        # Up to date, or a replace waiting for another's grace: the lost record comes back now
+        # (and the restore says what waits, so no one mistakes the key for converged).
+        waiting = first.detail if first.reason is not Reason.UP_TO_DATE else ""
         first = _restore(wanted, kept, source, held, known)
+        if waiting:
+            first = dataclasses.replace(first, detail=f"{first.detail}; then: {waiting}")
     elif source is not None and first.reason is Reason.ROTATION:
         # Should the budget defer the rotation, the lost record is still restored from source.
         targets = _targets(wanted, kept, held)

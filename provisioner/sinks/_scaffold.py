@@ -9,15 +9,17 @@ one deadline, and not retried when the store could not be reached at all.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio
-import httpx
 
 from provisioner.errors import SinkError, Stopped
 from provisioner.http.retry import Sleep, is_transient, retrying, stopping_sleep
 from provisioner.model import DEFAULT_OWNER
 from provisioner.sinks.base import SinkContext
+
+if TYPE_CHECKING:  # the file sink's locks need no HTTP client
+    import httpx
 
 _T = TypeVar("_T")
 

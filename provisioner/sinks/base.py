@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from provisioner.errors import SinkError
 from provisioner.model import DEFAULT_OWNER, SinkRecord
-from provisioner.runtime import Halt
+
+if TYPE_CHECKING:  # validating options needs neither httpx nor the event loop's library
+    import httpx
+
+    from provisioner.runtime import Halt
 
 
 class SinkOptions(BaseModel):
