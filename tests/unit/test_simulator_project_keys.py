@@ -152,6 +152,15 @@ async def test_the_keys_api_credential_logs_in_with_its_roles_and_moves_last_use
     assert (await detail(http, made["project_key_id"]))["last_used_at"] == clock().isoformat()
 
 
+async def test_a_kafka_client_using_the_key_moves_last_used_at(
+    http: httpx.AsyncClient, clock: ManualClock, state: SimulatorState
+) -> None:
+    made = await create(http, kafka_config=kafka_config())
+    clock.advance(30)
+    state.project_keys.use(made["project_key_id"])
+    assert (await detail(http, made["project_key_id"]))["last_used_at"] == clock().isoformat()
+
+
 async def test_a_wrong_secret_does_not_log_in_nor_move_last_used_at(
     http: httpx.AsyncClient,
 ) -> None:
