@@ -9,7 +9,7 @@ usable one, or one that made something other than what was asked, must not be de
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -76,7 +76,7 @@ def update_body(desired: DesiredCredential) -> dict[str, Any]:
 def parse_roles(body: Any) -> list[Role]:
     """`GET /auth/roles`: a list of Role objects with string `id`, `key` and `name`."""
     return [
-        Role(_string(item, "id"), _string(item, "key"), _string(item, "name"))
+        Role(string_field(item, "id"), string_field(item, "key"), string_field(item, "name"))
         for item in _objects(body, "roles")
     ]
 
@@ -92,17 +92,17 @@ def parse_listing(body: Any) -> list[RemoteCredential]:
 
 def parse_credential(item: dict[str, Any]) -> RemoteCredential:
     """A listed, created or updated `ClientCredential` (its secret, if any, is not kept here)."""
-    client_id = _string(item, "client_id")
+    client_id = string_field(item, "client_id")
     if not client_id:
         raise Malformed("a credential has an empty client_id")
     permissions = item.get("permission_ids")  # not in Streamkap's listing: None means unknown
     return RemoteCredential(
         client_id=client_id,
-        description=_optional_string(item, "description"),
+        description=optional_string_field(item, "description"),
         role_ids=frozenset(
-            _string(role, "id") for role in _objects(item.get("roles") or [], "roles")
+            string_field(role, "id") for role in _objects(item.get("roles") or [], "roles")
         ),
-        service_id=_optional_string(item, "service_id"),
+        service_id=optional_string_field(item, "service_id"),
         created_at=_parse_time(item.get("created_at")),
         permission_ids=frozenset(map(str, permissions)) if isinstance(permissions, list) else None,
     )
@@ -117,11 +117,11 @@ def created_id(body: Any) -> str | None:
 def parse_created(body: Any) -> CreatedCredential:
     """A create's answer: Malformed (the whole answer), or `UnusableSecret` (only the secret)."""
     if not isinstance(body, dict):
-        raise Malformed(f"expected a JSON object, got {_kind(body)}")
+        raise Malformed(f"expected a JSON object, got {kind_of(body)}")
     remote = parse_credential(body)
     secret = body.get("secret")
     if not isinstance(secret, str) or not secret.strip():
-        raise UnusableSecret("no secret" if secret in (None, "") else f"a {_kind(secret)} secret")
+        raise UnusableSecret("no secret" if secret in (None, "") else f"a {kind_of(secret)} secret")
     if _MASKED.search(secret):
         raise UnusableSecret("a masked secret")
     return CreatedCredential(remote=remote, secret=SecretStr(secret))
@@ -150,7 +150,7 @@ def differences(
 def parse_token(body: Any) -> TokenAnswer:
     """`POST /auth/access-token` (and /refresh): a token, maybe a refresh token, a lifetime."""
     if not isinstance(body, dict):
-        raise Malformed(f"expected a JSON object, got {_kind(body)}")
+        raise Malformed(f"expected a JSON object, got {kind_of(body)}")
     access = body.get("accessToken")
     if not isinstance(access, str) or not access:
         raise Malformed("it has no accessToken")
@@ -167,25 +167,27 @@ def parse_token(body: Any) -> TokenAnswer:
 
 def _objects(body: Any, what: str) -> list[dict[str, Any]]:
     if not isinstance(body, list):
-        raise Malformed(f"expected a list of {what}, got {_kind(body)}")
+        raise Malformed(f"expected a list of {what}, got {kind_of(body)}")
     for item in body:
         if not isinstance(item, dict):
-            raise Malformed(f"expected a list of {what}, found {_kind(item)} in it")
+            raise Malformed(f"expected a list of {what}, found {kind_of(item)} in it")
     return body
 
 
-def _string(item: dict[str, Any], name: str) -> str:
+def string_field(item: Mapping[str, Any], name: str) -> str:
+    """The string field `name` of a JSON object; Malformed when missing or of another type."""
     value = item.get(name)
     if not isinstance(value, str):
-        shown = "missing" if value is None else _kind(value)
+        shown = "missing" if value is None else kind_of(value)
         raise Malformed(f"field {name!r} is {shown}, expected a string")
     return value
 
 
-def _optional_string(item: dict[str, Any], name: str) -> str | None:
+def optional_string_field(item: Mapping[str, Any], name: str) -> str | None:
+    """The string or null field `name` of a JSON object; Malformed for another type."""
     value = item.get(name)
     if value is not None and not isinstance(value, str):
-        raise Malformed(f"field {name!r} is {_kind(value)}, expected a string or null")
+        raise Malformed(f"field {name!r} is {kind_of(value)}, expected a string or null")
     return value
 
 
@@ -198,7 +200,8 @@ def _parse_time(value: Any) -> datetime | None:
         return None  # an unknown creation time counts as brand new (never rotated)
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """How a JSON value is named in a Malformed message: `an object`, `a list`, `null`..."""
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), "null" if value is None else f"a {type(value).__name__}"
     )

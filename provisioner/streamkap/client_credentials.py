@@ -18,7 +18,6 @@ from provisioner.errors import (
     ApiError,
     AuthError,
     PatchUnsupported,
-    RequestFailed,
     UnusableAnswer,
     UnusableCreate,
 )
@@ -35,8 +34,6 @@ READ = "fe.secure.read.tenantApiTokens"
 WRITE = "fe.secure.write.tenantApiTokens"
 DELETE = "fe.secure.delete.tenantApiTokens"
 
-# Statuses after which a create may have been committed: retrying blindly could duplicate it.
-AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
 # Statuses of an API without PATCH on client credentials (the older API and UI docs).
 NO_PATCH_STATUSES = frozenset({404, 405, 501})
 
@@ -71,12 +68,8 @@ class ClientCredentials:
         raises UnusableCreate: the caller deletes what it made and never delivers it.
         """
         payload = answers.create_body(desired)
-        requests = self._requests
-        retry = retrying(requests.config.max_attempts, requests.sleep, "create", key=desired.key)
-        async for attempt in retry:
-            with attempt:
-                body = await self._create_once(payload, desired.key)
-        return _created(desired, body)
+        call = Call("POST", CREDENTIALS, payload, needs=WRITE)
+        return _created(desired, await self._requests.create(call, desired.key))
 
     async def update(self, client_id: str, desired: DesiredCredential) -> None:
         """Change roles in place (client_id, secret and description kept).
@@ -142,20 +135,6 @@ class ClientCredentials:
             raise UnusableAnswer(
                 "PATCH", path, "the API changed what was asked: " + "; ".join(changed)
             )
-
-    async def _create_once(self, payload: dict[str, Any], key: str) -> Any:
-        try:
-            return await self._requests.once(Call("POST", CREDENTIALS, payload, needs=WRITE))
-        except RequestFailed as exc:
-            if exc.sent:
-                raise AmbiguousCreate(key, exc) from None
-            raise
-        except UnusableAnswer as exc:  # not JSON: whether it made a credential is unknown
-            raise AmbiguousCreate(key, exc) from None
-        except ApiError as exc:
-            if exc.status in AMBIGUOUS_STATUSES:
-                raise AmbiguousCreate(key, exc) from None
-            raise
 
 
 def _created(desired: DesiredCredential, body: Any) -> CreatedCredential:

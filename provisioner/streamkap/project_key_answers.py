@@ -17,7 +17,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from provisioner.logs import register_secret
-from provisioner.streamkap.answers import Malformed
+from provisioner.streamkap.answers import (
+    Malformed,
+    kind_of,
+    optional_string_field,
+    string_field,
+)
 
 #: The documented statuses; others are kept as the API spells them (the list is not exhaustive).
 CREATING, ACTIVE, DELETING, DELETE_FAILED = "creating", "active", "deleting", "delete_failed"
@@ -139,8 +144,8 @@ def parse_detail(body: Any) -> ProjectKeyDetail:
         **_summary_fields(item),
         kafka_acls=_acls(item.get("kafka_acls")),
         whitelist_ips=_ips(item.get("whitelist_ips")),
-        kafka_proxy_endpoint=_optional_string(item, "kafka_proxy_endpoint"),
-        schema_proxy_endpoint=_optional_string(item, "schema_proxy_endpoint"),
+        kafka_proxy_endpoint=optional_string_field(item, "kafka_proxy_endpoint"),
+        schema_proxy_endpoint=optional_string_field(item, "schema_proxy_endpoint"),
     )
 
 
@@ -172,11 +177,11 @@ def parse_file(body: Any, *, wants_api: bool, wants_kafka: bool) -> ProjectKeyFi
     if missing:
         raise MissingSecrets(" and ".join(f"no {name} credentials" for name in missing))
     return ProjectKeyFile(
-        project_key_id=_string(item, "project_key_id"),
+        project_key_id=string_field(item, "project_key_id"),
         api=api,
         kafka=kafka,
         kafka_acls=_acls(item.get("kafka_acls")),
-        tool_profile=_optional_string(item, "tool_profile"),
+        tool_profile=optional_string_field(item, "tool_profile"),
         allowed_tools=_strings(item, "allowed_tools"),
         blocked_tools=_strings(item, "blocked_tools"),
     )
@@ -185,14 +190,14 @@ def parse_file(body: Any, *, wants_api: bool, wants_kafka: bool) -> ProjectKeyFi
 def parse_api_access(item: Mapping[str, Any]) -> ApiAccess:
     """`api` / `new_api_credentials`: the client secret must be a real, unmasked one."""
     secret = _secret(item, "client_secret")
-    client_id = _string(item, "client_id")
+    client_id = string_field(item, "client_id")
     if not client_id:
         raise Malformed("field 'client_id' is empty")
     return ApiAccess(
         client_id=client_id,
         client_secret=secret,
-        token_endpoint=_optional_string(item, "token_endpoint"),
-        api_url=_optional_string(item, "api_url"),
+        token_endpoint=optional_string_field(item, "token_endpoint"),
+        api_url=optional_string_field(item, "api_url"),
     )
 
 
@@ -200,12 +205,12 @@ def parse_kafka_access(item: Mapping[str, Any]) -> KafkaAccess:
     """`kafka` / `new_kafka_credentials`: the password must be a real, unmasked one."""
     password = _secret(item, "password")
     return KafkaAccess(
-        username=_string(item, "username"),
+        username=string_field(item, "username"),
         password=password,
-        bootstrap_servers=_string(item, "bootstrap_servers"),
-        security_protocol=_optional_string(item, "security_protocol"),
-        sasl_mechanism=_optional_string(item, "sasl_mechanism"),
-        schema_registry_url=_optional_string(item, "schema_registry_url"),
+        bootstrap_servers=string_field(item, "bootstrap_servers"),
+        security_protocol=optional_string_field(item, "security_protocol"),
+        sasl_mechanism=optional_string_field(item, "sasl_mechanism"),
+        schema_registry_url=optional_string_field(item, "schema_registry_url"),
     )
 
 
@@ -213,23 +218,23 @@ def parse_kafka_access(item: Mapping[str, Any]) -> KafkaAccess:
 
 
 def _summary_fields(item: Mapping[str, Any]) -> dict[str, Any]:
-    key_id = _string(item, "id")
+    key_id = string_field(item, "id")
     if not key_id:
         raise Malformed("a project key has an empty id")
     return {
         "id": key_id,
-        "name": _string(item, "name"),
-        "status": _string(item, "status"),
-        "description": _optional_string(item, "description"),
-        "service_id": _optional_string(item, "service_id"),
+        "name": string_field(item, "name"),
+        "status": string_field(item, "status"),
+        "description": optional_string_field(item, "description"),
+        "service_id": optional_string_field(item, "service_id"),
         "created_at": _created_at(item),
         "last_used_at": _time(item, "last_used_at"),
-        "api_client_id": _optional_string(item, "api_client_id") or None,
-        "kafka_username": _optional_string(item, "kafka_username") or None,
+        "api_client_id": optional_string_field(item, "api_client_id") or None,
+        "kafka_username": optional_string_field(item, "kafka_username") or None,
         "role_ids": frozenset(
-            _string(role, "id") for role in _objects(item.get("roles") or [], "roles")
+            string_field(role, "id") for role in _objects(item.get("roles") or [], "roles")
         ),
-        "tool_profile": _optional_string(item, "tool_profile"),
+        "tool_profile": optional_string_field(item, "tool_profile"),
         "allowed_tools": _strings(item, "allowed_tools"),
         "blocked_tools": _strings(item, "blocked_tools"),
     }
@@ -241,7 +246,7 @@ def _access(item: Mapping[str, Any], name: str, parse: Any) -> Any:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise Malformed(f"field {name!r} is {_kind(value)}, expected an object")
+        raise Malformed(f"field {name!r} is {kind_of(value)}, expected an object")
     try:
         return parse(value)
     except Malformed as exc:
@@ -254,7 +259,7 @@ def _secret(item: Mapping[str, Any], name: str) -> SecretStr:
     if isinstance(value, str):
         register_secret(value)
     if not isinstance(value, str) or not value.strip():
-        raise Malformed(f"field {name!r} is {_kind(value) if value else 'missing or empty'}")
+        raise Malformed(f"field {name!r} is {kind_of(value) if value else 'missing or empty'}")
     if "***" in value:
         raise Malformed(f"field {name!r} is masked")
     return SecretStr(value)
@@ -263,10 +268,10 @@ def _secret(item: Mapping[str, Any], name: str) -> SecretStr:
 def _acls(value: Any) -> tuple[KafkaAcl, ...]:
     return tuple(
         KafkaAcl(
-            topic_name=_string(acl, "topic_name"),
-            operation=_string(acl, "operation"),
-            resource_pattern_type=_string(acl, "resource_pattern_type"),
-            resource=_optional_string(acl, "resource") or "TOPIC",
+            topic_name=string_field(acl, "topic_name"),
+            operation=string_field(acl, "operation"),
+            resource_pattern_type=string_field(acl, "resource_pattern_type"),
+            resource=optional_string_field(acl, "resource") or "TOPIC",
         )
         for acl in _objects(value or [], "kafka_acls")
     )
@@ -280,7 +285,7 @@ def _ips(value: Any) -> tuple[str, ...]:
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if isinstance(value, list) and all(isinstance(part, str) for part in value):
         return tuple(value)
-    raise Malformed(f"field 'whitelist_ips' is {_kind(value)}, expected a string")
+    raise Malformed(f"field 'whitelist_ips' is {kind_of(value)}, expected a string")
 
 
 def _strings(item: Mapping[str, Any], name: str) -> tuple[str, ...]:
@@ -288,39 +293,24 @@ def _strings(item: Mapping[str, Any], name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
-        raise Malformed(f"field {name!r} is {_kind(value)}, expected a list of strings")
+        raise Malformed(f"field {name!r} is {kind_of(value)}, expected a list of strings")
     return tuple(value)
 
 
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise Malformed(f"expected a JSON object, got {_kind(body)}")
+        raise Malformed(f"expected a JSON object, got {kind_of(body)}")
     return body
 
 
 def _objects(body: Any, what: str) -> list[dict[str, Any]]:
     if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-        raise Malformed(f"expected a list of {what}, got {_kind(body)}")
+        raise Malformed(f"expected a list of {what}, got {kind_of(body)}")
     return body
 
 
-def _string(item: Mapping[str, Any], name: str) -> str:
-    value = item.get(name)
-    if not isinstance(value, str):
-        shown = "missing" if value is None else _kind(value)
-        raise Malformed(f"field {name!r} is {shown}, expected a string")
-    return value
-
-
-def _optional_string(item: Mapping[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    if value is not None and not isinstance(value, str):
-        raise Malformed(f"field {name!r} is {_kind(value)}, expected a string or null")
-    return value
-
-
 def _time(item: Mapping[str, Any], name: str) -> datetime | None:
-    value = _optional_string(item, name)
+    value = optional_string_field(item, name)
     if not value:
         return None
     try:
@@ -336,9 +326,3 @@ def _created_at(item: Mapping[str, Any]) -> datetime | None:
         return _time(item, "created_at")
     except Malformed:
         return None
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else f"a {type(value).__name__}"
-    )

@@ -14,14 +14,12 @@ from provisioner.errors import (
     AmbiguousCreate,
     ApiError,
     KafkaUsernameTaken,
-    RequestFailed,
     UnusableAnswer,
     UnusableCreate,
 )
-from provisioner.http.retry import retrying
 from provisioner.streamkap import project_key_answers as answers
 from provisioner.streamkap.answers import Malformed, parsed
-from provisioner.streamkap.client_credentials import AMBIGUOUS_STATUSES, LISTING_MAX_BYTES
+from provisioner.streamkap.client_credentials import LISTING_MAX_BYTES
 from provisioner.streamkap.project_key_answers import (
     PatchedProjectKey,
     ProjectKeyDetail,
@@ -71,11 +69,12 @@ class ProjectKeys:
         never delivers it. A taken Kafka username raises KafkaUsernameTaken.
         """
         payload = new.json()  # registers the password before anything is sent
-        requests = self._requests
-        retry = retrying(requests.config.max_attempts, requests.sleep, "create", key=new.name)
-        async for attempt in retry:
-            with attempt:
-                body = await self._create_once(payload, new.name)
+        try:
+            body = await self._requests.create(
+                Call("POST", PROJECT_KEYS, payload, needs=WRITE), new.name
+            )
+        except ApiError as exc:
+            raise _taken(exc) from None
         return _created(new, body)
 
     async def patch(self, key_id: str, change: ProjectKeyChange) -> PatchedProjectKey:
@@ -100,20 +99,6 @@ class ProjectKeys:
         except ApiError as exc:
             if exc.status != 404:
                 raise
-
-    async def _create_once(self, payload: dict[str, Any], key: str) -> Any:
-        try:
-            return await self._requests.once(Call("POST", PROJECT_KEYS, payload, needs=WRITE))
-        except RequestFailed as exc:
-            if exc.sent:
-                raise AmbiguousCreate(key, exc) from None
-            raise
-        except UnusableAnswer as exc:  # not JSON: whether it made a key is unknown
-            raise AmbiguousCreate(key, exc) from None
-        except ApiError as exc:
-            if exc.status in AMBIGUOUS_STATUSES:
-                raise AmbiguousCreate(key, exc) from None
-            raise _taken(exc) from None
 
 
 def _created(new: NewProjectKey, body: Any) -> ProjectKeyFile:

@@ -18,6 +18,7 @@ import anyio
 import httpx
 
 from provisioner.errors import (
+    AmbiguousCreate,
     ApiError,
     AuthError,
     PermissionDenied,
@@ -55,6 +56,9 @@ _NOT_SENT = (
     httpx.ProxyError,
     httpx.UnsupportedProtocol,
 )
+#: Statuses after which a create may have been committed: retrying it blindly could duplicate it.
+AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
+
 HEADERS = {"User-Agent": "streamkap-provisioner", "Accept": "application/json"}
 
 
@@ -148,6 +152,30 @@ class Requests:
                 raise Stopped(f"{exc}; not retried: {stop_reason(self.halt)}") from None
             raise
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def create(self, call: Call, key: str) -> Any:
+        """A create of `key`, retried only while a failure surely made nothing; one whose
+        outcome is unknown (sent, then no answer; an unreadable answer; 408 or 5xx) raises
+        AmbiguousCreate for the caller's no-duplicates recovery: never retried blindly."""
+        retry = retrying(self.config.max_attempts, self.sleep, "create", key=key)
+        async for attempt in retry:
+            with attempt:
+                return await self._create_once(call, key)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _create_once(self, call: Call, key: str) -> Any:
+        try:
+            return await self.once(call)
+        except RequestFailed as exc:
+            if exc.sent:
+                raise AmbiguousCreate(key, exc) from None
+            raise
+        except UnusableAnswer as exc:  # not JSON: whether it made anything is unknown
+            raise AmbiguousCreate(key, exc) from None
+        except ApiError as exc:
+            if exc.status in AMBIGUOUS_STATUSES:
+                raise AmbiguousCreate(key, exc) from None
+            raise
 
     def _worth_retrying(self, exc: BaseException) -> bool:
         # An API that never answered this run is unreachable, not briefly away: fail fast.
