@@ -60,7 +60,13 @@ class ClientCredentials:
         self._patch_probe = anyio.Lock()
 
     async def list(self) -> Sequence[RemoteCredential]:
-        listing = Call("GET", CREDENTIALS, needs=READ, max_bytes=LISTING_MAX_BYTES)
+        listing = Call(
+            "GET",
+            CREDENTIALS,
+            needs=READ,
+            max_bytes=LISTING_MAX_BYTES,
+            decode=answers.decode_listing,
+        )
         body = await self._requests.call(listing)
         return answers.parsed("GET", CREDENTIALS, answers.parse_listing, body)
 
