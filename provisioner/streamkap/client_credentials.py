@@ -41,8 +41,9 @@ AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
 NO_PATCH_STATUSES = frozenset({404, 405, 501})
 
 #: The largest listing of credentials read: at ~280 bytes per credential, some 115,000 of them,
-#: beyond the 100,000 the project benchmarks. Parsing costs ~2.5x its size on top of the buffer
-#: (docs/limits.md); past the cap the call fails cleanly instead of running out of memory.
+#: beyond the 100,000 the project benchmarks. Parsing costs its size again (the decoded text,
+#: parsed one item at a time) plus ~320 bytes per credential kept; past the cap the call fails
+#: cleanly instead of running out of memory.
 LISTING_MAX_BYTES = 32 * 1024 * 1024
 #: Any other answer (one object, the roles, a token) stops at the transport's default cap.
 
