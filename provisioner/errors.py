@@ -8,7 +8,8 @@
     │   ├── AuthError         401/403 after one token refresh               (exit 2)
     │   │   └── PermissionDenied  403: the provisioner's own credential lacks a permission
     │   ├── RateLimited       429 (carries Retry-After)
-    │   └── PatchUnsupported  the API cannot change a credential in place (404/405/501)
+    │   ├── PatchUnsupported  the API cannot change a credential in place (404/405/501)
+    │   └── KafkaUsernameTaken  409: a project key's Kafka username is in use in the tenant
     ├── UnusableAnswer        a 2xx answer that is not what Streamkap documents
     ├── RequestFailed         the request got no usable answer (connect, read, timeout)
     ├── CircuitOpen           so many calls failed in a row that the run stops calling
@@ -110,6 +111,17 @@ class PermissionDenied(AuthError):
 
 class PatchUnsupported(ApiError):
     """The API has no PATCH for client credentials (404, 405 or 501): replace instead."""
+
+
+class KafkaUsernameTaken(ApiError):
+    """HTTP 409 on a project key: the Kafka username asked for is taken in the tenant."""
+
+    def __str__(self) -> str:
+        # The username is not named: it is kept out of every message, as the password is.
+        return (
+            f"{super().__str__()}; the Kafka username asked for is already taken in this tenant "
+            "(by another project key, or by an earlier create of this one)"
+        )
 
 
 class WrongHost(UsageError):
