@@ -52,3 +52,31 @@ def write_manifests(directory: Path, count: int, files: int = 1) -> Path:
         part = pairs[index * per_file : (index + 1) * per_file]
         (folder / f"team-{index:03d}.yaml").write_text(manifest_text(part), encoding="utf-8")
     return folder
+
+
+def team_manifest_text(team: int, count: int, sink_dir: str = SINK_DIR) -> str:
+    """One team's manifest, `count` credentials written as people write them (~150 bytes each:
+    a description, roles and sinks per credential), five credentials per service."""
+    lines = ["version: 1", "sinks:", f"  local: {{type: file, path: {sink_dir}}}", "services:"]
+    for index in range(count):
+        service = f"team{team:03d}-svc-{index // 5:05d}"
+        if index % 5 == 0:
+            lines += [f"  - name: {service}", "    credentials:"]
+        lines += [
+            f"      - name: ingest-{index % 5}",
+            f"        description: Ingest pipeline of {service} (platform team)",
+            f"        roles: [{ROLE_KEY}]",
+            "        sinks: [local]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_team_manifests(directory: Path, count: int, files: int) -> list[Path]:
+    """`count` credentials in `files` team manifests of equal size, in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for team in range(files):
+        path = directory / f"team-{team:03d}.yaml"
+        path.write_text(team_manifest_text(team, count // files), encoding="utf-8")
+        paths.append(path)
+    return paths

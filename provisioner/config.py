@@ -6,10 +6,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, ByteSize, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRETS_DIR = Path("/run/secrets")
+#: The manifest limits' defaults (`manifest.yamlfile.MAX_FILE_BYTES`, `manifest.load.
+#: MAX_TOTAL_BYTES`; a test holds them equal): one file, and all files of a run together.
+MAX_MANIFEST_FILE_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_RUN_BYTES = 32 * 1024 * 1024
 
 
 def _vault_token_file() -> Path | None:
@@ -89,6 +93,17 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias="PROVISIONER_LOG_LEVEL"
+    )
+    # Also read by `validate`, without pydantic-settings (`cli.arguments.LocalSettings`).
+    max_manifest_file_bytes: ByteSize = Field(
+        ByteSize(MAX_MANIFEST_FILE_BYTES),
+        gt=0,
+        validation_alias="PROVISIONER_MAX_MANIFEST_FILE_BYTES",
+    )
+    max_manifest_run_bytes: ByteSize = Field(
+        ByteSize(MAX_MANIFEST_RUN_BYTES),
+        gt=0,
+        validation_alias="PROVISIONER_MAX_MANIFEST_RUN_BYTES",
     )
     vault_addr: str | None = Field(None, validation_alias="VAULT_ADDR")
     vault_token: SecretStr | None = Field(None, validation_alias="VAULT_TOKEN")

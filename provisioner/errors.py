@@ -8,7 +8,8 @@
     │   ├── AuthError         401/403 after one token refresh               (exit 2)
     │   │   └── PermissionDenied  403: the provisioner's own credential lacks a permission
     │   ├── RateLimited       429 (carries Retry-After)
-    │   └── PatchUnsupported  the API cannot change a credential in place (404/405/501)
+    │   ├── PatchUnsupported  the API cannot change a credential in place (404/405/501)
+    │   └── KafkaUsernameTaken  409: a project key's Kafka username is in use in the tenant
     ├── UnusableAnswer        a 2xx answer that is not what Streamkap documents
     ├── RequestFailed         the request got no usable answer (connect, read, timeout)
     ├── CircuitOpen           so many calls failed in a row that the run stops calling
@@ -20,7 +21,9 @@
     └── LockUnavailable       a sink's lock file cannot be opened
 
 Messages are built from ids, keys and the API's `detail`; since a server may echo what it was
-sent into that detail, every message is passed through the secret registry when rendered.
+sent into that detail, every message is passed through the secret registry when rendered, and
+an echoed text is shortened only by `logs.cut` (redacted first, then cut). An `ApiError` keeps
+its detail whole and cuts it when rendered, so a secret registered later is still caught.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from provisioner.logs import redact
+from provisioner.logs import cut, redact
+
+#: How much of the API's `detail` an error shows: a 422's list of a few fields fits.
+DETAIL_CHARS = 1000
 
 
 class ProvisionerError(Exception):
@@ -40,6 +46,9 @@ class ProvisionerError(Exception):
     def __str__(self) -> str:
         # Rendered late, so a secret registered after the error was made is still replaced.
         return redact(super().__str__())
+
+    def __repr__(self) -> str:  # the default shows `args`, unredacted
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -67,8 +76,12 @@ class ApiError(ProvisionerError):
         self.method = method
         self.path = path
         self.status = status
-        self.detail = detail
-        super().__init__(f"{method} {path}: HTTP {status}: {format_detail(detail)}")
+        self.detail = detail  # whole: cut only when rendered (see the module's docstring)
+        super().__init__(method, path, status)
+
+    def __str__(self) -> str:
+        detail = cut(format_detail(self.detail), DETAIL_CHARS)
+        return f"{self.method} {self.path}: HTTP {self.status}: {detail}"
 
     @property
     def field_errors(self) -> list[str]:
@@ -98,6 +111,17 @@ class PermissionDenied(AuthError):
 
 class PatchUnsupported(ApiError):
     """The API has no PATCH for client credentials (404, 405 or 501): replace instead."""
+
+
+class KafkaUsernameTaken(ApiError):
+    """HTTP 409 on a project key: the Kafka username asked for is taken in the tenant."""
+
+    def __str__(self) -> str:
+        # The username is not named: it is kept out of every message, as the password is.
+        return (
+            f"{super().__str__()}; the Kafka username asked for is already taken in this tenant "
+            "(by another project key, or by an earlier create of this one)"
+        )
 
 
 class WrongHost(UsageError):
@@ -134,6 +158,10 @@ class RequestFailed(ProvisionerError):
         self.sent = sent  # False only when the request surely never reached the server
         self.retryable = retryable  # False when asking again would get the same (e.g. too large)
         super().__init__(f"{method} {path}: {cause}")
+
+
+class Stopped(ProvisionerError):
+    """A retry was not made: the run is stopping (a signal, a refused permission, the breaker)."""
 
 
 class CircuitOpen(ProvisionerError):

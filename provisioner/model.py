@@ -16,7 +16,8 @@ from pydantic import SecretStr
 
 from provisioner.errors import SinkError
 
-_MARKER = re.compile(r"(?:^|(?<= ))\[provisioner:([^\[\]]+)\]$")
+# `\Z`, not `$`: `$` also matches before a trailing newline, and such a marker is not at the end.
+_MARKER = re.compile(r"(?:^|(?<= ))\[provisioner:([^\[\]]+)\]\Z")
 
 #: The owner of manifests that name none; its marker has no owner part, as before owners existed.
 DEFAULT_OWNER = "default"
@@ -30,6 +31,12 @@ def owned_key(owner: str, key: str) -> str:
 def marker(key: str, owner: str = DEFAULT_OWNER) -> str:
     """The ownership marker that ends the description of every credential we manage."""
     return f"[provisioner:{owned_key(owner, key)}]"
+
+
+#: The longest description the API is taken to keep, marker included: longer ones lose their end,
+#: and with it the marker. Streamkap does not document a cap, nor does the simulator enforce
+#: one; this is the bound the manifest format has always had (docs/limits.md).
+MAX_DESCRIPTION = 1024
 
 
 def marked_description(description: str | None, key: str, owner: str = DEFAULT_OWNER) -> str:
@@ -220,7 +227,9 @@ class Reason(StrEnum):
     DRIFT_SERVICE_ID = "drift:service_id"
     ROTATION = "rotation"
     FORCED = "forced"  # --replace KEY: replaced now, whatever its state
-    DEFERRED = "deferred"  # a rotation due, left to a later run by the change budget
+    # A rotation due or a superseded credential past its grace, left to a later run by the
+    # change budget (a sink that lost its record is still restored).
+    DEFERRED = "deferred"
     DUPLICATE = "duplicate"  # newer than the credential the sinks hold: its secret is lost
     SUPERSEDED = "superseded"  # older than the credential the sinks hold, past grace
     ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without
@@ -243,15 +252,18 @@ class Action:
     # Every marked credential of this key seen when planning: never a create's lost leftover.
     known: tuple[str, ...] = ()
     detail: str = ""  # why, in words: shown to people next to the reason
-    # A sink holds the credential this replaces or deletes: consumers may be using it, so the
-    # change counts against the change budget (see reconcile.budget).
-    held: bool = False
     created_at: datetime | None = None  # of the credential it concerns: the oldest rotate first
+    # Replace, delete: it ends only credentials no sink holds, made moments ago (what a killed
+    # run created and never delivered): not counted by the change budget (see plan.LEFTOVER_AGE).
+    leftover: bool = False
     # Restore: the readable sink whose record is copied, and the sinks it is copied to.
+    # Update: (no source) the readable sinks whose records it refreshes.
     source: str | None = None
     targets: tuple[str, ...] = ()
     # Create, replace, update, restore: when the credential it leaves will be due for rotation.
     rotates_at: datetime | None = None
+    # Create: another owner whose marked credential has this key (a wrong `owner:`, maybe).
+    taken_by: str | None = None
 
     @property
     def writes(self) -> bool:
@@ -287,6 +299,8 @@ class Status(StrEnum):
     OK = "ok"
     FAILED = "failed"
     SKIPPED = "skipped"  # not started: the run was asked to stop
+    # Not done: an update the API could only make as a replace, beyond the change budget.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +335,9 @@ class Planned:
     refusal: str | None = None
     # Restores: the proven record of each key, secret included (its repr never shows it).
     records: Mapping[str, SinkRecord] = field(default_factory=dict, repr=False)
+    # Counted changes the budget still allows once the plan's are done (None: no limit): an
+    # update that the API can only make as a replace spends one, or is deferred.
+    room: int | None = None
 
 
 @dataclass(frozen=True)
@@ -337,4 +354,23 @@ class RunResult:
     def failed(self) -> bool:
         """Some action failed or was not started, or some credential could not be planned."""
         blocked = any(action.kind is Kind.BLOCKED for action in self.plan.actions)
-        return blocked or any(outcome.status != "ok" for outcome in self.outcomes)
+        # A deferred change is left for a later run on purpose, like a deferred rotation.
+        done = (Status.OK, Status.DEFERRED)
+        return blocked or any(outcome.status not in done for outcome in self.outcomes)
+
+
+class Allowance:
+    """What the budget leaves for changes the plan did not foresee (an update that the API can
+    only make as a replace). Used by one run's tasks on one event loop: no lock needed."""
+
+    def __init__(self, room: int | None) -> None:
+        self.room = room
+
+    def take(self) -> bool:
+        """Spend one counted change; False when none is left (then the change is deferred)."""
+        if self.room is None:
+            return True
+        if self.room <= 0:
+            return False
+        self.room -= 1
+        return True

@@ -17,10 +17,9 @@ from provisioner.cli.arguments import (
     add_paths,
     add_replace_flag,
     add_run_flags,
-    parse_outputs,
 )
 from provisioner.cli.common import EXIT_FAILED, EXIT_OK, job_from
-from provisioner.cli.outputs import Outputs, apply_once, finish
+from provisioner.cli.outputs import Outputs, apply_once, finish, parse_outputs
 from provisioner.cli.signals import Stop, stop_on_signals
 from provisioner.cli.views import View
 from provisioner.model import RunResult
@@ -97,7 +96,6 @@ class _Notices:
 
 COMMAND = Command(
     "apply",
-    "reconcile: create, replace and delete",
     add_flags,
     ApplyArgs.parse,
     apply,

@@ -1,6 +1,8 @@
 """The flags the commands share, and the typed arguments argparse's namespace is read into.
 
 Each command reads its namespace once, into a frozen dataclass; nothing after that sees argparse.
+Light on purpose: every command imports it, `validate` too, whose start-up is the import of what
+it uses (no HTTP client, no pydantic-settings).
 """
 
 from __future__ import annotations
@@ -9,15 +11,20 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
 
-from provisioner.cli.outputs import Outputs
-from provisioner.cli.views import View
-from provisioner.config import Settings
 from provisioner.errors import UsageError
 from provisioner.manifest.durations import parse_duration
+from provisioner.manifest.load import MAX_TOTAL_BYTES
+from provisioner.manifest.yamlfile import MAX_FILE_BYTES
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from provisioner.cli.views import View
+    from provisioner.config import Settings
 
 A = TypeVar("A")
 
@@ -31,11 +38,52 @@ class Command(Generic[A]):
     """
 
     name: str
-    help: str
     flags: Callable[[argparse.ArgumentParser], None]
     parse: Callable[[argparse.Namespace], A]
     run: Callable[[A, View], int]
-    settings: Callable[[A], Settings | None] = lambda args: None
+    settings: Callable[[A], Configured | None] = lambda args: None
+
+
+class Configured(Protocol):
+    """What the view is chosen from: `Settings`, or `validate`'s `LocalSettings`."""
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_format(self) -> str: ...
+
+
+class LocalSettings(BaseModel):
+    """What `validate` reads of its environment: how to log, and how much manifest to read.
+
+    Read without pydantic-settings (its import is a tenth of `validate`'s start-up): the names
+    and defaults are those of `Settings` (tests/unit/test_startup_settings.py holds them equal),
+    matched without regard to case as there.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    log_format: Literal["json", "console", "auto"] = Field(
+        "auto", validation_alias="PROVISIONER_LOG_FORMAT"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias="PROVISIONER_LOG_LEVEL"
+    )
+    max_manifest_file_bytes: ByteSize = Field(
+        ByteSize(MAX_FILE_BYTES), gt=0, validation_alias="PROVISIONER_MAX_MANIFEST_FILE_BYTES"
+    )
+    max_manifest_run_bytes: ByteSize = Field(
+        ByteSize(MAX_TOTAL_BYTES), gt=0, validation_alias="PROVISIONER_MAX_MANIFEST_RUN_BYTES"
+    )
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> LocalSettings:
+        """From the environment; a value that is not valid is a usage error."""
+        try:
+            return cls.model_validate({name.upper(): value for name, value in environ.items()})
+        except ValidationError as exc:
+            raise UsageError(f"invalid configuration: {_problems(exc)}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +113,8 @@ class JobArgs:
 
 def read_settings(concurrency: int | None = None, max_changes: str | None = None) -> Settings:
     """Settings from the environment, overridden by the flags given."""
+    from provisioner.config import Settings  # pydantic-settings: for the commands that call out
+
     overrides: dict[str, Any] = {}
     if concurrency is not None:
         overrides["concurrency"] = concurrency
@@ -73,18 +123,11 @@ def read_settings(concurrency: int | None = None, max_changes: str | None = None
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UsageError(f"invalid configuration: {problems}") from None
+        raise UsageError(f"invalid configuration: {_problems(exc)}") from None
 
 
-def parse_outputs(namespace: argparse.Namespace) -> Outputs:
-    """Where results go, from the flags `add_output_flags` added and `--report`."""
-    return Outputs(
-        report=namespace.report,
-        metrics_file=namespace.metrics_file,
-        pushgateway=namespace.pushgateway,
-        progress=not namespace.no_progress,
-    )
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def add_paths(parser: argparse.ArgumentParser) -> None:

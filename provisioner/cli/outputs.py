@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections import Counter
@@ -15,10 +16,10 @@ import structlog
 
 from provisioner.cli import metrics
 from provisioner.cli.progress import Tracker
-from provisioner.cli.render import Summary, action_json, run_report, summarize
+from provisioner.cli.render import Summary, action_json, counted, run_report, summarize
 from provisioner.cli.views import View, has_news
 from provisioner.errors import ManifestError, UsageError, first_error
-from provisioner.fs.atomic import describe, replace_file
+from provisioner.fs.atomic import describe, ensure_dir, replace_file
 from provisioner.logs import register_url_password, scrub_url
 from provisioner.model import Outcome, Plan, RunResult, Status
 from provisioner.reconcile import pipeline
@@ -42,12 +43,38 @@ class Outputs:
     def check(self) -> None:
         """Fail before any API call when an output could never be written."""
         register_url_password(self.pushgateway)
-        for flag, path in (("--report", self.report), ("--metrics-file", self.metrics_file)):
-            if path is not None and not path.absolute().parent.is_dir():
-                raise UsageError(f"{flag} {path}: directory {path.absolute().parent} not found")
+        if self.report is not None:  # made like a sink's directory (0700): a report is ours
+            _make_parent("--report", self.report)
+        # The textfile directory is node-exporter's: a missing one is a typo it would never read.
+        if self.metrics_file is not None and not self.metrics_file.absolute().parent.is_dir():
+            parent = self.metrics_file.absolute().parent
+            raise UsageError(f"--metrics-file {self.metrics_file}: directory {parent} not found")
         if self.pushgateway is not None and not self.pushgateway.startswith(_SCHEMES):
             shown = scrub_url(self.pushgateway)
             raise UsageError(f"--pushgateway {shown}: expected an http(s):// URL")
+
+
+def _make_parent(flag: str, path: Path) -> None:
+    """Create the directory `path` goes in (and its parents, 0700) unless it exists."""
+    parent = path.absolute().parent
+    try:
+        ensure_dir(parent)
+    except OSError as exc:
+        raise UsageError(
+            f"{flag} {path}: cannot create directory {parent}: {describe(exc)}"
+        ) from None
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is not a directory")
+
+
+def parse_outputs(namespace: argparse.Namespace) -> Outputs:
+    """Where results go, from the flags `add_output_flags` added and `--report`."""
+    return Outputs(
+        report=namespace.report,
+        metrics_file=namespace.metrics_file,
+        pushgateway=namespace.pushgateway,
+        progress=not namespace.no_progress,
+    )
 
 
 @dataclass
@@ -174,12 +201,12 @@ def _print_failures(outcomes: Sequence[Outcome], view: View) -> None:
     for outcome in outcomes:
         if outcome.status is Status.SKIPPED:
             skipped += 1
-        elif outcome.error:
+        elif outcome.error and outcome.status is not Status.DEFERRED:  # counted in the summary
             action = outcome.action
             text = f"failed: {action.key}: {outcome.error}"
             view.say(text, "apply.failed", "error", **action_json(action), error=outcome.error)
     if skipped:
-        text = f"not started: {skipped} actions; the next apply does them"
+        text = f"not started: {counted(skipped, 'actions')}; the next apply does them"
         view.say(text, "apply.not_started", "warning", actions=skipped)
 
 

@@ -76,7 +76,6 @@ def show_plan(the_plan: Plan, view: View) -> None:
 
 COMMAND = Command(
     "plan",
-    "show what apply would do; no writes",
     add_flags,
     PlanArgs.parse,
     plan,

@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from provisioner.logs import wants_color
 from provisioner.model import Outcome, Plan, Status
 
 
@@ -108,4 +109,7 @@ def tracker_for(enabled: bool, stream: TextIO | None = None) -> Tracker:
     stream = stream or sys.stderr
     if not enabled or not stream.isatty():
         return Tracker()
-    return LiveProgress(Console(file=stream))
+    # Without colour (NO_COLOR, --no-color), no style at all: rich would still embolden.
+    if wants_color(stream):
+        return LiveProgress(Console(file=stream))
+    return LiveProgress(Console(file=stream, color_system=None))

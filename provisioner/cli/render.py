@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from provisioner.logs import redact_value
 from provisioner.manifest.durations import format_duration
@@ -35,11 +35,6 @@ _COLORS = {
 }
 _RESET = "\x1b[0m"
 _SHOWN_KEYS = 3  # keys named in a line about many credentials
-
-
-def use_color(stream: TextIO, environ: Mapping[str, str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (to anything: no-color.org)."""
-    return "NO_COLOR" not in environ and stream.isatty()
 
 
 def render_plan(plan: Plan, *, color: bool = False) -> str:
@@ -92,10 +87,8 @@ def action_after(action: Action) -> dict[str, Any] | None:
     wanted = action.desired
     if wanted is None or action.kind not in _MAKES:
         return None
-    if action.kind is Kind.RESTORE:
+    if action.kind in (Kind.RESTORE, Kind.UPDATE):  # the sinks it fills, or refreshes
         sinks: Sequence[str] = action.targets
-    elif action.kind is Kind.UPDATE:
-        sinks = ()  # roles change in place: the sinks keep the record they hold
     else:
         sinks = wanted.sinks
     return {
@@ -173,6 +166,11 @@ def plan_summary_line(plan: Plan) -> str:
     return line + _kept(plan)
 
 
+def counted(count: int, plural: str) -> str:
+    """`1 file`, `2 files`: for the nouns whose plural only adds an s (credentials, services)."""
+    return f"{count} {plural if count != 1 else plural.removesuffix('s')}"
+
+
 def blocked_count(blocked: int) -> str:
     """`, 3 could not be planned` for a summary line; empty when every credential was."""
     return f", {blocked} could not be planned" if blocked else ""
@@ -185,10 +183,11 @@ def _kept(plan: Plan) -> str:
 
 
 def deferred_note(deferred: int) -> str:
-    """Rotations the change budget left for later runs."""
+    """Changes the change budget left for later runs: rotations and deletes of superseded
+    credentials due, and updates the API could only make as replaces."""
     if not deferred:
         return ""
-    return f" {deferred} rotation{'s' * (deferred > 1)} deferred to later runs (change budget)."
+    return f" {deferred} change{'s' * (deferred > 1)} deferred to later runs (change budget)."
 
 
 def _kept_note(orphaned: int, in_grace: int) -> str:
@@ -385,7 +384,8 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
         other_owners=sum(count for _, count in plan.other_owners),
-        deferred=plan.count(Kind.NOOP, Reason.DEFERRED),
+        deferred=plan.count(Kind.NOOP, Reason.DEFERRED)
+        + sum(1 for o in outcomes if o.status is Status.DEFERRED),
         blocked=plan.count(Kind.BLOCKED),
     )
 

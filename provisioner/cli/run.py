@@ -25,10 +25,9 @@ from provisioner.cli.arguments import (
     add_run_flags,
     duration_arg,
     interval_arg,
-    parse_outputs,
 )
 from provisioner.cli.common import EXIT_FAILED, EXIT_OK, job_from
-from provisioner.cli.outputs import Outputs, apply_once, finish
+from provisioner.cli.outputs import Outputs, apply_once, finish, parse_outputs
 from provisioner.cli.render import summarize
 from provisioner.cli.schedule import Cadence, run_every
 from provisioner.cli.signals import stop_on_signals
@@ -153,7 +152,6 @@ def _aborted(name: str) -> None:
 
 COMMAND = Command(
     "run",
-    "apply on a schedule until SIGTERM/SIGINT; finishes in-flight work first",
     add_flags,
     RunArgs.parse,
     run,

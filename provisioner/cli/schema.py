@@ -30,4 +30,4 @@ def schema(args: SchemaArgs, view: View) -> int:
     return EXIT_OK
 
 
-COMMAND = Command("schema", "print the manifest JSON Schema", add_flags, SchemaArgs.parse, schema)
+COMMAND = Command("schema", add_flags, SchemaArgs.parse, schema)

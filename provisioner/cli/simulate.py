@@ -148,6 +148,4 @@ def _kube_ready(view: View, kubeconfig: Callable[[str], str], path: Path, url: s
     view.say(f"kubernetes: serving on {url} (KUBECONFIG={path}, every namespace)")
 
 
-COMMAND = Command(
-    "simulate", "serve the simulator on loopback", add_flags, SimulateArgs.parse, simulate
-)
+COMMAND = Command("simulate", add_flags, SimulateArgs.parse, simulate)

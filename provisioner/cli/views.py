@@ -9,15 +9,13 @@ the caller's decision; a view only decides how.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from provisioner.cli.progress import Tracker, tracker_for
 from provisioner.cli.render import (
     action_json,
     blocked_causes,
@@ -27,10 +25,12 @@ from provisioner.cli.render import (
     plan_json,
     plan_summary_line,
     render_plan,
-    use_color,
 )
-from provisioner.logs import redact
+from provisioner.logs import redact, wants_color
 from provisioner.model import Kind, Plan, Reason
+
+if TYPE_CHECKING:  # the live display (rich) is imported by the commands that apply, when they do
+    from provisioner.cli.progress import Tracker
 
 
 class View(Protocol):
@@ -72,10 +72,10 @@ class HumanView:
         print(redact(text), file=sys.stderr, flush=True)
 
     def plan(self, plan: Plan) -> None:
-        self.say(render_plan(plan, color=use_color(sys.stderr, os.environ)))
+        self.say(render_plan(plan, color=wants_color(sys.stderr)))
 
     def changes(self, plan: Plan) -> None:
-        lines = change_lines(plan, color=use_color(sys.stderr, os.environ))
+        lines = change_lines(plan, color=wants_color(sys.stderr))
         if lines:
             self.say("\n".join(lines), "plan.changes")
 
@@ -85,6 +85,8 @@ class HumanView:
         self.say(count)
 
     def tracker(self, enabled: bool) -> Tracker:
+        from provisioner.cli.progress import tracker_for
+
         return tracker_for(enabled)
 
 
@@ -116,4 +118,6 @@ class JsonView:
         self.say(count, "manifests.invalid", "error", problems=problems)
 
     def tracker(self, enabled: bool) -> Tracker:
+        from provisioner.cli.progress import Tracker
+
         return Tracker()

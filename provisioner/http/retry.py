@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -13,10 +14,12 @@ from tenacity import (
     stop_after_attempt,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError
+from provisioner.errors import ApiError, RateLimited, RequestFailed, SinkError, Stopped
 from provisioner.errors import parse_retry_after as parse_retry_after  # re-exported: HTTP callers
+from provisioner.runtime.halt import Halt
 from provisioner.runtime.observer import current_observer
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -52,6 +55,51 @@ class wait_retry_after(wait_base):  # named like tenacity's own strategies
         return float(self.fallback(retry_state))
 
 
+class StoppingSleep:
+    """A backoff sleep tied to a run's halt: no retry once the run is stopping.
+
+    Given to `retrying`, it stops the retries of a call whose attempt failed after the halt was
+    set (its error is raised as it is), and a halt set during the backoff cuts it short and
+    raises Stopped: tenacity lets an error of its sleep out of the retry loop.
+    """
+
+    def __init__(self, sleep: Sleep, halt: Halt) -> None:
+        self._sleep = sleep
+        self.halt = halt
+
+    async def __call__(self, seconds: float) -> None:
+        if not self.halt.is_set():
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_when_set, self.halt, group.cancel_scope)
+                await self._sleep(seconds)
+                group.cancel_scope.cancel()
+        if self.halt.is_set():
+            raise Stopped(f"not retried: {stop_reason(self.halt)}")
+
+
+def stop_reason(halt: Halt) -> str:
+    """Why a halted run retries nothing, as errors say it (`stopped by SIGTERM`)."""
+    return (halt.reason or "stopping").removeprefix("not started: ")
+
+
+def stopping_sleep(sleep: Sleep, halt: Halt) -> StoppingSleep:
+    """`sleep` for backoffs, tied to `halt` (see StoppingSleep)."""
+    return StoppingSleep(sleep, halt)
+
+
+async def _cancel_when_set(halt: Halt, scope: anyio.CancelScope) -> None:
+    await halt.wait()
+    scope.cancel()
+
+
+class _halted(stop_base):  # named like tenacity's own strategies
+    def __init__(self, halt: Halt) -> None:
+        self.halt = halt
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.halt.is_set()
+
+
 def retrying(
     max_attempts: int,
     sleep: Sleep,
@@ -60,11 +108,15 @@ def retrying(
     retry_if: Callable[[BaseException], bool] = is_transient,
     **fields: Any,
 ) -> AsyncRetrying:
-    """Full-jitter exponential backoff capped at 30 s, honouring Retry-After, transient only."""
+    """Full-jitter exponential backoff capped at 30 s, honouring Retry-After, transient only;
+    with a StoppingSleep, nothing is retried once its halt is set."""
+    stop: stop_base = stop_after_attempt(max_attempts)
+    if isinstance(sleep, StoppingSleep):
+        stop = stop | _halted(sleep.halt)
     return AsyncRetrying(
         retry=retry_if_exception(retry_if),
         wait=wait_retry_after(wait_random_exponential(multiplier=0.5, max=MAX_WAIT)),
-        stop=stop_after_attempt(max_attempts),
+        stop=stop,
         sleep=sleep,
         before_sleep=_log_retry(what, fields),
         reraise=True,

@@ -104,7 +104,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     sock_read=timeout.get("read"),
                 ),
             ) as answer:
-                content = await _read_capped(answer, cap)
+                content = await read_capped(answer, cap)
         extensions = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
@@ -155,7 +155,7 @@ def _unverified() -> ssl.SSLContext:
     return context
 
 
-async def _read_capped(answer: aiohttp.ClientResponse, cap: int) -> bytes:
+async def read_capped(answer: aiohttp.ClientResponse, cap: int) -> bytes:
     """The body, read in chunks; AnswerTooLarge as soon as it is longer than `cap` bytes."""
     if answer.content_length is not None and answer.content_length > cap:
         raise AnswerTooLarge(_too_large(cap))

@@ -15,6 +15,7 @@ from pydantic import (
 
 from provisioner.manifest.durations import PATTERN as DURATION_PATTERN
 from provisioner.manifest.durations import parse_duration
+from provisioner.model import MAX_DESCRIPTION
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 DEFAULT_SINK = "default"
@@ -47,8 +48,8 @@ _GRACE = (
 )
 
 
-class DefaultsSpec(_Strict):
-    """Values a credential inherits when it does not say."""
+class _Inheritable(_Strict):
+    """The fields a credential may take from `defaults` when it does not say."""
 
     roles: Annotated[list[Reference], Field(min_length=1)] | None = Field(
         default=None, description=_ROLES
@@ -59,25 +60,22 @@ class DefaultsSpec(_Strict):
     grace: Duration | None = Field(default=None, description=_GRACE)
 
 
-class CredentialSpec(_Strict):
+class DefaultsSpec(_Inheritable):
+    """Values a credential inherits when it does not say."""
+
+
+class CredentialSpec(_Inheritable):
     """One credential of a service."""
 
     name: Name = Field(
         description="The credential's name, unique within its service; its key is "
         "<service>/<credential>."
     )
-    description: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)] | None = Field(
         None,
         description="Free text; the remote description gets the ownership marker "
-        "[provisioner:<key>] appended.",
+        f"[provisioner:<key>] appended, and with it may be at most {MAX_DESCRIPTION} characters.",
     )
-    roles: Annotated[list[Reference], Field(min_length=1)] | None = Field(
-        default=None, description=_ROLES
-    )
-    permissions: list[Reference] | None = Field(default=None, description=_PERMISSIONS)
-    sinks: list[Name] | None = Field(default=None, description=_SINKS)
-    rotate_after: Duration | None = Field(default=None, description=_ROTATE)
-    grace: Duration | None = Field(default=None, description=_GRACE)
 
 
 class ServiceSpec(_Strict):
@@ -112,11 +110,14 @@ class ManifestDocument(_Strict):
         "run's owner (every file of a run naming one must name the same).",
     )
     defaults: DefaultsSpec = Field(
-        default=DefaultsSpec(), description="Values that apply where a credential does not say."
+        default=DefaultsSpec(),
+        description="Values that apply where a credential does not say: per file (per YAML "
+        "document), never reaching another file's credentials, unlike `sinks`.",
     )
     sinks: dict[Name, SinkSpec] = Field(
         default_factory=dict,
-        description="Named sinks (a name defined twice with different options is an error).",
+        description="Named sinks, shared by every file of a run: a credential may name a sink "
+        "another file defines (a name defined twice with different options is an error).",
     )
     services: list[ServiceSpec] = Field(
         default_factory=list, description="The services and the credentials each needs."

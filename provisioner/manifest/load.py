@@ -26,15 +26,18 @@ from provisioner.manifest.format import (
     ServiceSpec,
     SinkSpec,
 )
-from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml
+from provisioner.manifest.stored import StoredNames
+from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml, size_text
 from provisioner.model import DEFAULT_OWNER, DesiredCredential, Origin
 from provisioner.sinks import SinkDefinition, sink_type
 
 T = TypeVar("T")
 
 _NO_GRACE = timedelta(0)  # one object for the many credentials without a grace
-#: All manifest files of a run together: memory grows with the credentials, not the file count.
-MAX_TOTAL_BYTES = 512 * 1024
+#: All manifest files of a run together (`PROVISIONER_MAX_MANIFEST_RUN_BYTES`): 100,000
+#: credentials as people write them (~150 bytes each) with room to spare; memory grows with the
+#: credentials, not the file count (docs/limits.md).
+MAX_TOTAL_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,23 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def load_manifests(paths: Sequence[Path], cli_sinks: Sequence[SinkDefinition] = ()) -> Manifests:
-    """Read, validate and flatten; raise ManifestError listing every problem found."""
-    loader = _Loader({d.name: d for d in cli_sinks})
+def load_manifests(
+    paths: Sequence[Path],
+    cli_sinks: Sequence[SinkDefinition] = (),
+    *,
+    max_file_bytes: int | None = None,
+    max_run_bytes: int | None = None,
+) -> Manifests:
+    """Read, validate and flatten; raise ManifestError listing every problem found.
+
+    At most `max_file_bytes` are read of one file, `max_run_bytes` of all together (by default
+    `yamlfile.MAX_FILE_BYTES` and `MAX_TOTAL_BYTES`).
+    """
+    loader = _Loader(
+        {d.name: d for d in cli_sinks},
+        yamlfile.MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes,
+        MAX_TOTAL_BYTES if max_run_bytes is None else max_run_bytes,
+    )
     files = expand_paths(paths)
     if not files:
         raise ManifestError(["no manifest files found in " + ", ".join(map(str, paths))])
@@ -100,32 +117,38 @@ class _Loader:
     released once its documents are: 100,000 credentials of models and trees took 100 MB more.
     """
 
-    def __init__(self, cli_sinks: dict[str, SinkDefinition]) -> None:
+    def __init__(self, cli_sinks: dict[str, SinkDefinition], file_cap: int, run_cap: int) -> None:
         self.files: dict[str, YamlFile] = {}
         self.problems: list[str] = []
         self.sinks: dict[str, SinkDefinition] = dict(cli_sinks)
         self.sink_origins: dict[str, Origin] = {}
+        self.invalid_sinks: set[str] = set()  # defined, with problems already reported
         self.documents: list[tuple[str | None, Origin, list[_Draft]]] = []  # owner, where, drafts
+        self.invalid: list[tuple[dict[Any, Any], Origin]] = []  # documents with field errors
         self.bytes_read = 0
+        self.file_cap = file_cap  # the most bytes read of one file
+        self.run_cap = run_cap  # ... and of all files together
         # Equal values met again (tuples of role and sink names, the origins of a document's
         # defaults), kept once: most credentials of a run share them.
         self._shared: dict[Any, Any] = {}
 
     def add_file(self, path: Path) -> None:
         name = str(path)
-        left = MAX_TOTAL_BYTES - self.bytes_read
+        left = self.run_cap - self.bytes_read
         try:
-            yaml_file = read_yaml(path, min(yamlfile.MAX_FILE_BYTES, left))
+            yaml_file = read_yaml(path, min(self.file_cap, left))
         except OSError as exc:
             self.problems.append(f"{name}: cannot read: {exc.strerror or exc}")
             return
         except TooLarge:
-            if left >= yamlfile.MAX_FILE_BYTES:
-                reason = f"file larger than {_kib(yamlfile.MAX_FILE_BYTES)}"
+            if left >= self.file_cap:
+                reason = f"file larger than {size_text(self.file_cap)}"
+                setting = "PROVISIONER_MAX_MANIFEST_FILE_BYTES"
             else:
-                reason = f"the manifests together are larger than {_kib(MAX_TOTAL_BYTES)}"
-            self.problems.append(f"{name}: {reason} (see docs/limits.md)")
-            self.bytes_read = MAX_TOTAL_BYTES  # the budget is spent: later files say so too
+                reason = f"the manifests together are larger than {size_text(self.run_cap)}"
+                setting = "PROVISIONER_MAX_MANIFEST_RUN_BYTES"
+            self.problems.append(f"{name}: {reason} ({setting}; see docs/limits.md)")
+            self.bytes_read = self.run_cap  # the budget is spent: later files say so too
             return
         except YamlProblem as exc:
             self.problems.append(
@@ -149,6 +172,7 @@ class _Loader:
             for error in exc.errors(include_url=False):
                 self._problem(origin.child(*error["loc"]), _message(error))
             self._add_sinks_of_invalid_document(raw, origin)
+            self.invalid.append((raw, origin))
             return
         self.documents.append((document.owner, origin, list(self._drafts(document, origin))))
         for sink_name, spec in document.sinks.items():
@@ -168,6 +192,7 @@ class _Loader:
             kind = sink_type(spec.type)
         except KeyError as exc:
             self._problem(origin.child("type"), str(exc.args[0]))
+            self.invalid_sinks.add(name)
             return
         try:
             options = kind.options_model.model_validate(spec.model_extra or {})
@@ -175,6 +200,7 @@ class _Loader:
             fields = (*kind.options_model.model_fields, "type")
             for error in exc.errors(include_url=False):
                 self._problem(origin.child(*error["loc"]), _message(error, fields))
+            self.invalid_sinks.add(name)
             return
         definition = SinkDefinition(name=name, type=spec.type, options=options)
         known = self.sinks.get(name)
@@ -204,9 +230,13 @@ class _Loader:
                     )
                 credentials.append(credential)
             drafts.clear()  # each document's drafts go as its credentials come
-        self._check_addresses(credentials)
+        for raw, origin in self.invalid:
+            self._check_sink_references(raw, origin)
+        stored = StoredNames(self.sinks, lambda origin: _where(self.files, origin))
+        self.problems.extend(stored.problems(credentials))
         if self.problems:
-            raise ManifestError(self.problems)
+            # A default inherited by many credentials is wrong once, not once per credential.
+            raise ManifestError(list(dict.fromkeys(self.problems)))
         return Manifests(tuple(credentials), self.sinks, self.files, owner)
 
     def _owner(self) -> str:
@@ -225,27 +255,24 @@ class _Loader:
                 )
         return first[0] if first else DEFAULT_OWNER
 
-    def _check_addresses(self, credentials: list[DesiredCredential]) -> None:
-        """Two keys that a sink would store in one place (e.g. `a-b/c`, `a/b-c` in dotenv)."""
-        taken: dict[tuple[str, str], DesiredCredential] = {}
-        for credential in credentials:
-            for name in credential.sinks:
-                definition = self.sinks.get(name)
-                address = (
-                    getattr(sink_type(definition.type), "record_address", None)
-                    if definition
-                    else None
-                )
-                if address is None:
-                    continue
-                spot = (name, address(credential.service, credential.name))
-                first = taken.setdefault(spot, credential)
-                if first is not credential and first.key != credential.key:
-                    self._problem(
-                        credential.origin.child("name"),
-                        f"{credential.key!r} and {first.key!r} would share {spot[1]} in sink "
-                        f"{name!r}; rename one",
-                    )
+    def _check_sink_references(self, raw: dict[Any, Any], origin: Origin) -> None:
+        """The sink names of a document that has field errors, read as far as they can be: its
+        unknown sinks are reported in the same pass as its other problems."""
+        defaults = raw.get("defaults")
+        default = defaults.get("sinks") if isinstance(defaults, dict) else None
+        for at, spec in _raw_credentials(raw, origin):
+            own = spec.get("sinks")
+            if own is not None:
+                self._check_sinks(own, at.child("sinks"))
+            else:
+                self._check_sinks(default, origin.child("defaults", "sinks"))
+
+    def _check_sinks(self, names: object, at: Origin) -> None:
+        """Each sink named (if `names` is a list or tuple) must be defined, here or by --sink; one
+        defined with problems is not unknown (its problems say what is wrong)."""
+        for name in names if isinstance(names, list | tuple) else ():
+            if isinstance(name, str) and name not in self.sinks and name not in self.invalid_sinks:
+                self._problem(at, f"unknown sink {name!r}{did_you_mean(name, self.sinks)}")
 
     def _drafts(self, document: ManifestDocument, origin: Origin) -> Iterable[_Draft]:
         defaults = document.defaults
@@ -299,10 +326,7 @@ class _Loader:
                 draft.origin, "no sink: name one in `sinks`, in `defaults.sinks`, or give --sink"
             )
             return None
-        for sink_name in sinks:
-            if sink_name not in self.sinks:
-                hint = did_you_mean(sink_name, self.sinks)
-                self._problem(draft.sinks_at, f"unknown sink {sink_name!r}{hint}")
+        self._check_sinks(sinks, draft.sinks_at)
         if draft.access_problem is not None:
             self._problem(*draft.access_problem)
         return DesiredCredential(
@@ -369,13 +393,21 @@ class _Inherited:
     access_at: Origin
 
 
+def _raw_credentials(
+    raw: dict[Any, Any], origin: Origin
+) -> Iterable[tuple[Origin, dict[Any, Any]]]:
+    """Every credential mapping of an unvalidated document, with where it is."""
+    services = raw.get("services")
+    for s_index, service in enumerate(services if isinstance(services, list) else ()):
+        specs = service.get("credentials") if isinstance(service, dict) else None
+        for c_index, spec in enumerate(specs if isinstance(specs, list) else ()):
+            if isinstance(spec, dict):
+                yield origin.child("services", s_index, "credentials", c_index), spec
+
+
 def _own_or(own: T | None, default: T | None) -> T | None:
     """A credential's own value, else the document default."""
     return own if own is not None else default
-
-
-def _kib(size: int) -> str:
-    return f"{size / 1024:g} KiB"
 
 
 def _where(files: dict[str, YamlFile], origin: Origin) -> str:

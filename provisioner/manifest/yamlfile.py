@@ -16,9 +16,13 @@ try:  # libyaml is many times faster than the pure-Python parser on large manife
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-#: The largest manifest file read. Validating costs ~3 KiB per credential on top of ~58 MiB of
-#: code (docs/limits.md): 512 KiB, at most ~11,000 credentials, leaves a run room in a 128 Mi pod.
-MAX_FILE_BYTES = 512 * 1024
+#: The largest manifest file read (`PROVISIONER_MAX_MANIFEST_FILE_BYTES`): 10,000 credentials as
+#: people write them (~150 bytes each) fit twice over, and no more than this is ever read of a
+#: file, whatever it is (docs/limits.md).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: The deepest nesting of collections a manifest may have: the format needs 8 levels (a
+#: credential's roles), sink options a few more; past this, a file is refused as it is read.
+MAX_DEPTH = 32
 
 
 class YamlProblem(Exception):
@@ -34,7 +38,15 @@ class TooLarge(YamlProblem):
     """The file holds more bytes than it may; it was not read to its end."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(0, f"file larger than {limit / 1024:g} KiB")
+        super().__init__(0, f"file larger than {size_text(limit)}")
+
+
+def size_text(size: int) -> str:
+    """`512 KiB`, `4 MiB`: a limit as people read it."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.4g} {unit}"
+    return f"{size} bytes"
 
 
 class _Loader(_BaseLoader):
@@ -154,8 +166,7 @@ def _load_documents(text: str) -> list[Any]:
         pass
     finally:
         loader.dispose()
-    if "*" in text:
-        _reject_aliases(text)
+    _check_events(text)
     return list(yaml.load_all(text, Loader=_Loader))
 
 
@@ -178,6 +189,7 @@ class _EventBuilder:
         # string: most names and descriptions, decided without the resolver's regexes.
         resolvers = loader.yaml_implicit_resolvers
         self._typed_starts = frozenset(resolvers) if None not in resolvers else None
+        self._depth = 0  # collections open around the current event
 
     def documents(self) -> list[Any]:
         loader = self.loader
@@ -196,9 +208,12 @@ class _EventBuilder:
             raise _alias_problem(event)
         if event.tag not in (None, "!", _SEQ, _MAP):
             raise _Unusual(event.tag)
-        if isinstance(event, yaml.SequenceStartEvent):
-            return self.sequence()
-        return self.mapping()
+        if self._depth >= MAX_DEPTH:
+            raise _depth_problem(event)
+        self._depth += 1
+        built = self.sequence() if isinstance(event, yaml.SequenceStartEvent) else self.mapping()
+        self._depth -= 1
+        return built
 
     def scalar(self, event: Any) -> Any:
         tag, value = event.tag, event.value
@@ -248,8 +263,21 @@ def _alias_problem(event: Any) -> YamlProblem:
     return YamlProblem(line, "YAML aliases (*name) are not allowed in manifests")
 
 
-def _reject_aliases(text: str) -> None:
-    """Aliases let a small file expand into a huge one ("billion laughs"): manifests forbid them."""
+def _depth_problem(event: Any) -> YamlProblem:
+    line = event.start_mark.line + 1 if event.start_mark else 0
+    return YamlProblem(line, f"YAML nested deeper than {MAX_DEPTH} levels")
+
+
+def _check_events(text: str) -> None:
+    """Before PyYAML's own constructor builds a document: refuse aliases, which let a small file
+    expand into a huge one ("billion laughs"), and nesting past MAX_DEPTH."""
+    depth = 0
     for event in yaml.parse(text, Loader=_BaseLoader):
         if isinstance(event, yaml.AliasEvent):
             raise _alias_problem(event)
+        if isinstance(event, yaml.CollectionStartEvent):
+            if depth >= MAX_DEPTH:
+                raise _depth_problem(event)
+            depth += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1

@@ -1,4 +1,4 @@
-"""Reconciliation: the shared model, then resolve -> observe -> plan (pure) -> execute.
+"""Reconciliation: observe -> resolve -> plan (pure) -> budget (pure) -> execute.
 
 `pipeline` runs the stages in order; `session` opens what they work with.
 """

@@ -23,6 +23,7 @@ from provisioner.http.retry import Sleep, retrying
 from provisioner.logs import redact
 from provisioner.model import (
     Action,
+    Allowance,
     CreatedCredential,
     DesiredCredential,
     Kind,
@@ -58,6 +59,8 @@ class Engine:
     failure_limit: int = 10
     # Restore: the record each key's source sink holds, its secret proven before planning ended.
     records: Mapping[str, SinkRecord] = field(default_factory=dict)
+    # What the change budget leaves for updates the API can only make as replaces.
+    allowance: Allowance = field(default_factory=lambda: Allowance(None))
 
     def __post_init__(self) -> None:
         self._listing = FreshListing(self.credentials)
@@ -99,6 +102,9 @@ class Engine:
         bound = log.bind(key=action.key, action=str(action.kind), reason=str(action.reason))
         try:
             client_id = await self._perform(action)
+        except OverBudget as exc:
+            bound.warning("credential.deferred", detail=str(exc), duration=_since(started))
+            return Outcome(action, Status.DEFERRED, error=str(exc))
         except PermissionDenied as exc:
             # Every other write would be refused too: start nothing more, and end the run.
             self.halt.set(f"not started: {exc}", exc)
@@ -127,8 +133,14 @@ class Engine:
         if action.kind is Kind.RESTORE:
             await self._copy_record(action, action.desired)
             return action.client_id
-        if action.kind is Kind.UPDATE and await self._updated(action):
-            return action.client_id
+        if action.kind is Kind.UPDATE:
+            if await self._updated(action):
+                return action.client_id
+            if not self.allowance.take():  # a replace the plan did not count: re-checked here
+                raise OverBudget(
+                    "the API cannot change roles in place, and a replace is beyond the change "
+                    "budget this run; a later run replaces it"
+                )
         known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
         created = await self._create(action.desired, known)
         await self._deliver_or_undo(action.desired, created)
@@ -144,7 +156,51 @@ class Engine:
             await self.credentials.update(action.client_id, action.desired)
         except PatchUnsupported:
             return False
+        await self._refresh_records(action.desired, action.client_id, action.targets)
         return True
+
+    async def _refresh_records(
+        self, desired: DesiredCredential, client_id: str, targets: Sequence[str]
+    ) -> None:
+        """After an update in place: rewrite the record in every readable sink, with the same
+        client_id and secret and the manifest's fields (roles, description), as a restore does.
+
+        The plan names them (`targets`); a write-only sink (standard output) is not among them:
+        it would print the secret again.
+        """
+        readable = [self.sinks[name] for name in targets]
+        held = await self._held_record(readable, desired, client_id)
+        if held is None:
+            return
+        record = sink_record(desired, client_id, held.secret, held.created_at)
+        for sink in readable:
+            try:
+                async for attempt in retrying(
+                    self.max_attempts, self.sleep, "refresh", sink=sink.name
+                ):
+                    with attempt:
+                        await sink.write(record)
+            except SinkError as exc:
+                raise SinkError(sink.name, f"updated {client_id} in place, but {exc}") from None
+
+    async def _held_record(
+        self, sinks: Sequence[Sink], desired: DesiredCredential, client_id: str
+    ) -> SinkRecord | None:
+        """The record of `client_id` the first of `sinks` holding it has (the secret is in it)."""
+        for sink in sinks:
+            try:
+                record = await sink.read_record(desired.service, desired.name)
+            except SinkError as exc:
+                raise SinkError(sink.name, f"updated {client_id} in place, but {exc}") from None
+            if record is not None and record.client_id == client_id:
+                return record
+        if sinks:  # the plan saw every readable sink hold it: one lost it since
+            shown = ", ".join(sink.name for sink in sinks)
+            raise SinkError(
+                sinks[0].name,
+                f"updated {client_id} in place, but no sink ({shown}) holds its record to refresh",
+            )
+        return None
 
     async def _copy_record(self, action: Action, desired: DesiredCredential) -> None:
         """Copy the proven record to the sinks that lack it; no API call, nothing to undo."""
@@ -282,6 +338,10 @@ class Engine:
             return SinkError(sink.name, error)
         log.info("sink.restored", key=desired.key, sink=sink.name, client_id=previous.client_id)
         return None
+
+
+class OverBudget(Exception):
+    """A change the plan did not count (an update turned replace) and the budget cannot take."""
 
 
 def sink_record(

@@ -24,6 +24,7 @@ from provisioner.sinks import Sink
 from provisioner.streamkap import CredentialApi, StreamkapClient
 
 T = TypeVar("T")
+_COPIES = (Kind.RESTORE, Kind.REPLACE)
 log = structlog.get_logger("provisioner.observe")
 
 
@@ -32,18 +33,23 @@ async def observe(
     desired: Sequence[DesiredCredential],
     sinks: Mapping[str, Sink],
     concurrency: int,
+    *,
+    failed_checks: Mapping[str, SinkError] | None = None,
 ) -> Observed:
     """Roles, remote credentials and sink holdings, read at once: each is mostly waiting.
 
-    Each sink is checked first (`Sink.check`: once per sink, not once per credential); the
-    credentials naming a sink that failed its check are blocked and their sinks not read.
+    Each sink is checked first (`Sink.check`: once per sink, not once per credential), unless
+    `failed_checks` gives the outcome of the session's checks; the credentials naming a sink that
+    failed its check are blocked and their sinks not read.
     """
     roles: list[Sequence[Role]] = []
     remote: list[Sequence[RemoteCredential]] = []
     held: list[tuple[Holdings, dict[str, SinkError]]] = []
 
     async def checked_then_read() -> None:
-        failed = await check_sinks(sinks)
+        failed = failed_checks
+        if failed is None:
+            failed = await check_sinks(sinks, client.requests.config.timeout)
         blocked: dict[str, SinkError] = {}
         for credential in desired:  # its first failing sink stands for it: one cause per key
             causes = [failed[name] for name in credential.sinks if name in failed]
@@ -64,13 +70,26 @@ async def observe(
     return Observed(roles[0], remote[0], holdings, blocked)
 
 
-async def check_sinks(sinks: Mapping[str, Sink]) -> dict[str, SinkError]:
-    """Each sink's check, all at once: the sinks that cannot take writes, and why."""
+async def check_sinks(
+    sinks: Mapping[str, Sink], deadline: float | None = None
+) -> dict[str, SinkError]:
+    """Each sink's check, all at once: the sinks that cannot take writes, and why.
+
+    Each check has `deadline` seconds, the API's (PROVISIONER_TIMEOUT): a sink that does not
+    answer in that time fails its check, rather than holding up the plan.
+    """
     failed: dict[str, SinkError] = {}
 
     async def check(name: str, sink: Sink) -> None:
         checker = getattr(sink, "check", None)  # sink plugins written before it may lack it
-        problem = await checker() if checker is not None else None
+        problem: SinkError | None = None
+        if checker is not None:
+            with anyio.move_on_after(deadline) as scope:
+                problem = await checker()
+            if scope.cancelled_caught:
+                problem = SinkError(
+                    name, f"check: no answer within {deadline:g} s (PROVISIONER_TIMEOUT)"
+                )
         if problem is not None:
             failed[name] = problem
             log.debug("sink.check_failed", sink=name, error=str(problem))
@@ -87,12 +106,15 @@ async def prove_sources(
     actions: Sequence[Action],
     concurrency: int,
 ) -> tuple[dict[str, SinkRecord], frozenset[str]]:
-    """For each planned restore, the source's record, its secret proven by one login with it.
+    """For each planned restore, the source's record, its secret proven by one login with it
+    (retried like any call: a transient failure is not a refusal).
 
     Returns the proven records by key, and the keys whose copy could not be proven (missing,
     another client_id, refused by the API, or unreadable): those are replaced instead.
     """
-    restores = [a for a in actions if a.kind is Kind.RESTORE]
+    # A rotation that would also refill a lost sink carries its source: should the budget
+    # defer it, the sink is restored instead, so its copy is proven too.
+    restores = [a for a in actions if a.kind in _COPIES and a.source is not None]
     proven: dict[str, SinkRecord] = {}
 
     async def prove(action: Action) -> None:

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 
 import structlog
 
-from provisioner.errors import BudgetExceeded, SinkError, UsageError
+from provisioner.errors import BudgetExceeded, SinkError, UsageError, did_you_mean
 from provisioner.manifest import Manifests, load_manifests
-from provisioner.model import Planned, RunResult
+from provisioner.manifest.unused import warn_if_sink_unused
+from provisioner.model import Allowance, Planned, RunResult
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.observe import observe, prove_sources
@@ -51,13 +52,21 @@ def collector_paused() -> Iterator[None]:
 def load(job: Job) -> Manifests:
     """Validate the manifests and the keys `--replace` names; no network."""
     with collector_paused():
-        manifests = load_manifests(job.paths, job.cli_sinks)
-    unknown = sorted(job.replace - {credential.key for credential in manifests.credentials})
+        manifests = load_manifests(
+            job.paths,
+            job.cli_sinks,
+            max_file_bytes=job.settings.max_manifest_file_bytes,
+            max_run_bytes=job.settings.max_manifest_run_bytes,
+        )
+    keys = {credential.key for credential in manifests.credentials}
+    unknown = sorted(job.replace - keys)
     if unknown:
+        hints = "".join(did_you_mean(key, keys) for key in unknown)  # in the order of the keys
         raise UsageError(
             f"--replace {', '.join(unknown)}: no such credential in the manifests "
-            "(give <service>/<credential>)"
+            f"(give <service>/<credential>){hints}"
         )
+    warn_if_sink_unused(manifests, job.sink_flag)
     return manifests
 
 
@@ -70,6 +79,7 @@ async def make_plan(
         session.manifests.credentials,
         session.sinks,
         session.settings.concurrency,
+        failed_checks=session.failed_checks,
     )
     causes = {key: str(error) for key, error in observed.blocked.items()}
     with collector_paused():
@@ -101,7 +111,7 @@ async def make_plan(
     for cause, keys in _by_cause(observed.blocked).items():
         log.debug("plan.blocked", error=cause, credentials=len(keys), keys=keys[:_SHOWN_KEYS])
     refusal = verdict.refusal() if verdict.exceeded else None
-    return Planned(result, observed.blocked, refusal, records)
+    return Planned(result, observed.blocked, refusal, records, room=verdict.room)
 
 
 async def apply(
@@ -136,13 +146,13 @@ async def _apply(
             halt=session.halt,
             observer=observer,
             records=planned.records,
+            allowance=Allowance(planned.room),
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
         # The observer sees the blocked ones too: to say, once per cause, what was not planned.
         observer.on_plan(the_plan)
         if planned.refusal is not None:  # shown the plan, then stopped before any write
-            log.error("run.over_budget", detail=planned.refusal)
-            raise BudgetExceeded(planned.refusal)
+            raise BudgetExceeded(planned.refusal)  # said once, by the caller: `error: ...`
         outcomes = await engine.execute(runnable)
         if session.halt.error is not None:  # the API refused the provisioner itself: exit 2
             raise session.halt.error

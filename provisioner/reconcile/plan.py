@@ -21,6 +21,11 @@ from provisioner.model import (
 )
 
 FORCED_DETAIL = "--replace"
+#: A credential no readable sink holds and younger than this is taken for what an interrupted run
+#: (killed between create and delivery) left: no consumer ever had its secret, so ending it does
+#: not spend the change budget, and a crashed run is repaired by the next one. Older, it may be
+#: in use through a sink that is gone (a path pointed elsewhere): it counts.
+LEFTOVER_AGE = timedelta(days=1)
 
 
 def plan(
@@ -53,6 +58,7 @@ def plan(
     for credential in unique.values():
         if credential.key is not None:  # unmarked credentials are never ours to touch
             by_key[credential.key].append(credential)
+    taken = _taken(by_key, owner)
     actions: list[Action] = []
     for wanted in desired:
         found = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
@@ -62,6 +68,8 @@ def plan(
         held = holdings.get(wanted.key, {})
         forced, heal = wanted.key in replace, wanted.key not in unproven
         planned = _reconcile(wanted, found, held, now, forced=forced, heal=heal)
+        if planned[0].kind is Kind.CREATE and wanted.key in taken:
+            planned[0] = dataclasses.replace(planned[0], taken_by=taken[wanted.key])
         actions.extend(_dated(action, now) for action in planned)
     others: Counter[str] = Counter()
     for qualified, leftovers in by_key.items():
@@ -71,6 +79,16 @@ def plan(
             continue
         actions.extend(_orphan(key, credential, prune) for credential in leftovers)
     return Plan(tuple(actions), other_owners=tuple(sorted(others.items())))
+
+
+def _taken(by_key: Mapping[str, Sequence[RemoteCredential]], owner: str) -> dict[str, str]:
+    """Each key some other owner's marked credential has, and that owner (the first by name)."""
+    taken: dict[str, str] = {}
+    for qualified in sorted(by_key):
+        their_owner, key = split_owner(qualified)
+        if their_owner != owner:
+            taken.setdefault(key, their_owner)
+    return taken
 
 
 def _blocked(wanted: DesiredCredential, found: Sequence[RemoteCredential], why: str) -> Action:
@@ -95,7 +113,7 @@ def _dated(action: Action, now: datetime) -> Action:
         born = _aware(action.created_at)
     else:
         return action
-    return dataclasses.replace(action, rotates_at=born + wanted.rotate_after)
+    return dataclasses.replace(action, rotates_at=_plus(born, wanted.rotate_after))
 
 
 def grace_of(wanted: DesiredCredential) -> timedelta:
@@ -126,33 +144,51 @@ def _reconcile(
     if kept is None and heal:
         kept, source = _restorable(wanted, found, held)
     if kept is None:
-        return [_replace_lost(wanted, found, held, known, forced=forced)]
+        return [_replace_lost(wanted, found, held, known, now, forced=forced)]
     others = [_other(wanted, other, kept, now, held) for other in found if other is not kept]
     first = _keep_or_replace(wanted, kept, now, known, others, forced=forced)
+    if first.kind is Kind.REPLACE and set(first.retire) & {o.client_id for o in others}:
+        # A forced replace cuts the grace of the one in grace short: it is retired, not kept.
+        others = [o for o in others if o.client_id not in first.retire]
     if source is not None and first.kind is Kind.UPDATE:
         # A sink lacks the record: an update in place would leave it without; a replace fills it.
         first = dataclasses.replace(first, kind=Kind.REPLACE)
-    if source is not None and first.reason is Reason.UP_TO_DATE:
+    if first.kind is Kind.UPDATE:  # it refreshes the record each readable sink holds
+        first = dataclasses.replace(first, targets=tuple(n for n in wanted.sinks if n in held))
+    if source is not None and first.kind is Kind.NOOP:
+        # Up to date, or a replace waiting for another's grace: the lost record comes back now
+        # (and the restore says what waits, so no one mistakes the key for converged).
+        waiting = first.detail if first.reason is not Reason.UP_TO_DATE else ""
         first = _restore(wanted, kept, source, held, known)
+        if waiting:
+            first = dataclasses.replace(first, detail=f"{first.detail}; then: {waiting}")
+    elif source is not None and first.reason is Reason.ROTATION:
+        # Should the budget defer the rotation, the lost record is still restored from source.
+        targets = _targets(wanted, kept, held)
+        first = dataclasses.replace(first, source=source, targets=targets)
     return [first, *others]
 
 
 def _restorable(
     wanted: DesiredCredential, found: list[RemoteCredential], held: Mapping[str, str | None]
 ) -> tuple[RemoteCredential | None, str | None]:
-    """The live credential some readable sink still holds, and the first sink holding it.
+    """The newest live credential, if a readable sink holds it, and the first sink holding it.
 
-    The one most sinks hold wins; between equals, the newest.
+    Newest wins: a sink holding an older one (a backup restored from before a rotation, say)
+    is stale, never a source; copying from it would bring back a superseded, maybe leaked,
+    secret and delete the newer one as a duplicate. No sink holding the newest: (None, None),
+    and the credential is replaced as for a lost secret.
     """
-    holders: dict[str, list[str]] = defaultdict(list)
-    for name in wanted.sinks:
-        if held.get(name) is not None:
-            holders[held[name] or ""].append(name)
-    candidates = [c for c in found if c.client_id in holders]
-    if not candidates:
-        return None, None
-    best = max(enumerate(candidates), key=lambda pair: (len(holders[pair[1].client_id]), pair[0]))
-    return best[1], holders[best[1].client_id][0]
+    newest = found[-1]
+    holders = [name for name in wanted.sinks if name in held and held[name] == newest.client_id]
+    return (newest, holders[0]) if holders else (None, None)
+
+
+def _targets(
+    wanted: DesiredCredential, kept: RemoteCredential, held: Mapping[str, str | None]
+) -> tuple[str, ...]:
+    """The readable sinks that lack the kept credential's record (nothing, or a stale one)."""
+    return tuple(n for n in wanted.sinks if n in held and held[n] != kept.client_id)
 
 
 def _restore(
@@ -163,7 +199,7 @@ def _restore(
     known: tuple[str, ...],
 ) -> Action:
     """Copy the live credential's record from `source` to the readable sinks that lack it."""
-    targets = tuple(n for n in wanted.sinks if n in held and held[n] != kept.client_id)
+    targets = _targets(wanted, kept, held)
     misses = "; ".join(f"{name} holds {held[name] or 'nothing'}" for name in targets)
     return Action(
         Kind.RESTORE,
@@ -173,7 +209,6 @@ def _restore(
         client_id=kept.client_id,
         known=known,
         detail=f"copy from {source}; {misses}",
-        held=True,
         created_at=kept.created_at,
         source=source,
         targets=targets,
@@ -195,6 +230,7 @@ def _replace_lost(
     found: list[RemoteCredential],
     held: Mapping[str, str | None],
     known: tuple[str, ...],
+    now: datetime,
     *,
     forced: bool = False,
 ) -> Action:
@@ -217,8 +253,8 @@ def _replace_lost(
         retire=retire,
         known=known,
         detail="; ".join([FORCED_DETAIL] * forced + misses),
-        held=any(held[name] in known for name in wanted.sinks if name in held),
         created_at=current.created_at,
+        leftover=not forced and all(_leftover(c, now, held, wanted) for c in found),
     )
 
 
@@ -237,6 +273,8 @@ def _keep_or_replace(
         return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
     reason, detail = drifts[0]
     in_grace = [other for other in others if other.kind is Kind.NOOP]
+    if in_grace and forced:
+        return _forced_over_grace(wanted, kept, known, in_grace)
     if in_grace:  # (only with a grace: without one, the others are deleted this run)
         return _wait_for_others(wanted, kept, reason, detail, in_grace)
     # Roles alone can change in place, keeping client_id and secret (the engine replaces
@@ -253,7 +291,30 @@ def _keep_or_replace(
         retire=retire,
         known=known,
         detail=detail,
-        held=True,  # every readable sink holds it (a write-only one counts as holding it)
+        created_at=kept.created_at,
+    )
+
+
+def _forced_over_grace(
+    wanted: DesiredCredential,
+    kept: RemoteCredential,
+    known: tuple[str, ...],
+    in_grace: Sequence[Action],
+) -> Action:
+    """`--replace KEY` while an earlier replacement is in grace: asked for now (a leak), so
+    done now. The one in grace is deleted once the new one is delivered, cutting its grace
+    short: at most two live per key, the kept one keeping its own grace beside the new one."""
+    ids = tuple(other.client_id for other in in_grace if other.client_id)
+    detail = f"{FORCED_DETAIL}; cuts the grace of {' and '.join(ids)} short: at most two live"
+    return Action(
+        Kind.REPLACE,
+        wanted.key,
+        Reason.FORCED,
+        wanted,
+        client_id=kept.client_id,
+        retire=ids,
+        known=known,
+        detail=detail,
         created_at=kept.created_at,
     )
 
@@ -288,13 +349,25 @@ def _other(
     # An undated kept credential cannot be said to be young: it holds nothing in grace.
     if not grace or kept.created_at is None or _age(kept, now) >= grace:
         detail = f"the sinks hold {kept.client_id}"
-        in_use = other.client_id in held.values()
+        leftover = _leftover(other, now, held, wanted)
         return Action(
-            Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail, held=in_use
+            Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail, leftover=leftover
         )
-    until = _when(kept.created_at + grace)
+    until = _when(_plus(kept.created_at, grace))
     detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
     return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
+
+
+def _leftover(
+    credential: RemoteCredential,
+    now: datetime,
+    held: Mapping[str, str | None],
+    wanted: DesiredCredential,
+) -> bool:
+    """Young, dated, and no sink holds it (a write-only sink counts as holding what is live)."""
+    if credential.created_at is None or any(n not in held for n in wanted.sinks):
+        return False
+    return credential.client_id not in held.values() and _age(credential, now) < LEFTOVER_AGE
 
 
 def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
@@ -360,6 +433,15 @@ def _age_order(credential: RemoteCredential) -> tuple[datetime, str]:
     """Oldest first. Undated ones sort first, so a credential just created is the newest."""
     created = credential.created_at or datetime.min
     return _aware(created), credential.client_id
+
+
+def _plus(moment: datetime, delta: timedelta) -> datetime:
+    """`moment + delta`, clamped to the last representable moment: an API may date a
+    credential in year 9999, and adding a period to it must not end the run."""
+    try:
+        return _aware(moment) + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _aware(moment: datetime) -> datetime:

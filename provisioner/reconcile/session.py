@@ -16,8 +16,9 @@ import structlog
 from pydantic import SecretStr
 
 from provisioner.config import Settings
-from provisioner.errors import UsageError
+from provisioner.errors import SinkError, UsageError
 from provisioner.manifest import Manifests
+from provisioner.reconcile.observe import check_sinks
 from provisioner.runtime import Halt
 from provisioner.sinks import Sink, SinkContext, SinkDefinition, open_sink
 from provisioner.sinks.locking import hold_locks
@@ -41,6 +42,7 @@ class Job:
     paths: tuple[Path, ...]
     settings: Settings
     cli_sinks: tuple[SinkDefinition, ...] = ()
+    sink_flag: str | None = None  # the `--sink` URI as typed, its password scrubbed: to name it
     prune: bool = False
     replace: frozenset[str] = frozenset()  # --replace KEY: replaced now, whatever their state
     simulate: bool = False
@@ -89,6 +91,9 @@ class Session:
     sinks: dict[str, Sink]
     settings: Settings
     halt: Halt  # the run's: set by a signal (its parent), a 403, the breaker, the threshold
+    # The sinks that failed their check, and why: their credentials are blocked, in plan and
+    # apply alike, and no lock is taken for them.
+    failed_checks: Mapping[str, SinkError] = field(default_factory=dict)
 
 
 @asynccontextmanager
@@ -97,8 +102,11 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Connect to the API (or the in-process simulator) and open every sink in use.
 
-    With `lock`, wait for other runs writing to the same local sinks to finish first. `halt`
-    is the run's (a child of the process's, which signals set); by default one of its own.
+    Each sink is checked first, once (`Sink.check`). `lock` is for a run that writes (apply):
+    wait for other runs writing to the same local sinks to finish first, locking only the sinks
+    that passed their check (no credential is written to the others), and save the simulator's
+    state at the end. `halt` is the run's (a child of the process's, which signals set); by
+    default one of its own.
     """
     settings, halt = job.settings, halt or Halt()
     started = time.time()
@@ -114,9 +122,13 @@ async def open_session(
         max_attempts=settings.max_attempts,
         connections=settings.concurrency,
         simulated=job.simulate,
+        owner=manifests.owner,
+        halt=halt,
     )
     async with AsyncExitStack() as stack:
-        if simulated is not None:  # last out: whatever the run made, even if it failed
+        # Last out: whatever an apply made, even if it failed. A plan reads only: it leaves the
+        # saved state as it found it.
+        if simulated is not None and lock:
             stack.callback(simulated.save, job.cwd)
         client = StreamkapClient(
             Requests(ApiConfig.from_settings(settings), transport=transport, halt=halt)
@@ -127,11 +139,14 @@ async def open_session(
         for name in sorted(used):
             sinks[name] = open_sink(manifests.sinks[name], context)
             stack.push_async_callback(sinks[name].aclose)
+        failed = await check_sinks(sinks, settings.timeout)  # the API's deadline
         if lock:
-            await stack.enter_async_context(hold_locks(_lock_paths(sinks), settings.lock_timeout))
+            writable = {name: sink for name, sink in sinks.items() if name not in failed}
+            paths = _lock_paths(writable)
+            await stack.enter_async_context(hold_locks(paths, settings.lock_timeout))
             # Under the locks: a temp file older than this run is a killed run's, not a live one's.
-            await anyio.to_thread.run_sync(_sweep, sinks, started)
-        yield Session(manifests, client, sinks, settings, halt)
+            await anyio.to_thread.run_sync(_sweep, writable, started)
+        yield Session(manifests, client, sinks, settings, halt, failed)
 
 
 def _sweep(sinks: Mapping[str, Sink], before: float) -> None:

@@ -9,7 +9,8 @@
 
 The API behaves as Streamkap documents it (see `app.py`); what a test may change is a plain
 attribute of `SimulatorState` (`fill_service_id`, `patch_supported`, `admin_permissions`, ...)
-or a `FaultConfig` option (`bad_create_answer`, `bad_list_answer`, ...).
+or a `FaultConfig` option (`bad_create_answer`, `bad_list_answer`, ...). `/project-keys` lives in
+`state.project_keys` (a `ProjectKeyStore`: `activation_delay`, `deletion_delay`, `use`).
 
 A dropped connection surfaces as `SimulatedConnectionDrop` in-process and as
 `httpx.RemoteProtocolError` over a socket; the first subclasses the second.
@@ -19,8 +20,6 @@ from provisioner.simulator.app import (
     ClientCredentialCreateReq,
     ClientCredentialUpdateReq,
     create_app,
-    get_state,
-    mask_secret,
 )
 from provisioner.simulator.faults import (
     BadCreateAnswer,
@@ -38,6 +37,8 @@ from provisioner.simulator.kubernetes import (
     kube_state,
     kubeconfig,
 )
+from provisioner.simulator.project_keys_state import ProjectKeyRecord, ProjectKeyStore
+from provisioner.simulator.routing import get_state, mask_secret
 from provisioner.simulator.saved import load as load_saved
 from provisioner.simulator.saved import save as save_state
 from provisioner.simulator.serve import serve_forever, serve_in_thread
@@ -47,12 +48,15 @@ from provisioner.simulator.state import (
     ALL_PERMISSIONS,
     DEFAULT_ROLES,
     DELETE_CREDENTIALS,
+    DELETE_PROJECT_KEYS,
     EXTRA_ROLE_ID,
     NO_RESPONSE,
     READ_CREDENTIALS,
+    READ_PROJECT_KEYS,
     READ_ROLES,
     SERVICE_ID,
     WRITE_CREDENTIALS,
+    WRITE_PROJECT_KEYS,
     CreatedBy,
     CredentialRecord,
     ManualClock,
@@ -76,14 +80,17 @@ __all__ = [
     "CAS_MISMATCH",
     "DEFAULT_ROLES",
     "DELETE_CREDENTIALS",
+    "DELETE_PROJECT_KEYS",
     "EXTRA_ROLE_ID",
     "KUBE_TOKEN",
     "NO_RESPONSE",
     "READ_CREDENTIALS",
+    "READ_PROJECT_KEYS",
     "READ_ROLES",
     "SERVICE_ID",
     "VAULT_ROOT_TOKEN",
     "WRITE_CREDENTIALS",
+    "WRITE_PROJECT_KEYS",
     "AuthMethod",
     "BadCreateAnswer",
     "BadListAnswer",
@@ -98,6 +105,8 @@ __all__ = [
     "Grant",
     "KubeState",
     "ManualClock",
+    "ProjectKeyRecord",
+    "ProjectKeyStore",
     "Role",
     "SimulatedConnectionDrop",
     "SimulatorState",

@@ -3,34 +3,38 @@
 It behaves as Streamkap documents its API: 201 create answers with the only unmasked secret,
 listings with exactly the documented fields (no `permission_ids`, secrets like `abc******xyz`),
 the caller's service id filled in, roles xor permissions, `PATCH`, and 403 without permission.
+The `/project-keys` routes are in `project_keys`; what every route shares is in `routing`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Container
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
+from provisioner.simulator import project_keys
 from provisioner.simulator.calllog import CallLog
 from provisioner.simulator.faults import (
-    DROP_EXTENSION,
     BadCreateAnswer,
     BadListAnswer,
     BadRolesAnswer,
     BadTokenAnswer,
-    SimulatedConnectionDrop,
 )
+from provisioner.simulator.routing import DroppedConnection as _DroppedConnection
+from provisioner.simulator.routing import Unprocessable, get_state, mask_secret, role_json
+from provisioner.simulator.routing import enter as _enter
+from provisioner.simulator.routing import http_error as _http_error
+from provisioner.simulator.routing import parse as _parse
+from provisioner.simulator.routing import sim_of as _sim
+from provisioner.simulator.routing import unknown_ids as _unknown_ids
+from provisioner.simulator.routing import unprocessable as _unprocessable
 from provisioner.simulator.state import (
     CREDENTIALS_PATH,
     DELETE_CREDENTIALS,
@@ -40,14 +44,9 @@ from provisioner.simulator.state import (
     READ_ROLES,
     WRITE_CREDENTIALS,
     CredentialRecord,
-    Role,
     SimulatorState,
 )
 
-#: The stars between the first and last 3 characters of a listed secret (`abc******xyz`).
-MASK_STARS = "******"
-
-_Body = TypeVar("_Body", bound=BaseModel)
 _NonEmptyStrings = Annotated[list[str], Field(min_length=1)]
 
 
@@ -84,44 +83,6 @@ class ClientCredentialUpdateReq(BaseModel):
     role_ids: _NonEmptyStrings | None = None
 
 
-class Unprocessable(Exception):
-    """A request body that fails validation; answered as a 422 `HTTPValidationError`."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-
-def get_state(app: Starlette) -> SimulatorState:
-    """The `SimulatorState` an app made by `create_app` serves."""
-    state: SimulatorState = app.state.sim
-    return state
-
-
-def _sim(request: Request) -> SimulatorState:
-    return get_state(request.app)
-
-
-def role_json(role: Role) -> dict[str, Any]:
-    """The API's `Role` object."""
-    return {
-        "id": role.id,
-        "key": role.key,
-        "name": role.name,
-        "description": role.description,
-        "created_at": role.created_at.isoformat(),
-        "updated_at": role.updated_at.isoformat(),
-        "permissions": list(role.permissions),
-    }
-
-
-def mask_secret(secret: str) -> str:
-    """A secret as listings show it: its first and last 3 characters around six stars."""
-    if len(secret) <= 6:  # too short to show any of it
-        return MASK_STARS
-    return f"{secret[:3]}{MASK_STARS}{secret[-3:]}"
-
-
 def credential_json(
     sim: SimulatorState, record: CredentialRecord, *, reveal_secret: bool
 ) -> dict[str, Any]:
@@ -136,58 +97,6 @@ def credential_json(
         "service_id": record.service_id,
         "secret": record.secret if reveal_secret else mask_secret(record.secret),
     }
-
-
-async def _enter(
-    request: Request, *, token_call: bool = False, permission: str | None = None
-) -> SimulatorState:
-    """Apply latency and refusal faults, then (except for token calls) check the bearer token
-    and that its login holds `permission`."""
-    sim = _sim(request)
-    if sim.faults.latency > 0:
-        await anyio.sleep(sim.faults.latency)
-    refusal = sim.refusal(token_call=token_call)
-    if refusal is not None:
-        raise HTTPException(refusal.status, refusal.detail, refusal.headers)
-    if token_call:
-        return sim
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    principal = sim.principal_of(token.strip()) if scheme.lower() == "bearer" else None
-    if principal is None:
-        raise HTTPException(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
-    if permission is not None and permission not in sim.permissions_of(principal):
-        # Like the real API, the answer does not say which permission is missing.
-        raise HTTPException(403, "Forbidden: insufficient permissions")
-    return sim
-
-
-async def _parse(request: Request, model: type[_Body]) -> _Body:
-    """Parse and validate a JSON body the way FastAPI does, raising `Unprocessable`."""
-    raw = (await request.body()).decode("utf-8", errors="replace")
-    if not raw.strip():
-        raise Unprocessable([{"type": "missing", "loc": ["body"], "msg": "Field required"}])
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        error = {"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error"}
-        raise Unprocessable([{**error, "input": {}, "ctx": {"error": exc.msg}}]) from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = json.loads(exc.json(include_url=False))
-        raise Unprocessable([{**e, "loc": ["body", *e["loc"]]} for e in errors]) from None
-
-
-class _DroppedConnection(Response):
-    """Answers nothing: the server closes the connection, or in-process the app raises."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hook = (scope.get("extensions") or {}).get(DROP_EXTENSION)
-        if hook is None:
-            request = httpx.Request(scope["method"], str(Request(scope).url))
-            message = "Server disconnected without sending a response."
-            raise SimulatedConnectionDrop(message, request=request)
-        await hook["drop"]()
 
 
 async def access_token(request: Request) -> Response:
@@ -319,18 +228,6 @@ def _access_errors(sim: SimulatorState, body: ClientCredentialCreateReq) -> list
     ]
 
 
-def _unknown_ids(
-    field: str, given: list[str] | None, known: Container[str] | None
-) -> list[dict[str, Any]]:
-    """422 errors for the ids in `given` that `known` lacks (`known` None: any id is known)."""
-    label = "role" if field == "role_ids" else "permission"
-    return [
-        {"type": "value_error", "loc": ["body", field, i], "msg": f"Unknown {label} id {x!r}"}
-        for i, x in enumerate(given or [])
-        if known is not None and x not in known
-    ]
-
-
 def _extra_role(sim: SimulatorState) -> list[str]:
     """The roles the `extra_role` fault may add, the usual default first."""
     preferred = [EXTRA_ROLE_ID] if EXTRA_ROLE_ID in sim.roles else []
@@ -410,16 +307,6 @@ def _without(item: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key not in keys}
 
 
-def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
-
-
-def _unprocessable(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Unprocessable)
-    return JSONResponse({"detail": exc.errors}, 422)
-
-
 ROUTES = [
     Route("/auth/access-token", access_token, methods=["POST"]),
     Route("/auth/access-token/refresh", refresh_token, methods=["POST"]),
@@ -428,6 +315,7 @@ ROUTES = [
     Route(CREDENTIALS_PATH, create_credential, methods=["POST"]),
     Route(CREDENTIALS_PATH + "/{client_id}", delete_credential, methods=["DELETE"]),
     Route(CREDENTIALS_PATH + "/{client_id}", update_credential, methods=["PATCH"]),
+    *project_keys.ROUTES,
 ]
 
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,6 +95,14 @@ class FaultConfig(BaseModel):
     bad_token_answer: BadTokenAnswer | None = Field(
         default=None, description="every successful token answer has this defect"
     )
+    slow_activation: Annotated[float, Field(ge=0)] | Literal["never"] | None = Field(
+        default=None,
+        description="seconds a project key asking for Kafka access stays `creating` (instead of "
+        "the state's activation delay); 'never': it stays `creating`",
+    )
+    project_key_delete_failed_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of project key deletions ending delete_failed"
+    )
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,10 @@ class FaultDecider:
         if self._hit(self.config.error_after_create_rate):
             return "error"
         return None
+
+    def project_key_delete_fails(self) -> bool:
+        """Decide whether a project key's deletion ends `delete_failed`."""
+        return self._hit(self.config.project_key_delete_failed_rate)
 
     def bad_create(self) -> BadCreateAnswer | None:
         """Decide whether the next create gets the configured bad answer (counted)."""

@@ -1,6 +1,7 @@
 """The simulators' state kept in a file between processes, so that `--simulate` runs follow on.
 
-Credentials and Vault's KV data are kept; tokens, faults and the call log belong to one process.
+Credentials, project keys and Vault's KV data are kept; tokens, faults and the call log belong to
+one process. A file from before project keys existed reads as having none.
 The file holds simulator secrets, which protect nothing, but it is written like a secret anyway:
 mode 0600, replaced atomically.
 """
@@ -13,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from provisioner.simulator.project_keys_state import ProjectKeyRecord
 from provisioner.simulator.state import CredentialRecord, SimulatorState
 from provisioner.simulator.vault_state import Secret, VaultState, Version
 
@@ -24,6 +26,7 @@ def save(path: Path, streamkap: SimulatorState, vault: VaultState) -> None:
     document = {
         "format": FORMAT,
         "credentials": [_credential_json(record) for record in streamkap.live()],
+        "project_keys": [_project_key_json(key) for key in streamkap.project_keys.live()],
         "vault": [_secret_json(key, secret) for key, secret in vault.saved().items()],
     }
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -46,10 +49,12 @@ def load(path: Path, streamkap: SimulatorState, vault: VaultState) -> bool:
         if document.get("format") != FORMAT:
             raise ValueError(f"unknown format {document.get('format')!r}")
         records = [_credential(item) for item in document["credentials"]]
+        keys = [_project_key(item) for item in document.get("project_keys", [])]
         secrets = dict(_secret(item) for item in document["vault"])
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a simulator state file ({type(exc).__name__}: {exc})") from None
     streamkap.restore(records)
+    streamkap.project_keys.restore(keys)
     vault.restore(secrets)
     return True
 
@@ -80,6 +85,29 @@ def _credential(item: dict[str, Any]) -> CredentialRecord:
     )
 
 
+#: The fields of a project key kept as they are (strings, booleans, None), beside the times and
+#: tuples converted below.
+_KEY_TIMES = ("created_at", "last_used_at", "settles_at")
+_KEY_TUPLES = ("role_ids", "permission_ids", "allowed_tools", "blocked_tools")
+
+
+def _project_key_json(key: ProjectKeyRecord) -> dict[str, Any]:
+    item = {name: getattr(key, name) for name in ProjectKeyRecord.__dataclass_fields__}
+    item.update({name: _time_json(item[name]) for name in _KEY_TIMES})
+    item.update({name: list(item[name]) for name in _KEY_TUPLES})
+    item["kafka_acls"] = [dict(acl) for acl in key.kafka_acls]
+    item["created_by"] = None if key.created_by is None else dict(key.created_by)
+    return item
+
+
+def _project_key(item: dict[str, Any]) -> ProjectKeyRecord:
+    fields = {name: item[name] for name in ProjectKeyRecord.__dataclass_fields__}
+    fields.update({name: _time(fields[name]) for name in _KEY_TIMES})
+    fields.update({name: tuple(fields[name]) for name in _KEY_TUPLES})
+    fields["kafka_acls"] = tuple(dict(acl) for acl in fields["kafka_acls"])
+    return ProjectKeyRecord(**fields)
+
+
 def _secret_json(key: tuple[str, str, str], secret: Secret) -> dict[str, Any]:
     return {
         "key": list(key),
@@ -95,6 +123,7 @@ def _secret_json(key: tuple[str, str, str], secret: Secret) -> dict[str, Any]:
             }
             for version in secret.versions.values()
         ],
+        "custom_metadata": secret.custom_metadata,
     }
 
 
@@ -111,7 +140,8 @@ def _secret(item: dict[str, Any]) -> tuple[tuple[str, str, str], Secret]:
         for v in item["versions"]
     }
     created, updated = (datetime.fromisoformat(item[k]) for k in ("created_time", "updated_time"))
-    return (str(namespace), str(mount), str(path)), Secret(created, updated, versions)
+    custom = {str(k): str(v) for k, v in (item.get("custom_metadata") or {}).items()}
+    return (str(namespace), str(mount), str(path)), Secret(created, updated, versions, custom)
 
 
 def _time_json(value: datetime | None) -> str | None:

@@ -21,6 +21,7 @@ from provisioner.simulator.faults import (
     Refusal,
     ServiceState,
 )
+from provisioner.simulator.project_keys_state import ProjectKeyStore
 
 CREDENTIALS_PATH = "/auth/client-credentials"
 #: Status recorded in the call log for a call whose connection was dropped without an answer.
@@ -38,8 +39,14 @@ READ_ROLES: Final = "fe.secure.read.roles"
 READ_CREDENTIALS: Final = "fe.secure.read.tenantApiTokens"  # GET /auth/client-credentials
 WRITE_CREDENTIALS: Final = "fe.secure.write.tenantApiTokens"  # POST and PATCH
 DELETE_CREDENTIALS: Final = "fe.secure.delete.tenantApiTokens"  # DELETE
+# Project keys: Streamkap names no permission, only "the Project Keys write permission" (in the
+# Admin and Data Admin roles); these follow the names above, as the client's do.
+READ_PROJECT_KEYS: Final = "fe.secure.read.projectKeys"  # GET /project-keys[/{id}]
+WRITE_PROJECT_KEYS: Final = "fe.secure.write.projectKeys"  # POST and PATCH
+DELETE_PROJECT_KEYS: Final = "fe.secure.delete.projectKeys"  # DELETE
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {READ_ROLES, READ_CREDENTIALS, WRITE_CREDENTIALS, DELETE_CREDENTIALS}
+    | {READ_PROJECT_KEYS, WRITE_PROJECT_KEYS, DELETE_PROJECT_KEYS}
 )
 
 #: Who `created_by_user` names: always the account's user, never anyone (null), or every second
@@ -70,7 +77,7 @@ DEFAULT_ROLES: tuple[Role, ...] = (
         "DataAdmin",
         "Data Admin",
         "Manage pipelines, sources and destinations",
-        (READ_CREDENTIALS, READ_ROLES),
+        (READ_CREDENTIALS, READ_ROLES, READ_PROJECT_KEYS, WRITE_PROJECT_KEYS),
     ),
     Role("role-read-only", "ReadOnly", "Read Only", "Read access", (READ_ROLES,)),
 )
@@ -184,6 +191,8 @@ class SimulatorState(ServiceState):
         self._tokens: dict[str, _Token] = {}
         self._refresh_tokens: dict[str, str] = {}
         self._issued: list[str] = []  # every secret ever handed out, deleted ones included
+        #: The account's project keys (`/project-keys`); their API credentials log in here too.
+        self.project_keys = ProjectKeyStore(self.now, lambda: self.faults, self._delete_fails)
 
     # Faults ------------------------------------------------------------------------------------
 
@@ -203,14 +212,21 @@ class SimulatorState(ServiceState):
         with self._lock:
             return self._decider.after_create()
 
+    def _delete_fails(self) -> bool:
+        with self._lock:
+            return self._decider.project_key_delete_fails()
+
     # Tokens ------------------------------------------------------------------------------------
 
     def login(self, client_id: str, secret: str) -> dict[str, Any] | None:
-        """A token answer for the admin login or any live credential; None if they do not match."""
+        """A token answer for the admin login, any live credential, or a project key's API
+        credential (which moves the key's `last_used_at`); None if they do not match."""
         with self._lock:
             record = self._credentials.get(client_id)
-        valid = (client_id == self.admin_client_id and _same(secret, self._admin_secret)) or (
-            record is not None and _same(secret, record.secret)
+        valid = (
+            (client_id == self.admin_client_id and _same(secret, self._admin_secret))
+            or (record is not None and _same(secret, record.secret))
+            or self.project_keys.login(client_id, secret)
         )
         return self.issue_token(client_id) if valid else None
 
@@ -252,19 +268,23 @@ class SimulatorState(ServiceState):
 
     def permissions_of(self, principal: str) -> frozenset[str]:
         """What a login may do: the admin's configured set, a credential's roles' permissions
-        plus its permission ids, nothing for a credential deleted since it logged in."""
+        plus its permission ids (a project key's likewise), nothing for a credential deleted
+        since it logged in."""
         if principal == self.admin_client_id:
             return self.admin_permissions
         record = self.get(principal)
-        if record is None:
+        grants = (
+            (record.role_ids, record.permission_ids)
+            if record is not None
+            else self.project_keys.grants_of(principal)
+        )
+        if grants is None:
             return frozenset()
+        role_ids, permission_ids = grants
         granted = {
-            p
-            for role in record.role_ids
-            if role in self.roles
-            for p in self.roles[role].permissions
+            p for role in role_ids if role in self.roles for p in self.roles[role].permissions
         }
-        return frozenset(granted | set(record.permission_ids))
+        return frozenset(granted | set(permission_ids))
 
     # Credentials -------------------------------------------------------------------------------
 
@@ -372,10 +392,11 @@ class SimulatorState(ServiceState):
 
     # Call log ----------------------------------------------------------------------------------
 
-    def write_calls(self) -> list[Call]:
-        """The POST, PATCH and DELETE calls to the client-credentials endpoints, whatever answer."""
+    def write_calls(self, path_prefix: str = CREDENTIALS_PATH) -> list[Call]:
+        """The POST, PATCH and DELETE calls to the client-credentials endpoints (or those under
+        another prefix, e.g. `/project-keys`), whatever answer."""
         return [
             call
-            for call in self.calls(path_prefix=CREDENTIALS_PATH)
+            for call in self.calls(path_prefix=path_prefix)
             if call.method in ("POST", "PATCH", "DELETE")
         ]

@@ -4,7 +4,8 @@
     app = create_vault_app(state)              # in-process: httpx.ASGITransport(app)
     with serve_in_thread(app) as url: ...      # over a real socket, e.g. for hvac
 
-Served: `GET/POST/PUT/DELETE <mount>/data/<path>`, `GET/DELETE/LIST <mount>/metadata/<path>`
+Served: `GET/POST/PUT/DELETE <mount>/data/<path>`, `GET/POST/PUT/DELETE/LIST
+<mount>/metadata/<path>` (a POST sets the key's `custom_metadata`)
 (also `GET ?list=true`), `POST <mount>/delete/<path>` and `<mount>/destroy/<path>`,
 `auth/token/lookup-self`, `auth/token/renew-self`, and `POST auth/<mount>/login` for the
 kubernetes (`{role, jwt}`) and approle (`{role_id, secret_id}`) methods, all under `/v1/`.
@@ -128,10 +129,10 @@ def _lookup(token: str, info: TokenInfo, now: datetime) -> dict[str, Any]:
     }
 
 
-def _version_metadata(version: Version) -> dict[str, Any]:
+def _version_metadata(version: Version, custom: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "created_time": _time(version.created_time),
-        "custom_metadata": None,
+        "custom_metadata": custom or None,  # the key's, shown with every version as Vault does
         "deletion_time": _time(version.deletion_time),
         "destroyed": version.destroyed,
         "version": version.number,
@@ -221,6 +222,9 @@ async def _operate(
         return Response(status_code=204)
     if operation == "metadata" and method == "GET":
         return _metadata(sim, key)
+    if operation == "metadata" and method in ("POST", "PUT"):
+        sim.set_custom_metadata(key, _custom_metadata(await _json_body(request)))
+        return Response(status_code=204)
     if operation == "metadata" and method == "DELETE":
         sim.delete_metadata(key)
         return Response(status_code=204)
@@ -238,7 +242,11 @@ def _read(sim: VaultState, key: SecretKey, version: str) -> Response:
     found = sim.read(key, int(version))
     if found is None:
         raise VaultError(404)
-    data = {"data": found.data if found.live else None, "metadata": _version_metadata(found)}
+    custom = sim.custom_metadata(key)
+    data = {
+        "data": found.data if found.live else None,
+        "metadata": _version_metadata(found, custom),
+    }
     # A deleted or destroyed version answers 404, still with its metadata (clients rely on it).
     return _envelope(data, 200 if found.live else 404)
 
@@ -255,7 +263,16 @@ def _write(sim: VaultState, key: SecretKey, body: dict[str, Any]) -> Response:
         version = sim.write(key, data, cas)
     except CasMismatch as exc:
         raise VaultError(sim.cas_mismatch_status, str(exc)) from None
-    return _envelope(_version_metadata(version))
+    return _envelope(_version_metadata(version, sim.custom_metadata(key)))
+
+
+def _custom_metadata(body: dict[str, Any]) -> dict[str, str]:
+    custom = body.get("custom_metadata") or {}
+    if not isinstance(custom, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in custom.items()
+    ):
+        raise VaultError(400, "custom_metadata must be a map of strings to strings")
+    return custom
 
 
 def _metadata(sim: VaultState, key: SecretKey) -> Response:
@@ -270,7 +287,7 @@ def _metadata(sim: VaultState, key: SecretKey) -> Response:
             "cas_required": False,
             "created_time": _time(secret.created_time),
             "current_version": secret.current_version,
-            "custom_metadata": None,
+            "custom_metadata": secret.custom_metadata or None,
             "delete_version_after": "0s",
             "max_versions": 0,
             "oldest_version": 0,

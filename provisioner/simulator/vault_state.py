@@ -120,6 +120,7 @@ class Secret:
     created_time: datetime
     updated_time: datetime
     versions: dict[int, Version] = field(default_factory=dict)
+    custom_metadata: dict[str, str] = field(default_factory=dict)  # the key's, not a version's
 
     @property
     def current_version(self) -> int:
@@ -406,7 +407,25 @@ class VaultState(ServiceState):
             if secret is None:
                 return None
             versions = {n: _copy(v) for n, v in secret.versions.items()}
-            return Secret(secret.created_time, secret.updated_time, versions)
+            custom = dict(secret.custom_metadata)
+            return Secret(secret.created_time, secret.updated_time, versions, custom)
+
+    def custom_metadata(self, key: SecretKey) -> dict[str, str]:
+        """The key's custom metadata ({} for a key that has none, or does not exist)."""
+        with self._lock:
+            secret = self._secrets.get(key)
+            return dict(secret.custom_metadata) if secret else {}
+
+    def set_custom_metadata(self, key: SecretKey, custom: Mapping[str, str]) -> None:
+        """Replace the key's custom metadata, as `POST <mount>/metadata/<path>` does; a key
+        that does not exist yet is made, without versions."""
+        now = self.now()
+        with self._lock:
+            secret = self._secrets.get(key)
+            if secret is None:
+                secret = self._secrets[key] = Secret(now, now)
+            secret.custom_metadata = dict(custom)
+            secret.updated_time = now
 
     def delete_metadata(self, key: SecretKey) -> None:
         """Remove a key with every version."""
@@ -431,7 +450,10 @@ class VaultState(ServiceState):
         with self._lock:
             return {
                 key: Secret(
-                    s.created_time, s.updated_time, {n: _copy(v) for n, v in s.versions.items()}
+                    s.created_time,
+                    s.updated_time,
+                    {n: _copy(v) for n, v in s.versions.items()},
+                    dict(s.custom_metadata),
                 )
                 for key, s in self._secrets.items()
             }

@@ -1,11 +1,12 @@
-"""Sink types, found through the `provisioner.sinks` entry-point group (built-ins included)."""
+"""Sink types by name: the built-in ones from a table, others from the `provisioner.sinks`
+entry-point group; each is imported when first named, so a run loads only the sinks it uses."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib import import_module
 from typing import cast
 
 from pydantic import ValidationError
@@ -28,6 +29,18 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "provisioner.sinks"
+#: The sink types this distribution ships, as `module:Class`: found without reading the entry
+#: points of every installed distribution (what makes `importlib.metadata` slow to start), and
+#: never shadowed by a plugin that registers the same name.
+BUILT_IN = {
+    "file": "provisioner.sinks.file:FileSink",
+    "env": "provisioner.sinks.env:EnvSink",
+    "vault": "provisioner.sinks.vault:VaultSink",
+    "kubernetes": "provisioner.sinks.kubernetes:KubernetesSink",
+    "k8s": "provisioner.sinks.kubernetes:KubernetesSink",  # for `--sink k8s:NAMESPACE`
+    "aws-secretsmanager": "provisioner.sinks.aws:SecretsManagerSink",
+    "aws-sm": "provisioner.sinks.aws:SecretsManagerSink",
+}
 _USERINFO = re.compile(r"//[^/@]*@")
 
 
@@ -40,33 +53,56 @@ class SinkDefinition:
     options: SinkOptions
 
 
+#: The sink types loaded so far, by name.
+_types: dict[str, SinkType] = {}
 #: Sink types whose plugin could not be imported, with why: only a run that uses one fails.
 _broken: dict[str, str] = {}
 
 
-@cache
-def sink_types() -> dict[str, SinkType]:
-    """Every installed sink type by name, loaded once; a plugin failing to import is set aside."""
-    found: dict[str, SinkType] = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in found:
-            continue
-        try:
-            found[entry.name] = cast(SinkType, entry.load())
-        except Exception as exc:  # a broken plugin must not break runs that never use it
-            _broken.setdefault(entry.name, f"{type(exc).__name__}: {exc}")
+def sink_type(type_name: str) -> SinkType:
+    """The sink type registered under `type_name`, imported on first use; KeyError names the
+    known ones."""
+    found = _types.get(type_name)
+    if found is None:
+        target = BUILT_IN.get(type_name) or _plugins().get(type_name)
+        if target is None:
+            known = ", ".join(sorted({*BUILT_IN, *_plugins()})) or "none"
+            raise KeyError(f"unknown sink type {type_name!r} (installed: {known})")
+        found = _load(type_name, target)
     return found
 
 
-def sink_type(type_name: str) -> SinkType:
-    """The sink type registered under `type_name`; KeyError names the known ones."""
-    types = sink_types()
-    if type_name in types:
-        return types[type_name]
-    if type_name in _broken:
-        raise KeyError(f"sink type {type_name!r} cannot be loaded ({_broken[type_name]})")
-    known = ", ".join(sorted(types)) or "none"
-    raise KeyError(f"unknown sink type {type_name!r} (installed: {known})")
+def sink_types() -> dict[str, SinkType]:
+    """Every installed sink type by name, each loaded; a plugin failing to import is left out."""
+    for type_name in sorted({*BUILT_IN, *_plugins()}):
+        try:
+            sink_type(type_name)
+        except KeyError:
+            continue
+    return _types
+
+
+def _load(type_name: str, target: str) -> SinkType:
+    if type_name not in _broken:
+        module, _, attribute = target.partition(":")
+        try:
+            _types[type_name] = cast(SinkType, getattr(import_module(module), attribute))
+            return _types[type_name]
+        except Exception as exc:  # a broken plugin must not break runs that never use it
+            _broken[type_name] = f"{type(exc).__name__}: {exc}"
+    raise KeyError(f"sink type {type_name!r} cannot be loaded ({_broken[type_name]})")
+
+
+@cache
+def _plugins() -> dict[str, str]:
+    """Third-party sink types (`name: module:Class`), read from the installed distributions'
+    entry points once, and only for a type that is not built in."""
+    from importlib.metadata import entry_points  # slow to import and to scan: only when needed
+
+    targets: dict[str, str] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        targets.setdefault(entry.name, entry.value)
+    return targets
 
 
 def parse_sink_uri(name: str, uri: str) -> SinkDefinition:

@@ -1,15 +1,17 @@
 """The `aws-secretsmanager` sink: one AWS Secrets Manager secret per credential.
 
 The secret is named `<prefix><service>/<credential>`; its `SecretString` is the JSON record (or the
-mapped `fields`), and it is tagged `managed-by=streamkap-provisioner` and
-`streamkap-provisioner-key=<service>/<credential>`. A secret without the managed-by tag is never
-written to or deleted.
+mapped `fields`), and it is tagged `managed-by=streamkap-provisioner`,
+`streamkap-provisioner-key=<service>/<credential>` and `streamkap-provisioner-owner=<owner>`. A
+secret without the managed-by tag, or of another owner (no owner tag: the default owner), is
+never written to or deleted.
 
 The AWS SDK (aiobotocore, `pip install 'streamkap-provisioner[aws]'`) is imported only when a
 sink of this type is opened, and finds credentials, region and endpoint exactly as the AWS CLI
 does (environment, shared config and profiles, web identity, instance roles, `AWS_ENDPOINT_URL`
 and `AWS_ENDPOINT_URL_SECRETS_MANAGER`). The SDK's own retries are off: throttling, 5xx and
-connection failures are retried with the provisioner's policy (provisioner.http.retry).
+connection failures are retried with the provisioner's policy (provisioner.http.retry). Every
+request has the HTTP stack's whole-answer deadline and answer cap (`_aws_http.CappedSession`).
 
 Undo moves `AWSCURRENT` back to the version a write replaced (or deletes, without a recovery
 window, a secret the write created); prune deletes with the default recovery window.
@@ -34,9 +36,10 @@ from pydantic import field_validator, model_validator
 
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep
-from provisioner.logs import register_secret
-from provisioner.model import SinkRecord
-from provisioner.sinks._scaffold import RemoteSink
+from provisioner.http.transport import AnswerTooLarge
+from provisioner.logs import cut, register_secret
+from provisioner.model import DEFAULT_OWNER, SinkRecord
+from provisioner.sinks._scaffold import RemoteSink, Unreachable
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 from provisioner.sinks.fields import MappedSinkOptions
@@ -48,6 +51,9 @@ log = structlog.get_logger("provisioner.sinks.aws")
 INSTALL = "pip install 'streamkap-provisioner[aws]'"
 MANAGED_BY = ("managed-by", "streamkap-provisioner")
 KEY_TAG = "streamkap-provisioner-key"
+OWNER_TAG = "streamkap-provisioner-owner"
+#: What `check` describes: never a credential's secret (those hold `<service>/<credential>`).
+CHECK_NAME = "provisioner-write-check"
 CURRENT = "AWSCURRENT"
 # Secrets Manager's name characters; `/` separates our folders.
 _PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]*")
@@ -125,6 +131,7 @@ class _State:
 
     managed: bool
     key: str | None
+    owner: str | None  # None: written before owners were recorded (the default owner's)
     current: str | None
     deleted: bool
 
@@ -174,16 +181,28 @@ class SecretsManagerSink(RemoteSink):
 
     # --- the protocol --------------------------------------------------------------------------
 
+    async def check(self) -> SinkError | None:
+        """Whether AWS accepts the credentials and lets them read secrets under the prefix: one
+        `DescribeSecret` of a name no credential uses (ResourceNotFound is the answer hoped for;
+        AccessDenied, no credentials or an unreachable endpoint fail it)."""
+        return await self._checked("check", self._probe)
+
     async def read(self, service: str, credential: str) -> str | None:
-        """The `client_id` the current version holds; None when absent or scheduled for deletion."""
+        """The `client_id` the current version holds; None when absent or scheduled for deletion.
+
+        SinkError for a secret this run may not write: not managed by us, or another owner's."""
         secret_id = self._secret_name(service, credential)
-        document = await self._retrying("read", partial(self._current_document, secret_id))
+        document = await self._retrying(
+            "read", partial(self._owned_document, secret_id, f"{service}/{credential}")
+        )
         return self._fields.client_id(document)
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The current version's record, secret included; None when absent."""
         secret_id = self._secret_name(service, credential)
-        document = await self._retrying("read", partial(self._current_document, secret_id))
+        document = await self._retrying(
+            "read", partial(self._owned_document, secret_id, f"{service}/{credential}")
+        )
         found = self._fields.from_document(document, service, credential)
         if found is not None:
             register_secret(found.secret)
@@ -239,6 +258,7 @@ class SecretsManagerSink(RemoteSink):
                 Tags=[
                     {"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]},
                     {"Key": KEY_TAG, "Value": record.key},
+                    {"Key": OWNER_TAG, "Value": self.owner},
                 ],
             )
             return
@@ -264,6 +284,8 @@ class SecretsManagerSink(RemoteSink):
         state = await self._describe(secret_id)
         if state is None or state.deleted or not state.managed:
             return
+        if (state.owner or DEFAULT_OWNER) != self.owner:
+            return  # another owner's: never restored over nor deleted
         if self._fields.client_id(await self._current_document(secret_id)) != client_id:
             return  # someone else has written since: theirs stays
         content = previous.content
@@ -295,9 +317,27 @@ class SecretsManagerSink(RemoteSink):
         return _State(
             managed=tags.get(MANAGED_BY[0]) == MANAGED_BY[1],
             key=tags.get(KEY_TAG),
+            owner=tags.get(OWNER_TAG),
             current=current,
             deleted=answer.get("DeletedDate") is not None,
         )
+
+    async def _probe(self) -> None:
+        try:
+            await self._call(
+                "DescribeSecret", self._prefix + CHECK_NAME, SecretId=self._prefix + CHECK_NAME
+            )
+        except _NotFound:
+            return
+
+    async def _owned_document(self, secret_id: str, key: str) -> object:
+        """The current version's JSON object (see `_current_document`), once the tags show the
+        secret is ours to write: SinkError for another program's or another owner's."""
+        state = await self._describe(secret_id)
+        if state is None or state.deleted or state.current is None:
+            return None
+        self._check_managed(secret_id, state, key)
+        return await self._current_document(secret_id)
 
     async def _current_document(self, secret_id: str) -> object:
         """The current version's JSON object; None when absent, deleted or not JSON."""
@@ -330,6 +370,7 @@ class SecretsManagerSink(RemoteSink):
                 f"secret {secret_id!r} is tagged {KEY_TAG}={state.key}, not {key}: "
                 "refusing to overwrite it",
             )
+        self.check_owner(state.owner, f"secret {secret_id!r}")
 
     def _secret_string(self, record: SinkRecord) -> str:
         return json.dumps(self._fields.to_document(record))
@@ -345,6 +386,19 @@ class SecretsManagerSink(RemoteSink):
         method = getattr(client, _snake(operation))
         try:
             answer: dict[str, Any] = await method(**params)
+        except AnswerTooLarge as exc:  # the same answer again would be as large: not retried
+            raise SinkError(self.name, f"cannot {operation} {secret_id!r}: {exc}") from None
+        except (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError) as exc:
+            raise Unreachable(
+                self.name, f"cannot {operation} {secret_id!r}: {type(exc).__name__}: {exc}"
+            ) from None
+        except exceptions.ReadTimeoutError:
+            raise SinkError(
+                self.name,
+                f"cannot {operation} {secret_id!r}: no complete answer within "
+                f"{self._timeout:g} s (PROVISIONER_TIMEOUT)",
+                retryable=True,
+            ) from None
         except exceptions.ClientError as exc:
             raise self._client_error(exc, operation, secret_id) from None
         except (exceptions.NoCredentialsError, exceptions.PartialCredentialsError) as exc:
@@ -368,12 +422,12 @@ class SecretsManagerSink(RemoteSink):
         error = exc.response.get("Error") or {}
         code = str(error.get("Code") or "")
         status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
-        message = str(error.get("Message") or "")[:200]
+        message = str(error.get("Message") or "")
         if code == "ResourceNotFoundException":
             return _NotFound()
         if code == "InvalidRequestException" and "delet" in message.lower():
             return _NotFound()  # scheduled for deletion: its value cannot be read
-        text = f"cannot {operation} {secret_id!r}: {code or status}: {message}"
+        text = f"cannot {operation} {secret_id!r}: {code or status}: {cut(message)}"
         if code in ("AccessDeniedException", "AccessDenied"):
             text += f" (the IAM policy needs secretsmanager:{operation} on this secret's ARN)"
         return SinkError.from_response(self.name, text, status, throttled=code in _THROTTLED)
@@ -387,7 +441,10 @@ class SecretsManagerSink(RemoteSink):
                 from aiobotocore.session import get_session
                 from botocore.exceptions import NoRegionError
 
+                from provisioner.sinks._aws_http import CappedSession
+
                 config = AioConfig(
+                    http_session_cls=CappedSession,  # the deadline and cap of the HTTP stack
                     retries={"total_max_attempts": 1, "mode": "standard"},  # ours, not the SDK's
                     connect_timeout=self._timeout,
                     read_timeout=self._timeout,

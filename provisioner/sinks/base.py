@@ -5,19 +5,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from provisioner.errors import SinkError
-from provisioner.model import SinkRecord
+from provisioner.model import DEFAULT_OWNER, SinkRecord
+
+if TYPE_CHECKING:  # validating options needs neither httpx nor the event loop's library
+    import httpx
+
+    from provisioner.runtime import Halt
 
 
 class SinkOptions(BaseModel):
     """Base for a sink type's options (the manifest's `sinks.<name>` mapping minus `type`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def record_names(self, service: str, credential: str) -> tuple[str, ...]:
+        """The names this sink stores a credential's record under where two keys could meet
+        (env variables, a Secret's name), checked across credentials when manifests are
+        validated; ValueError when no valid name can be made. None by default: the sink keeps
+        every key apart itself (one path per key)."""
+        return ()
+
+    def unstorable(self, record: SinkRecord) -> dict[str, str]:
+        """The record's fields this sink could not store exactly, each with why; validation
+        asks it of the fields a manifest gives (description, service_id, ...)."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,11 @@ class SinkContext:
     # Under --simulate: remote sinks talk to stubs that know none of the manifest's logins (a
     # vault sink uses the stub's root token from `environ`, whatever its `auth` block says).
     simulated: bool = False
+    # The run's owner (the manifests' `owner:`): remote sinks record it on every entry they
+    # write, and never overwrite an entry another owner recorded.
+    owner: str = DEFAULT_OWNER
+    # The run's halt: once it is set, remote sinks retry nothing (a stopping run ends promptly).
+    halt: Halt | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +142,3 @@ class SinkType(Protocol):
         ...
 
     def __call__(self, name: str, options: Any, context: SinkContext) -> Sink: ...
-
-
-class AddressedSinkType(SinkType, Protocol):
-    """A sink type whose records of different keys may share a place (env variable names do).
-
-    Manifests are checked up front so that two credentials never share one address.
-    """
-
-    @classmethod
-    def record_address(cls, service: str, credential: str) -> str: ...

@@ -28,9 +28,12 @@ from provisioner.model import SinkRecord
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
-from provisioner.sinks.fields import FieldMap, MappedSinkOptions
+from provisioner.sinks.fields import MANIFEST_FIELDS, FieldMap, MappedSinkOptions
 
 __all__ = ["STDOUT", "EnvSink", "EnvSinkOptions", "quote_value", "variable_names"]
+
+#: Without `fields`, a credential's variables hold its client id and its secret.
+_DEFAULT_LAYOUT = {"CLIENT_ID": "client_id", "SECRET": "secret"}
 
 STDOUT = "-"
 
@@ -59,7 +62,34 @@ class EnvSinkOptions(MappedSinkOptions):
 
     def field_map(self) -> FieldMap:
         """The default layout is the client id and the secret only."""
-        return FieldMap(self.fields or {"CLIENT_ID": "client_id", "SECRET": "secret"})
+        return FieldMap(self.layout())
+
+    def layout(self) -> dict[str, str]:
+        """Variable suffix -> record field; the client id's first (restore checks it)."""
+        fields = self.fields or _DEFAULT_LAYOUT
+        first = next(out for out, name in fields.items() if name == "client_id")
+        return {first: "client_id", **{out: n for out, n in fields.items() if out != first}}
+
+    def record_names(self, service: str, credential: str) -> tuple[str, ...]:
+        """A credential's variable names, the client id's first: two keys must never share one
+        (`a-b/c` and `a/b-c`, or a `fields` suffix such as `SERVICE_ID` against a credential
+        named `...-service` mapping `ID`)."""
+        stem = variable_names(service, credential)[0].removesuffix("_CLIENT_ID")
+        return tuple(f"{stem}_{self.stored_key(out)}" for out in self.layout())
+
+    def unstorable(self, record: SinkRecord) -> dict[str, str]:
+        """Manifest values no quoting stores exactly (see `quote_value`), by record field."""
+        ours = {out: name for out, name in self.layout().items() if name in MANIFEST_FIELDS}
+        if not ours:
+            return {}
+        values = self.field_map().to_strings(record)
+        found: dict[str, str] = {}
+        for out, name in ours.items():
+            try:
+                quote_value(values[out])
+            except ValueError as exc:
+                found.setdefault(name, str(exc))
+        return found
 
 
 def variable_names(service: str, credential: str) -> tuple[str, str]:
@@ -329,11 +359,6 @@ class EnvSink:
         """`env:PATH` gives the file; `env:-` standard output."""
         return {"path": target}
 
-    @classmethod
-    def record_address(cls, service: str, credential: str) -> str:
-        """Where a credential's record lives: two keys with one address would clobber each other."""
-        return variable_names(service, credential)[0]
-
     def __init__(
         self,
         name: str,
@@ -349,9 +374,10 @@ class EnvSink:
         )
         self._stdout = _Stdout(name, stdout)
         self._owners: dict[str, str] = {}  # variable stem -> the key that wrote it
+        self._options = options
         self._fields = options.field_map()
         # Variable suffix -> record field; the client id's variable first (restore checks it).
-        self._suffixes = _ordered(options.fields or {"CLIENT_ID": "client_id", "SECRET": "secret"})
+        self._suffixes = options.layout()
         self._unsettled = Unsettled()
 
     def lock_path(self) -> Path | None:
@@ -447,8 +473,7 @@ class EnvSink:
 
     def _names(self, service: str, credential: str) -> tuple[str, ...]:
         """The variable names of a credential, the client id's first."""
-        stem = variable_names(service, credential)[0].removesuffix("_CLIENT_ID")
-        return tuple(f"{stem}_{EnvSinkOptions.stored_key(out)}" for out in self._suffixes)
+        return self._options.record_names(service, credential)
 
     def _claim(self, record: SinkRecord) -> tuple[str, str]:
         # Distinct keys can map to one name (`a-b/c` and `a/b-c`); refuse rather than overwrite.
@@ -463,12 +488,6 @@ class EnvSink:
             return quote_value(value)
         except ValueError as exc:
             raise SinkError(self.name, f"cannot store the {what} of {record.key}: {exc}") from None
-
-
-def _ordered(fields: dict[str, str]) -> dict[str, str]:
-    """`fields` with the output key holding the client id first."""
-    first = next(out for out, name in fields.items() if name == "client_id")
-    return {first: "client_id", **{out: n for out, n in fields.items() if out != first}}
 
 
 def _put(

@@ -15,7 +15,7 @@ from pydantic import SecretStr, field_validator
 from provisioner.model import SinkRecord
 from provisioner.sinks.base import SinkOptions
 
-__all__ = ["RECORD_FIELDS", "FieldMap", "MappedSinkOptions", "check_fields"]
+__all__ = ["MANIFEST_FIELDS", "RECORD_FIELDS", "FieldMap", "MappedSinkOptions", "check_fields"]
 
 #: The record's fields, in the order `SinkRecord.to_document()` gives them.
 RECORD_FIELDS = (
@@ -29,19 +29,31 @@ RECORD_FIELDS = (
     "service_id",
     "created_at",
 )
+#: The fields whose values come from the manifest (the others from the API): validation checks
+#: that a sink can store them.
+MANIFEST_FIELDS = ("service", "credential", "description", "permission_ids", "service_id")
 _REQUIRED = ("client_id", "secret")
 
 
+def _any_key(out_key: str) -> str | None:
+    return None
+
+
 def check_fields(
-    fields: Mapping[str, str], normalise: Callable[[str], str] = str
+    fields: Mapping[str, str],
+    normalise: Callable[[str], str] = str,
+    key_problem: Callable[[str], str | None] = _any_key,
 ) -> dict[str, str]:
     """`fields` validated; ValueError names every problem. `normalise` is how the sink spells an
-    output key where it stores it (env variables are upper-cased): two keys spelled alike clash."""
+    output key where it stores it (env variables are upper-cased): two keys spelled alike clash.
+    `key_problem` says why the sink cannot store a key of that name (None when it can)."""
     problems: list[str] = []
     spelled: dict[str, str] = {}
     for out_key, record_field in fields.items():
         if not out_key:
             problems.append("an output key must not be empty")
+        elif (problem := key_problem(out_key)) is not None:
+            problems.append(f"{out_key!r}: {problem}")
         if record_field not in RECORD_FIELDS:
             problems.append(
                 f"{out_key!r}: unknown record field {record_field!r} "
@@ -135,12 +147,17 @@ class MappedSinkOptions(SinkOptions):
     @field_validator("fields")
     @classmethod
     def _fields(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return None if value is None else check_fields(value, cls.stored_key)
+        return None if value is None else check_fields(value, cls.stored_key, cls.key_problem)
 
     @classmethod
     def stored_key(cls, out_key: str) -> str:
         """How the sink spells an output key where it stores it."""
         return out_key
+
+    @classmethod
+    def key_problem(cls, out_key: str) -> str | None:
+        """Why the sink cannot store an output key of this name; None when it can (JSON can)."""
+        return None
 
     def field_map(self) -> FieldMap:
         return FieldMap(self.fields)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -144,8 +144,16 @@ class FileSink:
             await to_thread.run_sync(self._restore, service, credential, client_id, previous)
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
-        """Remove the file if it still holds `client_id`."""
+        """Remove the file if it still holds `client_id`; then the service's directory, if that
+        left it empty (`--prune` leaves no empty directories behind)."""
         await self.restore(service, credential, client_id, NOTHING)
+        # Under the write batches' lock: none is between making the directory and writing in it.
+        async with self._writes.lock:
+            await to_thread.run_sync(self._remove_if_empty, service)
+
+    def _remove_if_empty(self, service: str) -> None:
+        with suppress(OSError), atomic.open_dir(self._root, follow=True) as root:
+            os.rmdir(service, dir_fd=root)  # fails unless empty (or gone): then it stays as it is
 
     async def aclose(self) -> None:
         """Nothing is buffered: every write is on disk when it returns."""

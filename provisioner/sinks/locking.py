@@ -19,6 +19,7 @@ import anyio
 import structlog
 
 from provisioner.errors import LockTimeout, LockUnavailable
+from provisioner.fs.atomic import describe, unwritable_dir
 
 log = structlog.get_logger("provisioner.sinks.locking")
 POLL = 0.1
@@ -48,14 +49,13 @@ async def _acquire(path: Path, patience: float) -> int | None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        log.warning("lock.unavailable", path=str(path), error=exc.strerror)
+        log.warning("lock.unavailable", path=str(path), error=_why_no_dir(path.parent, exc))
         return None
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        reason = "is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
         raise LockUnavailable(
-            f"cannot open the lock {path}: {reason}; stopping before any write, since another "
+            f"{_why_no_lock(path, exc)}; stopping before any write, since another "
             "run could be writing the same sink (remove or fix that file)"
         ) from None
     deadline = time.monotonic() + patience
@@ -72,3 +72,20 @@ async def _acquire(path: Path, patience: float) -> int | None:
             log.warning("lock.waiting", path=str(path))
             waited = True
         await anyio.sleep(POLL)
+
+
+def _why_no_dir(directory: Path, exc: OSError) -> str:
+    """The path at fault and why, when the lock's directory could not be made."""
+    problem = unwritable_dir(directory)
+    where, why = problem if problem is not None else (directory, describe(exc))
+    return f"{where}: {why}"
+
+
+def _why_no_lock(path: Path, exc: OSError) -> str:
+    """What is wrong: the lock file that is there, or the directory it could not be made in."""
+    if os.path.lexists(path):
+        reason = "is a symbolic link" if exc.errno == errno.ELOOP else describe(exc)
+        return f"cannot open the lock {path}: {reason}"
+    problem = unwritable_dir(path.parent)
+    where, why = problem if problem is not None else (path.parent, describe(exc))
+    return f"cannot create the lock {path}: {where}: {why}"

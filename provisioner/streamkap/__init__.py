@@ -1,9 +1,11 @@
 """The Streamkap API client: the only package that knows the API's URLs and JSON shapes.
 
-Every call takes one path: `requests` (retry, then the circuit breaker) -> `auth` (a bearer
-token) -> `pool` (a connection slot) -> `pacing` (the learnt rate) -> the shared HTTP transport.
+Every call takes one path: `requests` (retry, the circuit breaker, one renewal on a 401) ->
+`pool` (a connection slot) -> `pacing` (the learnt rate) -> `auth` (a bearer token, taken last)
+-> the shared HTTP transport.
 `client.StreamkapClient` is built over it; each kind of credential is a `CredentialApi`
-(`credentials`), today only `client_credentials`.
+(`credentials`), today only `client_credentials`; `project_keys` is the adapter of
+`/project-keys` (Project Keys: API access, Kafka access and MCP scoping in one credential).
 """
 
 from provisioner.streamkap.client import StreamkapClient

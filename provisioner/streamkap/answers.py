@@ -68,8 +68,10 @@ def create_body(desired: DesiredCredential) -> dict[str, Any]:
 
 
 def update_body(desired: DesiredCredential) -> dict[str, Any]:
-    """The PATCH body: what may change in place (never `service_id`)."""
-    return {"description": desired.remote_description, "role_ids": list(desired.role_ids)}
+    """The PATCH body: the roles alone. Never the description: its ownership marker is already
+    there, and an API that cuts descriptions could cut it off, after which the credential,
+    its roles changed, would leave management. (Never `service_id`: PATCH takes none.)"""
+    return {"role_ids": list(desired.role_ids)}
 
 
 def parse_roles(body: Any) -> list[Role]:
@@ -204,10 +206,14 @@ class UnusableSecret(ValueError):
     """A create answered with no usable secret: what is wrong with it (never its value)."""
 
 
-def differences(desired: DesiredCredential, made: RemoteCredential) -> list[str]:
-    """What the API made otherwise than asked: the marker, the roles, a named service_id."""
+def differences(
+    desired: DesiredCredential, made: RemoteCredential, *, marker: bool = True
+) -> list[str]:
+    """What the API made otherwise than asked: the marker (unless `marker` is False: a PATCH
+    sends no description, so its answer's text is the API's to show), the roles, a named
+    service_id."""
     found = []
-    if owner_key(made.description) != desired.owned_key:
+    if marker and owner_key(made.description) != desired.owned_key:
         found.append("the description lost its ownership marker")
     if desired.role_ids and made.role_ids != frozenset(desired.role_ids):
         found.append(f"roles {_ids(desired.role_ids)} became {_ids(made.role_ids)}")

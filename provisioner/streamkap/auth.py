@@ -28,6 +28,17 @@ class Token:
     refresh_at: float
 
 
+def _no_credential(client_id: str | None, secret: SecretStr | None) -> str:
+    """What is missing, by name: one of the pair, or both."""
+    if client_id and not secret:
+        missing = "STREAMKAP_SECRET is not set (STREAMKAP_CLIENT_ID is)"
+    elif secret and not client_id:
+        missing = "STREAMKAP_CLIENT_ID is not set (STREAMKAP_SECRET is)"
+    else:
+        missing = "set STREAMKAP_CLIENT_ID and STREAMKAP_SECRET"
+    return f"no API credential: {missing} (or set STREAMKAP_ACCESS_TOKEN)"
+
+
 class TokenSource:
     """Hands out a valid access token; concurrent callers share one login or refresh."""
 
@@ -41,10 +52,7 @@ class TokenSource:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if access_token is None and not (client_id and secret):
-            raise UsageError(
-                "no API credential: set STREAMKAP_CLIENT_ID and STREAMKAP_SECRET "
-                "(or STREAMKAP_ACCESS_TOKEN)"
-            )
+            raise UsageError(_no_credential(client_id, secret))
         self._call = call
         self._client_id = client_id
         self._secret = secret

@@ -1,7 +1,8 @@
 """The Streamkap API client: one request path, the roles, and each kind of credential's API.
 
 Built over a `Requests` (the one request path: retry, breaker, tokens, pool, pacing), as httpx's
-`Client` takes a transport; `credentials` is the client credentials' `CredentialApi`.
+`Client` takes a transport; `credentials` is the client credentials' `CredentialApi`, and
+`project_keys` the adapter of `/project-keys`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from provisioner.model import Role
 from provisioner.streamkap import answers
 from provisioner.streamkap.client_credentials import ClientCredentials
+from provisioner.streamkap.project_keys import ProjectKeys
 from provisioner.streamkap.requests import Call, Requests
 
 ROLES = "/auth/roles"
@@ -23,6 +25,7 @@ class StreamkapClient:
         #: `breaker` as they learn.
         self.requests = requests
         self.credentials = ClientCredentials(requests)
+        self.project_keys = ProjectKeys(requests)
 
     async def __aenter__(self) -> StreamkapClient:
         return self

@@ -1,7 +1,7 @@
 """Client credentials (`/auth/client-credentials`): the `CredentialApi` of the API's tokens.
 
 What only this kind knows: its URLs and permissions, the no-duplicates rule for its creates, and
-that PATCH (where the API has it) changes its description and roles in place.
+that PATCH (where the API has it) changes its roles in place.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class ClientCredentials:
         return _created(desired, body)
 
     async def update(self, client_id: str, desired: DesiredCredential) -> None:
-        """Change roles and description in place (client_id and secret kept).
+        """Change roles in place (client_id, secret and description kept).
 
         PatchUnsupported (and no further PATCH this run) when the API has no such call; an
         answer that does not carry what was asked is an UnusableAnswer.
@@ -111,8 +111,13 @@ class ClientCredentials:
         """One login with it, on the token client: the provisioner's own token is not disturbed."""
         register_secret(secret)
         body = {"client_id": client_id, "secret": secret.get_secret_value()}
+        requests = self._requests
+        # Retried like any call: one 500 must not turn a restore into a replace.
+        retry = retrying(requests.config.max_attempts, requests.sleep, "verify", client=client_id)
         try:
-            answer = await self._requests.token_call(TOKEN_PATHS, body)
+            async for attempt in retry:
+                with attempt:
+                    answer = await requests.token_call(TOKEN_PATHS, body)
         except AuthError:
             return False
         except ApiError as exc:
@@ -136,7 +141,8 @@ class ClientCredentials:
             raise PatchUnsupported("PATCH", path, exc.status, exc.detail) from None
         self.patch_supported = True
         updated = answers.parsed("PATCH", path, answers.parse_credential, _object(body))
-        changed = answers.differences(desired, updated)
+        # The description was not sent (see answers.update_body): the marker stays as listed.
+        changed = answers.differences(desired, updated, marker=False)
         if updated.client_id != client_id:
             changed.append(f"client_id {client_id} became {updated.client_id}")
         if changed:

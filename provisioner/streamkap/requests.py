@@ -23,10 +23,18 @@ from provisioner.errors import (
     PermissionDenied,
     RateLimited,
     RequestFailed,
+    Stopped,
     UnusableAnswer,
     WrongHost,
 )
-from provisioner.http.retry import Sleep, is_transient, parse_retry_after, retrying
+from provisioner.http.retry import (
+    Sleep,
+    is_transient,
+    parse_retry_after,
+    retrying,
+    stop_reason,
+    stopping_sleep,
+)
 from provisioner.http.transport import AiohttpTransport, AnswerTooLarge, describe_failure
 from provisioner.logs import register_secret
 from provisioner.runtime import Halt, current_observer
@@ -100,7 +108,9 @@ class Requests:
         #: The run's halt: set when the breaker opens, a permission is refused, or the API was
         #: never reached; the engine then starts no new action.
         self.halt = halt or Halt()
-        self.sleep = sleep
+        #: The backoff between attempts: once the run halts it is cut short and raises Stopped,
+        #: so no call (a create's own loop included) is tried again by a run that is stopping.
+        self.sleep = stopping_sleep(sleep, self.halt)
         self._clock = clock
         # Learns the API's rate limit from 429s and paces every call just below it.
         self.pacer = Pacer(clock=clock, sleep=sleep)
@@ -127,9 +137,19 @@ class Requests:
         """One call, retried while its failure is transient (one budget, logins included)."""
         what = f"{call.method} {call.path}"
         retry = retrying(self.config.max_attempts, self.sleep, what, retry_if=self._worth_retrying)
-        async for attempt in retry:
-            with attempt:
-                return await self.once(call)
+        tries = 0
+        try:
+            async for attempt in retry:
+                tries = attempt.retry_state.attempt_number
+                with attempt:
+                    return await self.once(call)
+        except Stopped as exc:  # the halt cut a backoff short
+            raise Stopped(f"{what}: {exc}") from None
+        except (ApiError, RequestFailed) as exc:
+            cut_short = tries < self.config.max_attempts and self._worth_retrying(exc)
+            if cut_short and self.halt.is_set():  # it would have been retried, but for the halt
+                raise Stopped(f"{exc}; not retried: {stop_reason(self.halt)}") from None
+            raise
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _worth_retrying(self, exc: BaseException) -> bool:
@@ -287,7 +307,8 @@ def _api_error(
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
-        detail = (response.text[:200] if echo_body else "") or response.reason_phrase
+        # Whole: ApiError cuts it when shown, after redaction (see provisioner.logs.cut).
+        detail = (response.text if echo_body else "") or response.reason_phrase
     status = response.status_code
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

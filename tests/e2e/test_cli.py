@@ -44,9 +44,14 @@ def test_bad_flags_and_settings_exit_2(tmp_path: Path) -> None:
     bad_flag = run_cli("apply", "--nope", "x", cwd=tmp_path, env=plain_env())
     assert bad_flag.returncode == 2
     bad_env = plain_env() | {"PROVISIONER_CONCURRENCY": "zero"}
-    bad_setting = run_cli("validate", REPO / "manifests", cwd=tmp_path, env=bad_env)
+    bad_setting = run_cli("plan", REPO / "manifests", cwd=tmp_path, env=bad_env)
     assert bad_setting.returncode == 2
     assert "invalid configuration" in bad_setting.stderr
+    # `validate` reads only the settings it uses (issue 23): how to log, the manifest limits.
+    bad_env = plain_env() | {"PROVISIONER_LOG_LEVEL": "loud"}
+    bad_setting = run_cli("validate", REPO / "manifests", cwd=tmp_path, env=bad_env)
+    assert bad_setting.returncode == 2
+    assert "invalid configuration: PROVISIONER_LOG_LEVEL" in bad_setting.stderr
     bad_sink = run_cli(
         "validate", REPO / "manifests", "--sink", "ftp:x", cwd=tmp_path, env=plain_env()
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,11 @@ pytest.importorskip("aiobotocore")
 pytest.importorskip("moto.server")
 
 from provisioner.model import owner_key
-from tests.support.aws_support import ServedAws, entry_point_dir, served_aws
-from tests.support.served import Served, run_cli
+from tests.support.aws_support import ServedAws, entry_point_dir, free_port, served_aws
+from tests.support.hostile import drip, hostile_server
+from tests.support.served import Served, human_text, run_cli
 from tests.support.vault_support import ServedVault, served_vault
+from tests.support.watch import watched
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +75,7 @@ def test_apply_writes_tagged_secrets_and_a_second_apply_writes_nothing(
         assert {(t["Key"], t["Value"]) for t in tags} == {
             ("managed-by", "streamkap-provisioner"),
             ("streamkap-provisioner-key", key),
+            ("streamkap-provisioner-owner", "default"),  # the run's owner (issue 21)
         }
         assert live[key].secret not in first.stderr + first.stdout  # never logged
 
@@ -190,3 +195,44 @@ def test_without_the_aws_extra_the_manifest_is_refused_with_the_install_line(
     assert result.returncode == 2, result.stderr
     assert "m.yaml:6" in result.stderr
     assert "pip install 'streamkap-provisioner[aws]'" in result.stderr
+
+
+def test_an_unreachable_endpoint_is_one_check_and_one_cause_line(
+    sim: Served, tmp_path: Path
+) -> None:
+    # Issue 22, point 5: 40 credentials took 28 s, 200 retry lines and 40 "cannot plan" lines.
+    names = "".join(f"      - name: c{i}\n" for i in range(40))
+    manifest = MANIFEST.format(fields="").split("    credentials:\n")[0]
+    (tmp_path / "m.yaml").write_text(f"{manifest}    credentials:\n{names}")
+    nothing_listens = ServedAws(f"http://127.0.0.1:{free_port()}")
+    env = environment(sim, nothing_listens, tmp_path)
+    env["PROVISIONER_MAX_ATTEMPTS"] = "6"
+    for command in ("plan", "apply"):
+        result = run_cli(command, "m.yaml", cwd=tmp_path, env=env)
+        assert result.returncode == 1, result.stderr
+        text = human_text(result.stderr)
+        causes = [line for line in text.splitlines() if "could not connect" in line.lower()]
+        assert len(causes) == 1, text
+        assert "cannot plan 40 credentials" in causes[0]
+        assert "retry.scheduled" not in result.stderr  # one check, not retried, no reads
+    assert sim.state.write_calls() == []
+
+
+def test_a_dripping_endpoint_and_sigterm_end_the_run_at_the_deadline(
+    sim: Served, tmp_path: Path
+) -> None:
+    # Issue 21, point 6: a dripping answer ran past PROVISIONER_TIMEOUT and SIGTERM was ignored.
+    (tmp_path / "m.yaml").write_text(MANIFEST.format(fields=""))
+    body = json.dumps({"Name": "x", "padding": "x" * 4000}).encode()  # 200 s, one byte at a time
+    with hostile_server(drip(body, interval=0.05)) as server:
+        env = environment(sim, ServedAws(server.url), tmp_path, PROVISIONER_TIMEOUT="2")
+        env["PROVISIONER_MAX_ATTEMPTS"] = "6"
+        with watched("apply", "m.yaml", cwd=tmp_path, env=env) as run:
+            while not server.requests:
+                assert run.process.poll() is None, run.text
+                time.sleep(0.05)
+            code = run.stop(signal.SIGTERM, timeout=20)  # raises if the drip holds the run
+    assert code == 1, run.text
+    assert "PROVISIONER_TIMEOUT" in run.text
+    assert len(server.requests) == 1  # one check, ended by its deadline, and no read after it
+    assert sim.state.write_calls() == []

@@ -142,3 +142,41 @@ def test_without_the_extra_a_manifest_naming_the_sink_exits_2_with_the_install_l
         assert "pip install 'streamkap-provisioner[kubernetes]'" in result.stderr
         assert "m.yaml" in result.stderr
     assert sim.state.write_calls() == []
+
+
+def test_two_owners_of_one_key_in_one_namespace_never_overwrite_each_other(
+    sim: Served, kube: ServedKube, vault: ServedVault, tmp_path: Path
+) -> None:
+    # Issue 21: the annotation lacked the owner, so the second owner's run replaced the Secret.
+    setup(tmp_path, vault)
+    manifest = tmp_path / "manifests" / "m.yaml"
+    text = manifest.read_text().replace("        sinks: [k8s, vault]\n", "")
+    manifest.write_text("owner: team-a\n" + text)
+    code, stderr = apply(sim, kube, vault, tmp_path)
+    assert code == 0, stderr
+    first = held(kube)
+    assert first is not None
+    secret = kube.official().read_namespaced_secret("streamkap-svc-one", "payments")
+    assert secret.metadata.annotations["streamkap-provisioner/owner"] == "team-a"
+
+    manifest.write_text("owner: team-b\n" + text)
+    code, stderr = apply(sim, kube, vault, tmp_path)
+    assert code == 1, stderr
+    assert "belongs to owner 'team-a', not 'team-b'" in stderr
+    assert held(kube) == first  # team-a's Secret is untouched
+    assert len(sim.state.live()) == 1  # nothing was created for team-b to throw away
+
+
+def test_a_secret_written_before_owners_were_recorded_is_the_default_owners(
+    sim: Served, kube: ServedKube, vault: ServedVault, tmp_path: Path
+) -> None:
+    setup(tmp_path, vault)
+    code, stderr = apply(sim, kube, vault, tmp_path)
+    assert code == 0, stderr
+    secret = kube.state.get("payments", "streamkap-svc-one")
+    del secret["metadata"]["annotations"]["streamkap-provisioner/owner"]  # as the old version
+    kube.state.replace("payments", "streamkap-svc-one", secret)
+    sim.state.reset_calls()
+    code, stderr = apply(sim, kube, vault, tmp_path)
+    assert code == 0, stderr  # still the default owner's: read, nothing to change
+    assert sim.state.write_calls() == []

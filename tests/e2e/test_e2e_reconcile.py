@@ -144,6 +144,7 @@ def test_role_drift_is_updated_in_place_by_patch(sim: Served, workdir: Path) -> 
     assert "Applied: 0 created, 1 updated, 0 replaced, 0 deleted, 2 unchanged, 0 failed." in done
     stored = json.loads((workdir / "secrets" / "payments-api" / "reporting.json").read_text())
     assert (stored["client_id"], stored["secret"]) == (old, secret)
+    assert stored["role_ids"] == ["role-data-admin"]  # the record is refreshed, as by a restore
     assert_converged(sim, workdir)
     assert_rerun_makes_no_write_call(sim, workdir)
 

@@ -248,7 +248,8 @@ def test_a_terminal_gets_colour_unless_no_color_is_set(
     sim: Served, vault: ServedVault, workdir: Path
 ) -> None:
     assert "\x1b[32m  + local/a: missing\x1b[0m" in on_a_terminal(sim, vault, workdir)
-    assert "\x1b[" not in on_a_terminal(sim, vault, workdir, NO_COLOR="")
+    # Issue 22: any non-empty value (no-color.org); an empty one is as if unset
+    assert "\x1b[" not in on_a_terminal(sim, vault, workdir, NO_COLOR="1")
 
 
 def test_apply_with_the_right_token_converges_after_a_blocked_run(

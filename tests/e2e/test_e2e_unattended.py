@@ -204,7 +204,7 @@ def test_30_rotations_due_at_once_are_rolled_over_several_runs(sim: Served, tmp_
 
     planned = cli(sim, workdir, "plan").stderr
     assert "Plan: 0 to create, 7 to replace, 0 to delete, 0 unchanged." in planned
-    assert "23 rotations deferred to later runs (change budget)." in planned
+    assert "23 changes deferred to later runs (change budget)." in planned
     rotated_per_run = []
     for _ in range(6):
         done = apply(sim, workdir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,14 +108,24 @@ def test_a_report_that_cannot_be_written_fails_the_run(sim: Served, workdir: Pat
     )
 
 
-def test_a_report_in_a_missing_directory_is_refused_before_any_call(
+def test_a_report_in_a_missing_directory_gets_it_made_0700(sim: Served, workdir: Path) -> None:
+    """Issue 22: as sinks make theirs (it used to be refused, exit 2)."""
+    result = run_cli("apply", "manifests", "--report", "out/x/r.json", cwd=workdir, env=sim.env())
+    assert result.returncode == 1, result.stderr  # shop/lost is blocked, as in every test here
+    assert json.loads((workdir / "out" / "x" / "r.json").read_text())["summary"]["created"] == 2
+    for made in (workdir / "out", workdir / "out" / "x"):
+        assert stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+def test_a_report_whose_directory_cannot_be_made_is_refused_before_any_call(
     sim: Served, workdir: Path
 ) -> None:
+    (workdir / "no").write_text("a file, not a directory")
     result = run_cli(
         "apply", "manifests", "--report", "no/such/dir/r.json", cwd=workdir, env=sim.env()
     )
     assert result.returncode == 2
-    assert "--report no/such/dir/r.json: directory" in result.stderr
+    assert "--report no/such/dir/r.json: cannot create directory" in result.stderr
     assert sim.state.calls() == []
 
 

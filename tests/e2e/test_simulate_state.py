@@ -62,3 +62,14 @@ def test_a_damaged_state_file_is_refused_with_how_to_start_over(demo: Path) -> N
     assert result.returncode == 2
     assert f"{SIMULATOR_STATE_FILE}: cannot resume the simulator" in result.stderr
     assert "delete it" in result.stderr
+
+
+def test_a_simulated_plan_reads_only_and_writes_no_state(demo: Path) -> None:
+    """Issue 22: `plan` "reads only", the simulator's state file included."""
+    assert "Plan: 7 to create" in simulate(demo, "plan")
+    assert not (demo / SIMULATOR_STATE_FILE).exists()
+    simulate(demo)
+    state = demo / SIMULATOR_STATE_FILE
+    before = (state.read_bytes(), state.stat().st_mtime_ns)
+    assert "Plan: 0 to create, 0 to replace, 0 to delete, 7 unchanged." in simulate(demo, "plan")
+    assert (state.read_bytes(), state.stat().st_mtime_ns) == before

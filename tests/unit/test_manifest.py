@@ -199,9 +199,12 @@ def test_keys_that_would_share_dotenv_variables_are_rejected(write_manifest: Wri
         "services:\n  - name: a-b\n    credentials:\n      - name: c\n"
         "  - name: a\n    credentials:\n      - name: b-c\n",
     )
+    # Issue 21: the message now also says where the first of the two is (file:line: field).
     assert problems_of(path) == [
-        f"{path}:12: services[a].credentials[b-c].name: 'a/b-c' and 'a-b/c' would share "
-        "STREAMKAP_A_B_C_CLIENT_ID in sink 'dotenv'; rename one"
+        f"{path}:12: services[a].credentials[b-c].name: 'a/b-c' and 'a-b/c' (at {path}:9: "
+        "services[a-b].credentials[c].name) would both be stored as STREAMKAP_A_B_C_CLIENT_ID "
+        "in sink 'dotenv': each write of one would replace the other; rename one, or change the "
+        "sink's `fields`"
     ]
 
 

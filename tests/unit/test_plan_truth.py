@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jsonschema
 import pytest
@@ -21,8 +22,9 @@ from provisioner.cli.render import (
     render_plan,
     run_report,
     summarize,
-    use_color,
 )
+from provisioner.errors import SinkError
+from provisioner.logs import wants_color
 from provisioner.model import Kind, Plan, Reason, Role, RunResult
 from provisioner.reconcile.observe import check_sinks, read_holdings
 from provisioner.reconcile.plan import plan
@@ -221,6 +223,20 @@ async def test_checks_run_once_per_sink_and_skip_reads_of_blocked_credentials() 
 
 
 @pytest.mark.anyio
+async def test_a_check_that_never_answers_fails_at_the_apis_deadline() -> None:
+    class Hanging(MemorySink):
+        async def check(self) -> SinkError | None:
+            await anyio.sleep_forever()
+            return None
+
+    sinks: dict[str, Any] = {"hangs": Hanging("hangs"), "good": MemorySink("good")}
+    failed = await check_sinks(sinks, deadline=0.05)
+    assert {name: str(error) for name, error in failed.items()} == {
+        "hangs": "sink 'hangs': check: no answer within 0.05 s (PROVISIONER_TIMEOUT)"
+    }
+
+
+@pytest.mark.anyio
 async def test_a_sink_plugin_without_check_is_taken_as_writable() -> None:
     class Old(MemorySink):
         check = None  # type: ignore[assignment]
@@ -275,10 +291,11 @@ def test_an_update_keeps_the_credential_and_its_rotation_date() -> None:
     assert after == {
         "roles": ["r2"],
         "permissions": [],
-        "sinks": [],
+        "sinks": ["local"],  # issue 22: the record it holds is refreshed
         "rotates_at": "2026-11-21T00:00:00Z",
     }
-    assert "      roles r2; rotates 2026-11-21T00:00:00Z" in render_plan(the_plan).splitlines()
+    shown = render_plan(the_plan).splitlines()
+    assert "      roles r2; sinks local; rotates 2026-11-21T00:00:00Z" in shown
 
 
 def test_a_restore_names_the_sinks_it_fills() -> None:
@@ -337,7 +354,7 @@ class Terminal(io.StringIO):
     ("stream", "environ", "expected"),
     [
         (Terminal(), {}, True),
-        (Terminal(), {"NO_COLOR": ""}, False),  # set to anything, even empty
+        (Terminal(), {"NO_COLOR": ""}, True),  # empty: as if unset (no-color.org)
         (Terminal(), {"NO_COLOR": "1"}, False),
         (io.StringIO(), {}, False),  # piped
     ],
@@ -345,4 +362,4 @@ class Terminal(io.StringIO):
 def test_colour_only_on_a_terminal_without_no_color(
     stream: io.StringIO, environ: dict[str, str], expected: bool
 ) -> None:
-    assert use_color(stream, environ) is expected
+    assert wants_color(stream, environ) is expected

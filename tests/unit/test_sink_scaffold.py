@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import httpx
 import pytest
 
 from provisioner.errors import SinkError
 from provisioner.sinks._scaffold import KeyedLocks, Retrier, response_json
+from provisioner.sinks.base import SinkContext
+from provisioner.sinks.vault import VaultSink, VaultSinkOptions
+from tests.support.aws_support import free_port
+from tests.support.hostile import drip, hostile_server, json_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +84,51 @@ async def test_a_lasting_refusal_is_not_retried() -> None:
     with pytest.raises(SinkError, match="denied"):
         await Retrier("vault", "s", 3, sleep)("read", call)
     assert calls == 1
+
+
+def vault_sink(url: str, slept: list[float], **context: Any) -> VaultSink:
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    options = VaultSinkOptions(address=url)
+    environ = {"VAULT_TOKEN": "s.token-for-the-check"}
+    return VaultSink("vault", options, SinkContext(Path(), environ, **context), sleep=sleep)
+
+
+async def test_a_check_has_one_deadline_for_all_its_attempts() -> None:
+    slept: list[float] = []
+    with hostile_server(drip(b'{"data": {}}' + b" " * 4000, interval=0.05)) as server:
+        sink = vault_sink(server.url, slept, timeout=0.5, max_attempts=6)
+        try:
+            problem = await sink.check()
+        finally:
+            await sink.aclose()
+    assert problem is not None
+    assert "PROVISIONER_TIMEOUT" in str(problem)
+    assert len(server.requests) <= 2  # not six attempts of half a second each
+
+
+async def test_a_check_of_a_store_that_cannot_be_reached_is_not_retried() -> None:
+    slept: list[float] = []
+    sink = vault_sink(f"http://127.0.0.1:{free_port()}", slept, max_attempts=6)
+    try:
+        problem = await sink.check()
+    finally:
+        await sink.aclose()
+    assert problem is not None
+    assert "ConnectError" in str(problem)
+    assert slept == []
+
+
+async def test_a_check_of_a_busy_store_is_retried() -> None:
+    slept: list[float] = []
+    busy = json_answer(503, {"errors": ["Vault is sealed"]})
+    with hostile_server(lambda request: busy) as server:
+        sink = vault_sink(server.url, slept, max_attempts=3)
+        try:
+            problem = await sink.check()
+        finally:
+            await sink.aclose()
+    assert problem is not None
+    assert len(server.requests) == 3
+    assert len(slept) == 2

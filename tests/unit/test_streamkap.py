@@ -16,8 +16,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from provisioner.errors import AmbiguousCreate, ApiError, AuthError, CircuitOpen, PatchUnsupported
+from provisioner.errors import (
+    AmbiguousCreate,
+    ApiError,
+    AuthError,
+    CircuitOpen,
+    PatchUnsupported,
+    Stopped,
+)
 from provisioner.model import DesiredCredential
+from provisioner.runtime import Halt
 from provisioner.simulator import (
     FaultConfig,
     ManualClock,
@@ -310,6 +318,23 @@ async def test_when_the_api_is_down_calls_fail_fast_after_the_breaker_opens(
     with pytest.raises(CircuitOpen, match="20 API calls in a row failed"):
         await client.credentials.list()
     assert state.calls() == []  # failed without calling, and without backing off
+
+
+@pytest.mark.anyio
+async def test_a_call_failing_once_the_run_halted_is_not_retried(state: SimulatorState) -> None:
+    halt = Halt()
+    async with sim_client(state, halt=halt, max_attempts=6) as api:
+        await api.list_roles()  # the API has answered: its 503s would be retried
+        state.faults = FaultConfig(fail_all=True)
+        state.reset_calls()
+        halt.set("not started: stopped by SIGTERM")
+        with pytest.raises(Stopped) as caught:
+            await api.credentials.list()
+    assert str(caught.value) == (
+        "GET /auth/client-credentials: HTTP 503: Service Unavailable; "
+        "not retried: stopped by SIGTERM"
+    )
+    assert len(state.calls()) == 1
 
 
 @pytest.mark.anyio

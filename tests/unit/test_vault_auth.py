@@ -213,6 +213,19 @@ async def test_an_unreadable_jwt_file_is_a_usage_error_before_any_call(
     assert vault.state.calls() == []
 
 
+async def test_a_device_or_a_huge_secret_id_file_is_refused_unread(
+    vault: ServedVault, tmp_path: Path, opened: list[VaultSink]
+) -> None:
+    (tmp_path / "secret-id").symlink_to("/dev/zero")  # endless: read to the end, it fills memory
+    with pytest.raises(UsageError, match=r"secret_id file .*secret-id .*not a regular file"):
+        make_sink(opened, vault.url, tmp_path, APPROLE)
+    (tmp_path / "secret-id").unlink()
+    (tmp_path / "secret-id").write_bytes(b"x" * (65 * 1024))
+    with pytest.raises(UsageError, match=r"secret_id file .*secret-id .*larger than 64 KiB"):
+        make_sink(opened, vault.url, tmp_path, APPROLE)
+    assert vault.state.calls() == []
+
+
 async def test_a_rotated_jwt_is_read_again_for_the_next_login(
     vault: ServedVault, files: Path, opened: list[VaultSink], clock: ManualClock
 ) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioner.manifest.yamlfile import YamlProblem, read_yaml
+from provisioner.manifest.yamlfile import MAX_DEPTH, YamlProblem, read_yaml
 
 SAME_AS_SAFE_LOADER = [
     "a: 1\nb: [1, 2.5, true, null, ~, yes, off, 0x1f, 1_000, .inf, -.Inf]\n",
@@ -60,3 +60,22 @@ def test_a_syntax_error_in_a_file_with_a_star_is_a_problem_not_a_crash(tmp_path:
 def test_unknown_tags_and_merge_keys_are_refused_as_before(tmp_path: Path, text: str) -> None:
     with pytest.raises(YamlProblem, match="could not determine a constructor"):
         load(tmp_path, text)
+
+
+def nested(levels: int) -> str:
+    """`levels` mappings, one inside the other, the innermost holding `v`."""
+    return "".join(f"{'  ' * i}k{i}:\n" for i in range(levels - 1)) + f"{'  ' * (levels - 1)}k: v\n"
+
+
+def test_nesting_up_to_the_bound_is_read(tmp_path: Path) -> None:
+    text = nested(MAX_DEPTH)
+    assert load(tmp_path, text) == list(yaml.safe_load_all(text))
+
+
+# The event builder, and PyYAML's own path (taken for the `!!set` on the first line).
+@pytest.mark.parametrize("head", ["", "s: !!set {a}\n"])
+def test_nesting_past_the_bound_is_refused_at_its_line(tmp_path: Path, head: str) -> None:
+    with pytest.raises(YamlProblem) as caught:
+        load(tmp_path, head + nested(MAX_DEPTH + 1))
+    assert caught.value.line == MAX_DEPTH + 1 + head.count("\n")
+    assert caught.value.message == f"YAML nested deeper than {MAX_DEPTH} levels"

@@ -38,6 +38,7 @@ _LONGEST_PART = 63  # services and credentials match ^[a-z0-9][a-z0-9._-]{0,62}$
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LITERAL = re.compile(r"[A-Za-z0-9._-]*")
+_DATA_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")  # what a Secret's `data` accepts as a key
 
 
 def client_missing() -> str | None:
@@ -115,6 +116,23 @@ class KubernetesSinkOptions(MappedSinkOptions):
     @classmethod
     def _name(cls, value: str) -> str:
         return check_template(value)
+
+    @classmethod
+    def key_problem(cls, out_key: str) -> str | None:
+        if _DATA_KEY.fullmatch(out_key):
+            return None
+        return "not a Secret data key (at most 253 letters, digits, '-', '_' and '.')"
+
+    def record_names(self, service: str, credential: str) -> tuple[str, ...]:
+        """The Secret's name: two keys that make the same one would take turns owning it."""
+        name = render_name(self.name, service, credential)
+        if not valid_name(name):
+            raise ValueError(
+                f"the `name` template makes {name!r}, not a valid Secret name (a DNS-1123 "
+                "subdomain: lower case letters, digits, '-' and '.', starting and ending with a "
+                "letter or digit); rename the credential or change the template"
+            )
+        return (name,)
 
     @model_validator(mode="after")
     def _installed(self) -> KubernetesSinkOptions:

@@ -2,10 +2,12 @@
 
 The Secret's `data` keys are the record's fields (`client_id`, `secret`, `service`, ...; lists as
 JSON text, absent values left out), labelled `app.kubernetes.io/managed-by:
-streamkap-provisioner` and annotated with the credential's key. Writes are create-then-replace:
-a replace names the `resourceVersion` it read, so a concurrent writer makes it fail with `409
-Conflict` and the sink reads again and retries, never overwriting unnoticed. A Secret without the
-managed-by label was not made by this tool and is never written, restored over or deleted.
+streamkap-provisioner` and annotated with the credential's key and the run's owner. Writes are
+create-then-replace: a replace names the `resourceVersion` it read, so a concurrent writer makes
+it fail with `409 Conflict` and the sink reads again and retries, never overwriting unnoticed. A
+Secret without the managed-by label was not made by this tool, and one annotated with another
+owner (none: the default owner) belongs to another run: neither is ever written, restored over
+or deleted.
 
 An undo (`restore`) puts the data the write replaced back, or deletes a Secret the write created,
 only while the Secret still holds the written `client_id`; deletes carry a `resourceVersion`
@@ -25,21 +27,29 @@ import structlog
 
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep
-from provisioner.logs import register_secret
-from provisioner.model import SinkRecord
-from provisioner.sinks._scaffold import RemoteSink, response_json
+from provisioner.logs import cut, register_secret
+from provisioner.model import DEFAULT_OWNER, SinkRecord
+from provisioner.sinks._scaffold import RemoteSink, Unreachable, response_json
 from provisioner.sinks._unsettled import Unsettled
 from provisioner.sinks.base import NOTHING, Previous, SinkContext, SinkOptions
 from provisioner.sinks.kubernetes import config
 from provisioner.sinks.kubernetes.config import KubernetesSinkOptions
 
-__all__ = ["KEY_ANNOTATION", "MANAGED_BY", "MANAGER", "KubernetesSink", "KubernetesSinkOptions"]
+__all__ = [
+    "KEY_ANNOTATION",
+    "MANAGED_BY",
+    "MANAGER",
+    "OWNER_ANNOTATION",
+    "KubernetesSink",
+    "KubernetesSinkOptions",
+]
 
 log = structlog.get_logger("provisioner.sinks.kubernetes")
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "streamkap-provisioner"
 KEY_ANNOTATION = "streamkap-provisioner/key"
+OWNER_ANNOTATION = "streamkap-provisioner/owner"
 _LIST_FIELDS = ("role_ids", "permission_ids")
 _VERBS = "get, list, create, update, patch, delete"
 
@@ -93,11 +103,7 @@ class KubernetesSink(RemoteSink):
     async def check(self) -> SinkError | None:
         """Whether the cluster accepts our credentials and lets us read secrets in the namespace:
         one GET of a Secret name no credential uses (404 is the answer hoped for)."""
-        try:
-            await self._retrying("check", lambda: self._get(_CHECK_NAME))
-        except SinkError as exc:
-            return exc
-        return None
+        return await self._checked("check", lambda: self._get(_CHECK_NAME))
 
     async def read(self, service: str, credential: str) -> str | None:
         """The `client_id` the Secret holds; None when there is no Secret (or it holds none)."""
@@ -182,12 +188,13 @@ class KubernetesSink(RemoteSink):
         current = await self._get(name)
         if current is None or self._held(current) != client_id or not _managed(current):
             return  # gone, or someone else has written since: theirs stays
+        if (_annotation(current, OWNER_ANNOTATION) or DEFAULT_OWNER) != self.owner:
+            return  # another owner's: never restored over nor deleted
         version = _resource_version(current)
         content = previous.content
         if isinstance(content, dict) and content:
-            annotations = _metadata(current).get("annotations") or {}
-            key = annotations.get(KEY_ANNOTATION, "") if isinstance(annotations, dict) else ""
-            body = self._body(name, str(key), {str(k): str(v) for k, v in content.items()}, current)
+            key = _annotation(current, KEY_ANNOTATION) or ""
+            body = self._body(name, key, {str(k): str(v) for k, v in content.items()}, current)
             answer = await self._send("PUT", self._path(name), "update", body)
         else:
             options = {
@@ -228,6 +235,8 @@ class KubernetesSink(RemoteSink):
         except httpx.TransportError as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             message = f"cannot {verb} Secret at {path}: {self._where}: {reason}"
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise Unreachable(self.name, message) from None  # nothing was sent
             raise SinkError(self.name, message, retryable=True) from None
         except Exception as exc:
             # Credentials that cannot be had: an exec plugin that fails, a token file gone.
@@ -241,7 +250,7 @@ class KubernetesSink(RemoteSink):
         if response.is_success:
             return
         body = response_json(response)
-        reason = str(body.get("message") or response.reason_phrase)[:300]
+        reason = cut(str(body.get("message") or response.reason_phrase))
         shown = self._shown(name)
         if status == 401:
             raise SinkError(
@@ -272,14 +281,14 @@ class KubernetesSink(RemoteSink):
                 f"the label {MANAGED_BY}={MANAGER}): it is never overwritten; delete or rename "
                 "it, or change the sink's `name` template",
             )
-        annotations = _metadata(current).get("annotations") or {}
-        held = annotations.get(KEY_ANNOTATION) if isinstance(annotations, dict) else None
+        held = _annotation(current, KEY_ANNOTATION)
         if held and held != key:
             raise SinkError(
                 self.name,
                 f"Secret {self._shown(name)} holds credential {held!r}, not {key!r}: both "
                 "names make the same Secret name; rename one or change the `name` template",
             )
+        self.check_owner(_annotation(current, OWNER_ANNOTATION), f"Secret {self._shown(name)}")
 
     # --- names and bodies ------------------------------------------------------------------------
 
@@ -320,7 +329,11 @@ class KubernetesSink(RemoteSink):
             "name": name,
             "namespace": self._namespace,
             "labels": {**labels, MANAGED_BY: MANAGER},
-            "annotations": {**annotations, KEY_ANNOTATION: key} if key else annotations,
+            "annotations": {
+                **annotations,
+                **({KEY_ANNOTATION: key} if key else {}),
+                OWNER_ANNOTATION: self.owner,
+            },
         }
         if current is not None:
             metadata["resourceVersion"] = _resource_version(current)
@@ -331,6 +344,12 @@ class KubernetesSink(RemoteSink):
             "type": "Opaque",
             "data": data,
         }
+
+
+def _annotation(secret: dict[str, Any], name: str) -> str | None:
+    annotations = _metadata(secret).get("annotations")
+    value = annotations.get(name) if isinstance(annotations, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _to_data(document: dict[str, object]) -> dict[str, str]:

@@ -14,6 +14,9 @@ registered as secrets, so no log line or error shows them. A refused login is a 
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,13 +28,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from provisioner.errors import SinkError, UsageError
 from provisioner.fs import atomic
-from provisioner.logs import register_secret
+from provisioner.logs import cut, register_secret
 from provisioner.sinks._scaffold import response_json
 
 log = structlog.get_logger("provisioner.sinks.vault")
 
 #: Where Kubernetes mounts a pod's service-account token.
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#: The most read of a token, JWT or secret_id file: any of them is a few KiB at most.
+MAX_CREDENTIAL_FILE_BYTES = 64 * 1024
 _MOUNT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
 
 
@@ -98,7 +103,7 @@ def read_credential(auth: LoginAuth, cwd: Path) -> SecretStr:
         name, what = auth.secret_id_file, "secret_id"
     path = cwd / name
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        text = read_credential_file(path)
     except OSError as exc:
         raise UsageError(
             f"cannot read the {what} file {path} for the Vault {describe(auth)}: "
@@ -112,6 +117,23 @@ def read_credential(auth: LoginAuth, cwd: Path) -> SecretStr:
         raise UsageError(f"the {what} file {path} for the Vault {describe(auth)} is empty")
     register_secret(text)
     return SecretStr(text)
+
+
+def read_credential_file(path: Path) -> str:
+    """A token, JWT or secret_id file's text, stripped; OSError unless it is a regular file.
+
+    O_NONBLOCK: opening a FIFO for reading otherwise waits, in the event loop's thread where no
+    signal can end it, for a writer that may never come. Reading stops past the cap, so a
+    device (`/dev/zero`) or a runaway file cannot fill memory either.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or directory)")
+        raw = handle.read(MAX_CREDENTIAL_FILE_BYTES + 1)
+    if len(raw) > MAX_CREDENTIAL_FILE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_CREDENTIAL_FILE_BYTES // 1024} KiB")
+    return raw.decode("utf-8").strip()
 
 
 class Tokens:
@@ -216,11 +238,12 @@ def _client_token(answer: httpx.Response) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
-def errors_of(answer: httpx.Response, limit: int | None = 200) -> str:
-    """Vault's `errors` of a failed answer on one line (else the reason phrase), cut at `limit`."""
+def errors_of(answer: httpx.Response) -> str:
+    """Vault's `errors` of a failed answer on one line (else the reason phrase), redacted and
+    cut (`logs.cut`: redacted before it is cut)."""
     errors = response_json(answer).get("errors")
     text = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else ""
-    return (text or answer.reason_phrase)[:limit]
+    return cut(text or answer.reason_phrase)
 
 
 def _reason(answer: httpx.Response) -> str:

@@ -32,7 +32,13 @@ from provisioner.errors import UsageError
 from provisioner.fs import atomic
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.fields import MappedSinkOptions
-from provisioner.sinks.vault.auth import METHODS, AuthOptions, LoginAuth, TokenAuth
+from provisioner.sinks.vault.auth import (
+    METHODS,
+    AuthOptions,
+    LoginAuth,
+    TokenAuth,
+    read_credential_file,
+)
 
 _T = TypeVar("_T")
 URI_FORM = "vault:http(s)://HOST:PORT/MOUNT[/PREFIX]"
@@ -196,7 +202,7 @@ def _token(environ: Mapping[str, str], cwd: Path) -> SecretStr:
 
 def _read_token_file(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return read_credential_file(path)
     except OSError as exc:
         reason = atomic.describe(exc)
         raise UsageError(f"cannot read the Vault token file {path}: {reason}") from None

@@ -6,6 +6,11 @@ An undo writes the version our write replaced back as a new version (check-and-s
 consumers read the previous record; when there was none, it soft-deletes the latest version
 (`DELETE <mount>/data/...`) rather than the metadata, so the history stays (an operator can still
 undelete it) and the policy needs no `metadata` rights.
+
+Owners: a run whose owner is not `default` records it in the key's custom metadata
+(`streamkap-provisioner-owner`, set before the first version, which needs `create`/`update` on
+`<mount>/metadata/...`); a key recording another owner, or none (the default owner's, as every
+key written before owners were recorded), is never written, restored over or deleted by it.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from provisioner.errors import SinkError
 from provisioner.http.retry import Sleep
 from provisioner.http.transport import open_transport
 from provisioner.logs import register_secret
-from provisioner.model import SinkRecord
-from provisioner.sinks._scaffold import RemoteSink, response_json
+from provisioner.model import DEFAULT_OWNER, SinkRecord
+from provisioner.sinks._scaffold import RemoteSink, Unreachable, response_json
 from provisioner.sinks.base import Previous, SinkContext, SinkOptions
 from provisioner.sinks.vault import config
 from provisioner.sinks.vault.auth import Tokens, describe, errors_of
@@ -36,6 +41,7 @@ log = structlog.get_logger("provisioner.sinks.vault")
 # The capabilities a policy must grant on `<mount>/data/...` for each of our verbs.
 _CAPABILITIES = {"read": '"read"', "write": '"create", "update"', "delete": '"delete"'}
 LOOKUP_SELF = "auth/token/lookup-self"
+OWNER_METADATA = "streamkap-provisioner-owner"
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -87,6 +93,8 @@ class VaultSink(RemoteSink):
         )
         # Key path -> the client_id and version last seen (None: holds nothing; 0: no version).
         self._seen: dict[str, tuple[str | None, int]] = {}
+        # Key path -> its custom metadata as last read ({}: none, or no such key).
+        self._custom: dict[str, dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"VaultSink({self.name!r}, {self._connection.address}, mount={self._mount!r})"
@@ -94,11 +102,7 @@ class VaultSink(RemoteSink):
     async def check(self) -> SinkError | None:
         """Whether Vault accepts the token: one `GET auth/token/lookup-self` (retried if Vault is
         briefly unavailable). Every token may look itself up under Vault's `default` policy."""
-        try:
-            await self._retrying("token check", partial(self._lookup_self, LOOKUP_SELF))
-        except SinkError as exc:
-            return exc
-        return None
+        return await self._checked("token check", partial(self._lookup_self, LOOKUP_SELF))
 
     async def read(self, service: str, credential: str) -> str | None:
         """The stored `client_id`; None when absent or when the latest version is deleted."""
@@ -127,6 +131,8 @@ class VaultSink(RemoteSink):
             if path not in self._seen:
                 self._seen[path] = await self._fetch(path)
             held, cas = self._seen[path]
+            if self._custom.get(path, {}).get(OWNER_METADATA, DEFAULT_OWNER) != self.owner:
+                await self._record_owner(path)  # a new key of a non-default owner
             response = await self._send(
                 "POST", path, "write", _write_body(self._fields.to_document(record), cas)
             )
@@ -174,12 +180,35 @@ class VaultSink(RemoteSink):
         """One read: the stored data (None if absent or deleted) and the current version."""
         response = await self._send("GET", path, "read")
         body = response_json(response)
-        if response.status_code == 404 and not body.get("errors"):
-            # Absent (no envelope: version 0), or deleted/destroyed (envelope with its version).
-            return None, _version(body.get("data"))
-        self._raise_for(response, "read", path)
-        data = body.get("data") or {}
+        if response.status_code != 404 or body.get("errors"):
+            self._raise_for(response, "read", path)
+        data = body.get("data")
+        if isinstance(data, dict):  # the key exists (a deleted or destroyed version answers 404)
+            self._custom[path] = _custom_metadata(data)
+            self.check_owner(self._custom[path].get(OWNER_METADATA), self._url(path))
+        else:
+            self._custom[path] = {}  # absent: no envelope, version 0
+        if response.status_code == 404:
+            return None, _version(data)
         return (data.get("data") if isinstance(data, dict) else None), _version(data)
+
+    async def _record_owner(self, path: str) -> None:
+        """Record this run's owner in the key's custom metadata (the others it has kept)."""
+        custom = {**self._custom.get(path, {}), OWNER_METADATA: self.owner}
+        response = await self._send(
+            "POST", path, "record the owner of", {"custom_metadata": custom}, operation="metadata"
+        )
+        if response.status_code == 403:
+            folder = "/".join(filter(None, (self._mount, "metadata", self._prefix, "*")))
+            raise SinkError(
+                self.name,
+                f"permission denied: may not write the custom metadata of "
+                f"{self._url(path, 'metadata')} at {self._where()}; a run whose owner is not "
+                f'"default" records it there: the policy needs capabilities ["create", '
+                f'"update"] on path "{folder}"',
+            )
+        self._raise_for(response, "write", path)
+        self._custom[path] = custom
 
     async def _fetch_data(self, path: str, *, version: int) -> dict[str, Any] | None:
         """The data of one version; None for version 0 and for a deleted or destroyed version."""
@@ -257,11 +286,12 @@ class VaultSink(RemoteSink):
         body: dict[str, Any] | None = None,
         *,
         params: dict[str, str] | None = None,
+        operation: str = "data",
     ) -> httpx.Response:
         async def send() -> tuple[str, httpx.Response]:
             token = await self._tokens.current(self._http)  # a login, the first time
             headers = self._connection.headers(token)
-            url = self._url(path)
+            url = self._url(path, operation)
             return token, await self._http.request(
                 method, url, json=body, params=params, headers=headers
             )
@@ -284,10 +314,10 @@ class VaultSink(RemoteSink):
             return
         if status == 403:
             raise SinkError(self.name, self._denied(verb, path))
-        errors = errors_of(response, limit=None)
+        errors = errors_of(response)
         if status == 404:
             raise SinkError(self.name, f"no KV mount {self._mount!r} at {self._where()}: {errors}")
-        message = f"cannot {verb} {self._url(path)}: HTTP {status}: {errors[:200]}"
+        message = f"cannot {verb} {self._url(path)}: HTTP {status}: {errors}"
         raise SinkError.from_response(self.name, message, status, response.headers)
 
     def _denied(self, verb: str, path: str) -> str:
@@ -313,6 +343,8 @@ class VaultSink(RemoteSink):
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         shown = path if raw else self._url(path)
         message = f"cannot {verb} {shown}: Vault at {self._where()}: {reason}"
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return Unreachable(self.name, message)  # nothing was sent
         return SinkError(self.name, message, retryable=True)
 
     def _written_version(self, response: httpx.Response, path: str) -> int:
@@ -331,13 +363,22 @@ class VaultSink(RemoteSink):
                 raise SinkError(self.name, f"invalid name {part!r} for a Vault path")
         return "/".join(filter(None, (self._prefix, service, credential)))
 
-    def _url(self, path: str) -> str:
+    def _url(self, path: str, operation: str = "data") -> str:
         """The API path of a key, relative to `/v1/`; also how messages name it."""
-        return f"{self._mount}/data/{path}"
+        return f"{self._mount}/{operation}/{path}"
 
     def _where(self) -> str:
         namespace = self._connection.namespace
         return self._connection.address + (f" (namespace {namespace})" if namespace else "")
+
+
+def _custom_metadata(data: dict[str, Any]) -> dict[str, str]:
+    """The key's custom metadata from a read's `data.metadata`; {} when it has none."""
+    metadata = data.get("metadata")
+    custom = metadata.get("custom_metadata") if isinstance(metadata, dict) else None
+    if not isinstance(custom, dict):
+        return {}
+    return {str(k): str(v) for k, v in custom.items()}
 
 
 def _write_body(data: dict[str, Any], cas: int) -> dict[str, Any]:
