@@ -21,7 +21,7 @@ from bench import naive, provision, workload
 def main(argv: list[str]) -> None:
     side, url, count, concurrency, workdir = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
     root = Path(workdir)
-    manifest = workload.write_manifest(root, count)
+    manifest = workload.write_manifests(root, count)
     (naive if side == "naive" else provision).warm_up()
     started, cpu = time.perf_counter(), cpu_seconds()
     statuses = asyncio.run(_provision(side, url, count, concurrency, root, manifest))

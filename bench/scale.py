@@ -1,7 +1,8 @@
 """Validate and plan at scale, in memory: `python -m bench.scale COUNT` prints seconds and peak RSS.
 
-The manifest is a file and the remote listing is the JSON text the API would answer with; both
-are made before the clock starts. Timed: load and validate, resolve roles, parse the listing, plan.
+The manifests are files as teams write them (a thousand credentials to a file, ~150 bytes each)
+and the remote listing is the JSON text the API would answer with; both are made before the
+clock starts. Timed: load and validate, resolve roles, decode and parse the listing, plan.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 from bench import workload
 from provisioner.manifest import load as manifest_load
 from provisioner.manifest import load_manifests, yamlfile
@@ -25,9 +24,10 @@ from provisioner.reconcile.pipeline import collector_paused
 from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.simulator import DEFAULT_ROLES
-from provisioner.streamkap.answers import parse_listing
+from provisioner.streamkap.answers import decode_listing, parse_listing
 
 CREATED_AT = "2024-06-01T00:00:00+00:00"
+PER_FILE = 1000
 
 
 def main(argv: list[str]) -> None:
@@ -35,26 +35,29 @@ def main(argv: list[str]) -> None:
     # One file of 100k credentials is past the per-file cap (docs/limits.md): lifted here.
     yamlfile.MAX_FILE_BYTES = manifest_load.MAX_TOTAL_BYTES = 64 * 1024 * 1024
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = workload.write_manifest(Path(tmp), count)
-        listing = _listing(count)
-        wall, cpu = _validate_and_plan(manifest, listing, _holdings(count), count)
+        manifests = workload.write_manifests(Path(tmp), count, files=-(-count // PER_FILE))
+        listing = [_listing(count)]
+        wall, cpu = _validate_and_plan(manifests, listing, _holdings(count), count)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"wall": wall, "cpu": cpu, "peak_rss": peak}))
 
 
 def _validate_and_plan(
-    manifest: Path, listing: bytes, holdings: dict[str, dict[str, str | None]], count: int
+    manifests: Path, listing: list[bytes], holdings: dict[str, dict[str, str | None]], count: int
 ) -> tuple[float, float]:
-    """Wall and CPU seconds of the stages a `plan` run goes through, minus the network."""
+    """Wall and CPU seconds of the stages a `plan` run goes through, minus the network.
+
+    `listing` holds the answer's body, dropped once decoded as the client drops its answer.
+    """
     gc.freeze()  # as the CLI does once it has started
     started, cpu = time.perf_counter(), time.process_time()
     with collector_paused():  # as pipeline.load
-        manifests = load_manifests([manifest])
-    # As the client decodes an answer: the collector is never paused across a call.
-    remote = parse_listing(httpx.Response(200, content=listing).json())
+        loaded = load_manifests([manifests])
+    # As the client decodes the listing: the collector is never paused across a call.
+    remote = parse_listing(decode_listing(listing.pop()))
     roles = [Role(r.id, r.key, r.name) for r in DEFAULT_ROLES]
     with collector_paused():  # as pipeline.make_plan, less its network and file reads
-        desired = resolve_roles(manifests, roles)
+        desired = resolve_roles(loaded, roles)
         result = plan(desired, remote, holdings, now=datetime.now(UTC))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.counts != {Kind.NOOP: count}:
@@ -94,7 +97,7 @@ def _listing(count: int) -> bytes:
         json.dumps(
             {
                 "client_id": _client_id(i),
-                "description": marked_description(f"Benchmark {s} {c}", f"{s}/{c}"),
+                "description": marked_description(workload.description(s, c), f"{s}/{c}"),
                 "created_at": CREATED_AT,
                 "roles": [role_json],
                 "service_id": None,

@@ -11,7 +11,7 @@ from bench import startup as starting
 from bench.measure import Run
 from bench.simserver import Faults
 
-GIB = 1024**3
+MIB = 1024**2
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,12 @@ def cpu(runs: Runs) -> list[Row]:
     ratio = mine / naive
     scenario = f"cpu: {count} creates, instant API, {concurrency} at a time"
     shown = f"{mine * 1000:.2f} ms ({ratio:.2f}x naive)"
-    return [Row(scenario, "CPU / credential", shown, _ms(naive), "<= 1.5x naive", ratio <= 1.5)]
+    return [Row(scenario, "CPU / credential", shown, _ms(naive), "<= 0.6x naive", ratio <= 0.6)]
 
 
 def scale(runs: Runs) -> list[Row]:
-    """Validate + plan 10k and 100k credentials against as many observed, in memory."""
+    """Validate + plan 10k and 100k credentials (ten and a hundred files) against as many
+    observed, the listing's JSON included, in memory."""
     # Pairs measured back to back, so a busier machine weighs on both sizes of each ratio.
     pairs = [(measure.scale(10_000), measure.scale(100_000)) for _ in range(runs.scale)]
     small, large = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
@@ -90,10 +91,10 @@ def scale(runs: Runs) -> list[Row]:
     ratio = median(big["cpu"] / little["cpu"] for little, big in pairs)
     rows = [
         Row(f"scale: validate + plan {n}", "CPU s; peak RSS", f"{s:.2f} s; {_mib(p)}", "", "", None)
-        for n, s, p in zip(("10k", "100k"), seconds, peaks, strict=True)
+        for n, s, p in zip(("10k (10 files)", "100k (100 files)"), seconds, peaks, strict=True)
     ]
-    goal = "<= 11x, and < 1 GiB"
-    met = ratio <= 11 and peaks[1] < GIB
+    goal = "<= 11x, and 100k within 300 MiB"
+    met = ratio <= 11 and peaks[1] <= 300 * MIB
     rows.append(Row("scale: 100k against 10k", "time ratio", _x(ratio), "", goal, met))
     return rows
 

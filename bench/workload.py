@@ -1,4 +1,4 @@
-"""The credentials a scenario provisions, as a manifest and as the names the naive script uses."""
+"""The credentials a scenario provisions, as manifests and as the names the naive script uses."""
 
 from __future__ import annotations
 
@@ -15,30 +15,43 @@ def names(count: int) -> list[tuple[str, str]]:
     return [(f"svc-{i // PER_SERVICE:05d}", f"cred-{i % PER_SERVICE}") for i in range(count)]
 
 
-def manifest_text(count: int, sink_dir: str = SINK_DIR) -> str:
-    """One manifest asking for `count` credentials, all delivered to one file sink."""
+def description(service: str, credential: str) -> str:
+    return f"Benchmark {service} {credential}, the orders export read nightly"
+
+
+def manifest_text(pairs: list[tuple[str, str]], sink_dir: str = SINK_DIR) -> str:
+    """One manifest asking for `pairs`, written as teams write them (~150 bytes a credential:
+    each names its description, roles and sinks), all delivered to one file sink."""
     lines = [
         "version: 1",
-        "defaults:",
-        f"  roles: [{ROLE_KEY}]",
-        "  sinks: [local]",
         "sinks:",
         f"  local: {{type: file, path: {sink_dir}}}",
         "services:",
     ]
     service = None
-    for svc, cred in names(count):
+    for svc, cred in pairs:
         if svc != service:
             lines += [f"  - name: {svc}", "    credentials:"]
             service = svc
-        lines += [f"      - name: {cred}", f"        description: Benchmark {svc} {cred}"]
+        lines += [
+            f"      - name: {cred}",
+            f"        description: {description(svc, cred)}",
+            f"        roles: [{ROLE_KEY}]",
+            "        sinks: [local]",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def write_manifest(directory: Path, count: int) -> Path:
-    path = directory / "bench.yaml"
-    path.write_text(manifest_text(count), encoding="utf-8")
-    return path
+def write_manifests(directory: Path, count: int, files: int = 1) -> Path:
+    """`count` credentials in `files` manifest files of a directory of their own; returns it."""
+    folder = directory / "manifests"
+    folder.mkdir()
+    pairs = names(count)
+    per_file = -(-count // files)
+    for index in range(files):
+        part = pairs[index * per_file : (index + 1) * per_file]
+        (folder / f"team-{index:03d}.yaml").write_text(manifest_text(part), encoding="utf-8")
+    return folder
 
 
 def team_manifest_text(team: int, count: int, sink_dir: str = SINK_DIR) -> str:

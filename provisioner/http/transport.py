@@ -74,7 +74,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+            cookie_jar=aiohttp.DummyCookieJar(),  # cookies are left to httpx (the pool keeps none)
             auto_decompress=False,  # httpx decodes the body
             trust_env=False,  # no ~/.netrc logins; proxies are chosen in `_proxy`
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -34,6 +33,7 @@ from provisioner.sinks import SinkDefinition, sink_type
 
 T = TypeVar("T")
 
+_NO_GRACE = timedelta(0)  # one object for the many credentials without a grace
 #: All manifest files of a run together (`PROVISIONER_MAX_MANIFEST_RUN_BYTES`): 100,000
 #: credentials as people write them (~150 bytes each) with room to spare; memory grows with the
 #: credentials, not the file count (docs/limits.md).
@@ -90,8 +90,32 @@ def load_manifests(
     return loader.finish()
 
 
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A validated credential, as far as one document tells: the sinks of every file and the
+    run's owner are known only once all are read. The document's models are dropped by then."""
+
+    service: str
+    name: str
+    description: str | None
+    service_id: str | None
+    roles: tuple[str, ...]
+    permission_ids: tuple[str, ...]
+    sinks: tuple[str, ...] | None  # as written or inherited; None: the default sink, if any
+    sinks_at: Origin
+    rotate_after: timedelta | None
+    grace: timedelta
+    origin: Origin
+    roles_origin: Origin
+    access_problem: tuple[Origin, str] | None
+
+
 class _Loader:
-    """Accumulates documents and problems across files; flattening happens once all are read."""
+    """Accumulates documents and problems across files; flattening happens once all are read.
+
+    Each document is reduced to drafts as soon as it is validated, and each file's YAML tree
+    released once its documents are: 100,000 credentials of models and trees took 100 MB more.
+    """
 
     def __init__(self, cli_sinks: dict[str, SinkDefinition], file_cap: int, run_cap: int) -> None:
         self.files: dict[str, YamlFile] = {}
@@ -99,11 +123,14 @@ class _Loader:
         self.sinks: dict[str, SinkDefinition] = dict(cli_sinks)
         self.sink_origins: dict[str, Origin] = {}
         self.invalid_sinks: set[str] = set()  # defined, with problems already reported
-        self.documents: list[tuple[ManifestDocument, Origin]] = []
+        self.documents: list[tuple[str | None, Origin, list[_Draft]]] = []  # owner, where, drafts
         self.invalid: list[tuple[dict[Any, Any], Origin]] = []  # documents with field errors
         self.bytes_read = 0
         self.file_cap = file_cap  # the most bytes read of one file
         self.run_cap = run_cap  # ... and of all files together
+        # Equal values met again (tuples of role and sink names, the origins of a document's
+        # defaults), kept once: most credentials of a run share them.
+        self._shared: dict[Any, Any] = {}
 
     def add_file(self, path: Path) -> None:
         name = str(path)
@@ -133,6 +160,7 @@ class _Loader:
         for index, raw in enumerate(yaml_file.documents):
             if raw is not None:
                 self._add_document(raw, Origin(name, index, ()))
+        yaml_file.release()
 
     def _add_document(self, raw: Any, origin: Origin) -> None:
         if not isinstance(raw, dict):
@@ -146,7 +174,7 @@ class _Loader:
             self._add_sinks_of_invalid_document(raw, origin)
             self.invalid.append((raw, origin))
             return
-        self.documents.append((document, origin))
+        self.documents.append((document.owner, origin, list(self._drafts(document, origin))))
         for sink_name, spec in document.sinks.items():
             self._add_sink(sink_name, spec, origin.child("sinks", sink_name))
 
@@ -188,8 +216,11 @@ class _Loader:
         owner = self._owner()
         credentials: list[DesiredCredential] = []
         seen: dict[str, Origin] = {}
-        for document, origin in self.documents:
-            for credential in self._flatten(document, origin, owner):
+        for _, _, drafts in self.documents:
+            for draft in drafts:
+                credential = self._credential(draft, owner)
+                if credential is None:
+                    continue
                 first = seen.setdefault(credential.key, credential.origin)
                 if first is not credential.origin:
                     self._problem(
@@ -198,6 +229,7 @@ class _Loader:
                         f"(first at {_where(self.files, first)})",
                     )
                 credentials.append(credential)
+            drafts.clear()  # each document's drafts go as its credentials come
         for raw, origin in self.invalid:
             self._check_sink_references(raw, origin)
         stored = StoredNames(self.sinks, lambda origin: _where(self.files, origin))
@@ -210,15 +242,15 @@ class _Loader:
     def _owner(self) -> str:
         """The run's owner: every document that names one must name the same one."""
         first: tuple[str, Origin] | None = None
-        for document, origin in self.documents:
-            if document.owner is None:
+        for named, origin, _ in self.documents:
+            if named is None:
                 continue
             if first is None:
-                first = (document.owner, origin.child("owner"))
-            elif document.owner != first[0]:
+                first = (named, origin.child("owner"))
+            elif named != first[0]:
                 self._problem(
                     origin.child("owner"),
-                    f"owner {document.owner!r} differs from {first[0]!r} "
+                    f"owner {named!r} differs from {first[0]!r} "
                     f"(at {_where(self.files, first[1])}): one run manages one owner's credentials",
                 )
         return first[0] if first else DEFAULT_OWNER
@@ -236,83 +268,129 @@ class _Loader:
                 self._check_sinks(default, origin.child("defaults", "sinks"))
 
     def _check_sinks(self, names: object, at: Origin) -> None:
-        """Each sink named (if `names` is a list) must be defined, here or by --sink; one defined
-        with problems is not unknown (its problems say what is wrong)."""
-        for name in names if isinstance(names, list) else ():
+        """Each sink named (if `names` is a list or tuple) must be defined, here or by --sink; one
+        defined with problems is not unknown (its problems say what is wrong)."""
+        for name in names if isinstance(names, list | tuple) else ():
             if isinstance(name, str) and name not in self.sinks and name not in self.invalid_sinks:
                 self._problem(at, f"unknown sink {name!r}{did_you_mean(name, self.sinks)}")
 
-    def _flatten(
-        self, document: ManifestDocument, origin: Origin, owner: str
-    ) -> Iterable[DesiredCredential]:
+    def _drafts(self, document: ManifestDocument, origin: Origin) -> Iterable[_Draft]:
         defaults = document.defaults
+        inherited = _Inherited(
+            sinks_at=origin.child("defaults", "sinks"),
+            roles_at=origin.child("defaults", "roles"),
+            access_at=origin.child("defaults"),
+        )
         for s_index, service in enumerate(document.services):
             for c_index, spec in enumerate(service.credentials):
-                at = origin.child("services", s_index, "credentials", c_index)
-                credential = self._credential(service, spec, defaults, at, origin)
-                if credential is not None:
-                    yield dataclasses.replace(credential, owner=owner)
+                at = self._child(origin, "services", s_index, "credentials", c_index)
+                yield self._draft(service, spec, defaults, at, inherited)
 
-    def _credential(
+    def _draft(
         self,
         service: ServiceSpec,
         spec: CredentialSpec,
         defaults: DefaultsSpec,
         at: Origin,
-        doc: Origin,
-    ) -> DesiredCredential | None:
-        sinks, sinks_at = _inherit(spec.sinks, defaults.sinks, at, doc, "sinks")
-        if sinks is None:
-            sinks = [DEFAULT_SINK] if DEFAULT_SINK in self.sinks else []
-        if not sinks:
-            self._problem(at, "no sink: name one in `sinks`, in `defaults.sinks`, or give --sink")
-            return None
-        self._check_sinks(sinks, sinks_at)
-        roles, roles_at, permissions = self._access(spec, defaults, at, doc)
+        inherited: _Inherited,
+    ) -> _Draft:
+        own_sinks = spec.sinks is not None
+        sinks = spec.sinks if own_sinks else defaults.sinks
+        roles, roles_at, permissions, problem = self._access(spec, defaults, at, inherited)
         rotate = _own_or(spec.rotate_after, defaults.rotate_after)
         grace = _own_or(spec.grace, defaults.grace)
-        return DesiredCredential(
+        return _Draft(
             service=service.name,
             name=spec.name,
             description=spec.description,
             service_id=service.service_id,
-            roles=tuple(dict.fromkeys(roles or ())),
-            permission_ids=tuple(dict.fromkeys(permissions or ())),
-            sinks=tuple(dict.fromkeys(sinks)),
+            roles=self._share(tuple(dict.fromkeys(roles or ()))),
+            permission_ids=self._share(tuple(dict.fromkeys(permissions or ()))),
+            sinks=None if sinks is None else self._share(tuple(sinks)),
+            sinks_at=at.child("sinks") if own_sinks else inherited.sinks_at,
             rotate_after=parse_duration(rotate) if rotate else None,
-            grace=parse_duration(grace) if grace else timedelta(0),
+            grace=parse_duration(grace) if grace else _NO_GRACE,
             origin=at,
             roles_origin=roles_at,
+            access_problem=problem,
+        )
+
+    def _credential(self, draft: _Draft, owner: str) -> DesiredCredential | None:
+        """The credential a draft becomes once every sink is known; None (and a problem) if it
+        names none."""
+        sinks = draft.sinks
+        if sinks is None:
+            sinks = (DEFAULT_SINK,) if DEFAULT_SINK in self.sinks else ()
+        if not sinks:
+            self._problem(
+                draft.origin, "no sink: name one in `sinks`, in `defaults.sinks`, or give --sink"
+            )
+            return None
+        self._check_sinks(sinks, draft.sinks_at)
+        if draft.access_problem is not None:
+            self._problem(*draft.access_problem)
+        return DesiredCredential(
+            service=draft.service,
+            name=draft.name,
+            description=draft.description,
+            service_id=draft.service_id,
+            roles=draft.roles,
+            permission_ids=draft.permission_ids,
+            sinks=self._share(tuple(dict.fromkeys(sinks))),
+            rotate_after=draft.rotate_after,
+            grace=draft.grace,
+            origin=draft.origin,
+            roles_origin=draft.roles_origin,
+            owner=owner,
         )
 
     def _access(
-        self, spec: CredentialSpec, defaults: DefaultsSpec, at: Origin, doc: Origin
-    ) -> tuple[list[str] | None, Origin, list[str] | None]:
-        """Roles or permissions (the API takes one of them), the credential's own over defaults.
+        self, spec: CredentialSpec, defaults: DefaultsSpec, at: Origin, inherited: _Inherited
+    ) -> tuple[list[str] | None, Origin, list[str] | None, tuple[Origin, str] | None]:
+        """Roles or permissions (the API takes one of them), the credential's own over defaults,
+        and the problem with them, if any.
 
         A credential that names either kind of access inherits neither from `defaults`.
         """
         if spec.roles is not None or spec.permissions:
-            roles, roles_at, permissions = spec.roles, at.child("roles"), spec.permissions
+            roles, roles_at, permissions = spec.roles, self._child(at, "roles"), spec.permissions
             where = at
         else:
-            roles, roles_at = defaults.roles, doc.child("defaults", "roles")
-            permissions, where = defaults.permissions, doc.child("defaults")
+            roles, roles_at = defaults.roles, inherited.roles_at
+            permissions, where = defaults.permissions, inherited.access_at
+        problem = None
         if roles and permissions:
-            self._problem(
+            problem = (
                 where.child("permissions"),
                 "give roles or permissions, not both: the API refuses a credential with both",
             )
         elif not roles and not permissions:
-            self._problem(
+            problem = (
                 at,
                 "no access: give `roles` (or `permissions`), here or in `defaults`; "
                 "a credential without either can do nothing",
             )
-        return roles, roles_at, permissions
+        return roles, roles_at, permissions, problem
+
+    def _child(self, origin: Origin, *parts: str | int) -> Origin:
+        """`origin.child(*parts)`, its path shared with the equal paths of other files."""
+        return Origin(origin.file, origin.doc, self._share(origin.path + parts))
+
+    def _share(self, value: T) -> T:
+        """The equal value kept already, else `value`, kept now."""
+        return self._shared.setdefault(value, value)  # type: ignore[no-any-return]
 
     def _problem(self, origin: Origin, message: str) -> None:
         self.problems.append(f"{_where(self.files, origin)}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Inherited:
+    """Where a document's defaults were written: one origin each, shared by its credentials."""
+
+    sinks_at: Origin
+    roles_at: Origin
+    access_at: Origin
 
 
 def _raw_credentials(
@@ -325,15 +403,6 @@ def _raw_credentials(
         for c_index, spec in enumerate(specs if isinstance(specs, list) else ()):
             if isinstance(spec, dict):
                 yield origin.child("services", s_index, "credentials", c_index), spec
-
-
-def _inherit(
-    own: T | None, default: T | None, at: Origin, doc: Origin, field_name: str
-) -> tuple[T | None, Origin]:
-    """A credential's own value, else the document default, with where it was written."""
-    if own is not None:
-        return own, at.child(field_name)
-    return default, doc.child("defaults", field_name)
 
 
 def _own_or(own: T | None, default: T | None) -> T | None:

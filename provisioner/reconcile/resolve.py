@@ -64,6 +64,7 @@ def resolve_roles(manifests: Manifests, roles: Sequence[Role]) -> tuple[DesiredC
     index = RoleIndex(roles)
     problems: dict[str, None] = {}
     resolved: list[DesiredCredential] = []
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # equal tuples kept once: a few distinct
     for credential in manifests.credentials:
         found: dict[str, str] = {}  # role id -> its name, in the manifest's order, once each
         for ref in credential.roles:
@@ -73,9 +74,9 @@ def resolve_roles(manifests: Manifests, roles: Sequence[Role]) -> tuple[DesiredC
                 problems[f"{manifests.where(credential.roles_origin)}: {exc}"] = None
             else:
                 found.setdefault(role.id, role.name)
-        resolved.append(
-            dataclasses.replace(credential, role_ids=tuple(found), role_names=tuple(found.values()))
-        )
+        ids, names = tuple(found), tuple(found.values())
+        ids, names = shared.setdefault(ids, ids), shared.setdefault(names, names)
+        resolved.append(dataclasses.replace(credential, role_ids=ids, role_names=names))
     if problems:
         raise ManifestError(list(problems))
     return tuple(resolved)

@@ -8,6 +8,7 @@ usable one, or one that made something other than what was asked, must not be de
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -81,31 +82,107 @@ def parse_roles(body: Any) -> list[Role]:
     ]
 
 
+class Listing(list[RemoteCredential]):
+    """A listing already parsed while it was decoded (`decode_listing`)."""
+
+
+def decode_listing(content: bytes) -> Any:
+    """A listing's answer decoded: its credentials parsed one item at a time, so the JSON of only
+    one item exists at once (at 100,000 credentials, the whole JSON as objects took 150 MB).
+
+    Anything unusual (not JSON, not a list, a malformed item) is decoded whole, as any answer
+    is, for `parse_listing` to report exactly as it always has.
+    """
+    if not content:
+        return {}
+    text = content.decode(json.detect_encoding(content), "surrogatepass")
+    parsed = _streamed(text)
+    return parsed if parsed is not None else json.loads(text)
+
+
 def parse_listing(body: Any) -> list[RemoteCredential]:
     """`GET /auth/client-credentials`, each credential once (a repeated client_id is dropped)."""
+    if isinstance(body, Listing):
+        return list(body)
     unique: dict[str, RemoteCredential] = {}
+    shared: dict[Any, Any] = {}
     for item in _objects(body, "client credentials"):
-        credential = parse_credential(item)
+        credential = parse_credential(item, shared)
         unique.setdefault(credential.client_id, credential)
     return list(unique.values())
 
 
-def parse_credential(item: dict[str, Any]) -> RemoteCredential:
-    """A listed, created or updated `ClientCredential` (its secret, if any, is not kept here)."""
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")  # the whitespace JSON allows between tokens
+#: One JSON value from a position: the C scanner `json.loads` runs on the whole text.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _streamed(text: str) -> Listing | None:
+    """The listing parsed item by item, as `parse_listing(json.loads(text))` would; None for
+    anything else, left to that path."""
+    at = _space(text, 0)
+    if text[at : at + 1] != "[":
+        return None
+    at = _space(text, at + 1)
+    unique: dict[str, RemoteCredential] = {}
+    shared: dict[Any, Any] = {}
+    separator = text[at : at + 1]
+    while separator != "]":
+        try:
+            item, at = _SCAN(text, at)
+            credential = parse_credential(item, shared) if isinstance(item, dict) else None
+        except (StopIteration, ValueError, RecursionError):  # Malformed is a ValueError
+            return None
+        if credential is None:
+            return None
+        unique.setdefault(credential.client_id, credential)
+        at = _space(text, at)
+        separator = text[at : at + 1]
+        if separator not in (",", "]"):
+            return None
+        if separator == ",":
+            at = _space(text, at + 1)
+    return Listing(unique.values()) if _space(text, at + 1) == len(text) else None
+
+
+def _space(text: str, at: int) -> int:
+    """Where the whitespace from `at` ends."""
+    found = _JSON_SPACE.match(text, at)
+    return found.end() if found else at
+
+
+def parse_credential(
+    item: dict[str, Any], shared: dict[Any, Any] | None = None
+) -> RemoteCredential:
+    """A listed, created or updated `ClientCredential` (its secret, if any, is not kept here).
+
+    `shared` holds the role ids and their sets met so far in one listing: a hundred thousand
+    credentials have a handful of distinct ones, kept once each.
+    """
     client_id = string_field(item, "client_id")
     if not client_id:
         raise Malformed("a credential has an empty client_id")
     permissions = item.get("permission_ids")  # not in Streamkap's listing: None means unknown
+    role_ids = frozenset(
+        string_field(role, "id") for role in _objects(item.get("roles") or [], "roles")
+    )
     return RemoteCredential(
         client_id=client_id,
         description=optional_string_field(item, "description"),
-        role_ids=frozenset(
-            string_field(role, "id") for role in _objects(item.get("roles") or [], "roles")
-        ),
+        role_ids=_shared(shared, role_ids),
         service_id=optional_string_field(item, "service_id"),
         created_at=_parse_time(item.get("created_at")),
-        permission_ids=frozenset(map(str, permissions)) if isinstance(permissions, list) else None,
+        permission_ids=(
+            _shared(shared, frozenset(map(str, permissions)))
+            if isinstance(permissions, list)
+            else None
+        ),
     )
+
+
+def _shared(shared: dict[Any, Any] | None, value: T) -> T:
+    """The one equal value already kept in `shared`, else `value` (now kept)."""
+    return value if shared is None else shared.setdefault(value, value)
 
 
 def created_id(body: Any) -> str | None:

@@ -72,6 +72,9 @@ class Call:
     payload: Any = None
     needs: str | None = None
     max_bytes: int | None = None  # the largest answer read; None: the transport's default cap
+    # How a successful answer's body becomes what `call` returns: JSON by default; ValueError
+    # from it means "not JSON".
+    decode: Callable[[bytes], Any] | None = None
 
 
 class Requests:
@@ -229,7 +232,7 @@ class Requests:
         self.pacer.record(ticket, rejected=response.status_code == 429, now=self._clock())
         current_observer().on_status(response.status_code)
         if response.is_success:
-            return self._json(method, path, response)
+            return self._json(method, path, response, call.decode)
         if response.status_code == 401:
             await self.tokens.invalidate(token)  # one renewal, shared by every refused call
         raise _api_error(method, path, response, needs=needs)
@@ -266,9 +269,17 @@ class Requests:
         except (answers.Malformed, UnusableAnswer) as exc:
             raise WrongHost(self._wrong_host(path, str(exc))) from None
 
-    def _json(self, method: str, path: str, response: httpx.Response) -> Any:
-        """A successful answer's JSON (`{}` when empty)."""
+    def _json(
+        self,
+        method: str,
+        path: str,
+        response: httpx.Response,
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> Any:
+        """A successful answer's JSON (`{}` when empty), or what `decode` makes of it."""
         try:
+            if decode is not None:
+                return decode(response.content)
             return response.json() if response.content else {}
         except ValueError:
             raise UnusableAnswer(method, path, "not JSON") from None
