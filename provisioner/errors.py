@@ -16,6 +16,8 @@
     ├── AmbiguousCreate       a create whose outcome is unknown
     ├── UnusableCreate        a create made a credential that must not be used (deleted again)
     ├── SinkError             a sink could not read, write or delete
+    │   └── Unreachable       (sinks._scaffold) a remote store that cannot be reached at all
+    ├── Stopped               a retry not made, or a backoff cut short: the run is stopping
     ├── BudgetExceeded        the plan changes more than --max-changes allows (exit 2)
     ├── LockTimeout           another run held a sink's lock for too long
     └── LockUnavailable       a sink's lock file cannot be opened

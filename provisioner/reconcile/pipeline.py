@@ -143,6 +143,7 @@ async def _apply(
             session.sinks,
             concurrency=session.settings.concurrency,
             max_attempts=session.settings.max_attempts,
+            sleep=session.client.requests.sleep,  # tied to the halt: no retry once stopping
             halt=session.halt,
             observer=observer,
             records=planned.records,

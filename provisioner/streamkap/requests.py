@@ -161,9 +161,12 @@ class Requests:
         outcome is unknown (sent, then no answer; an unreadable answer; 408 or 5xx) raises
         AmbiguousCreate for the caller's no-duplicates recovery: never retried blindly."""
         retry = retrying(self.config.max_attempts, self.sleep, "create", key=key)
-        async for attempt in retry:
-            with attempt:
-                return await self._create_once(call, key)
+        try:
+            async for attempt in retry:
+                with attempt:
+                    return await self._create_once(call, key)
+        except Stopped as exc:  # the halt cut a backoff short: say which call
+            raise Stopped(f"{call.method} {call.path} ({key}): {exc}") from None
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _create_once(self, call: Call, key: str) -> Any:

@@ -16,9 +16,6 @@ import anyio
 import pytest
 from pydantic import SecretStr
 
-pytest.importorskip("aiobotocore")
-pytest.importorskip("moto.server")
-
 from provisioner.errors import SinkError
 from provisioner.http.transport import MAX_ANSWER_BYTES
 from provisioner.model import SinkRecord
