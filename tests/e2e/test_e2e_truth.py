@@ -9,8 +9,6 @@ a plan says what a create will make; piped output carries no colour, a terminal 
 from __future__ import annotations
 
 import json
-import os
-import pty
 import shutil
 import subprocess
 import sys
@@ -20,6 +18,7 @@ import pytest
 
 from provisioner.model import owner_key
 from tests.conftest import WriteManifest
+from tests.support.pty_run import stderr_on_a_pty
 from tests.support.served import Served, run_cli
 from tests.support.vault_support import ServedVault
 
@@ -220,28 +219,9 @@ def test_piped_output_has_no_colour(sim: Served, vault: ServedVault, workdir: Pa
 
 def on_a_terminal(sim: Served, vault: ServedVault, workdir: Path, **env: str) -> str:
     """Run `plan` with stderr on a pseudo-terminal; what it wrote there."""
-    main, secondary = pty.openpty()
     defaults = {"PROVISIONER_LOG_LEVEL": "error", "PROVISIONER_LOG_FORMAT": "console"}
     environment = sim.env(**{**vault.env(), **defaults, **env})
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "provisioner", "plan", "manifests"],
-            cwd=workdir, env=environment, stdout=subprocess.DEVNULL, stderr=secondary,
-        )  # fmt: skip
-        os.close(secondary)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the other end is closed
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        assert process.wait(timeout=60) == 0
-    finally:
-        os.close(main)
-    return b"".join(chunks).decode()
+    return stderr_on_a_pty(["plan", "manifests"], workdir, environment)
 
 
 def test_a_terminal_gets_colour_unless_no_color_is_set(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 
 from provisioner.model import owner_key
 from tests.support.manifests import one_credential
+from tests.support.pty_run import stderr_on_a_pty
 from tests.support.served import REPO, Served, run_cli
 
 #: What root must give up for file modes to bind it (as in tests/e2e/test_privileges.py).
@@ -138,28 +138,8 @@ def test_plan_and_apply_block_the_same_credentials_of_an_unwritable_sink(
 
 def on_a_terminal(sim: Served, workdir: Path, *args: str, **env: str) -> str:
     """Run the CLI with stderr on a pseudo-terminal (as a person sees it); what it wrote there."""
-    main, secondary = pty.openpty()
     inherited = {name: value for name, value in console(sim).items() if name != "NO_COLOR"}
-    environment = inherited | env
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "provisioner", *args],
-            cwd=workdir, env=environment, stdout=subprocess.DEVNULL, stderr=secondary,
-        )  # fmt: skip
-        os.close(secondary)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the other end is closed
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        assert process.wait(timeout=60) == 0
-    finally:
-        os.close(main)
-    return b"".join(chunks).decode()
+    return stderr_on_a_pty(list(args), workdir, inherited | env)
 
 
 def log_line(text: str, event: str) -> str:
