@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+from tests.support.manifests import ORDERS
 from tests.support.served import REPO, run_cli
 
 #: The README's example of a manifest with four mistakes, laid out on the lines it quotes.
@@ -56,23 +57,6 @@ def test_four_mistakes_in_one_file_are_all_reported_in_one_run_as_the_readme_sho
     assert lines == readme_example()
     assert "unknown sink 'valut'; did you mean 'vault'?" in lines[3]
     assert lines[-1] == "error: 4 problem(s) in the manifests; nothing was changed"
-
-
-ORDERS = """\
-version: 1
-defaults: {roles: [Admin], sinks: [dotenv]}
-sinks:
-  dotenv:
-    type: env
-    path: ./orders.env
-    fields: {ID: client_id, SECRET: secret, SERVICE_ID: service_id}
-services:
-  - name: orders
-    service_id: svc-1
-    credentials:
-      - name: cdc
-      - name: cdc-service
-"""
 
 
 def test_two_credentials_sharing_one_dotenv_variable_fail_validation_naming_both(

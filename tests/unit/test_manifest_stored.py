@@ -19,29 +19,13 @@ from provisioner.sinks import SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions
 from tests.conftest import WriteManifest
 from tests.support.kube_support import register_in_process
+from tests.support.manifests import ORDERS
 
 
 def problems_of(path: Path) -> list[str]:
     with pytest.raises(ManifestError) as caught:
         load_manifests([path])
     return list(caught.value.problems)
-
-
-ORDERS = """\
-version: 1
-defaults: {roles: [Admin], sinks: [dotenv]}
-sinks:
-  dotenv:
-    type: env
-    path: ./orders.env
-    fields: {ID: client_id, SECRET: secret, SERVICE_ID: service_id}
-services:
-  - name: orders
-    service_id: svc-1
-    credentials:
-      - name: cdc
-      - name: cdc-service
-"""
 
 
 def test_a_fields_suffix_and_a_credential_name_that_make_one_variable_are_refused(
