@@ -12,9 +12,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("aiobotocore")
-pytest.importorskip("moto.server")
-
 from provisioner.model import owner_key
 from tests.support.aws_support import ServedAws, entry_point_dir, free_port, served_aws
 from tests.support.hostile import drip, hostile_server

@@ -4,8 +4,6 @@ problem of every file in one pass."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from provisioner.sinks.env import EnvSink, EnvSinkOptions
 from tests.conftest import WriteManifest
 from tests.support.kube_support import register_in_process
 from tests.support.manifests import ORDERS
+from tests.support.shell import bash_value
 
 
 def problems_of(path: Path) -> list[str]:
@@ -168,18 +167,6 @@ def json_string(text: str) -> str:
     import json
 
     return json.dumps(text)
-
-
-def bash_value(path: Path, name: str) -> str:
-    """What bash sees for `name` after `set -a; . FILE`."""
-    script = f'set -a; . "$1"; printf %s "${name}"'
-    done = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", script, "bash", str(path)],
-        capture_output=True,
-        check=True,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
-    return done.stdout.decode()
 
 
 # --- the description the API keeps -------------------------------------------------------------

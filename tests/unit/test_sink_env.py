@@ -6,7 +6,6 @@ import errno
 import io
 import os
 import stat
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from provisioner.errors import SinkError
 from provisioner.model import SinkRecord
 from provisioner.sinks.base import Sink, SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions, quote_value, variable_names
+from tests.support.shell import bash_value
 
 CLIENT_VAR = "STREAMKAP_PAYMENTS_API_INGEST_CLIENT_ID"
 SECRET_VAR = "STREAMKAP_PAYMENTS_API_INGEST_SECRET"
@@ -40,18 +40,6 @@ def record(
 
 def make_sink(cwd: Path, path: str = "secrets.env", **kwargs: Any) -> EnvSink:
     return EnvSink("dotenv", EnvSinkOptions(path=path), SinkContext(cwd=cwd), **kwargs)
-
-
-def bash_value(path: Path, name: str) -> str:
-    """What bash sees for `name` after `set -a; . FILE`."""
-    script = f'set -a; . "$1"; printf %s "${name}"'
-    done = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", script, "bash", str(path)],
-        capture_output=True,
-        check=True,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
-    return done.stdout.decode()
 
 
 def names_in(directory: Path) -> list[str]:

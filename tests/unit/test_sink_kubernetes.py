@@ -266,7 +266,8 @@ async def test_in_cluster_config_is_used_inside_a_pod(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The service account's token and CA, KUBERNETES_SERVICE_HOST/_PORT: https to the stub."""
-    trustme = pytest.importorskip("trustme")
+    import trustme  # the test extra pins it: a missing one must fail, not skip
+
     from provisioner.simulator import serve_in_thread
     from provisioner.simulator.kubernetes import create_kube_app
 
