@@ -78,6 +78,59 @@ class Origin:
         return out
 
 
+class CredentialKind(StrEnum):
+    """Which API a credential lives on: the manifest's `kind:`."""
+
+    CLIENT_CREDENTIAL = "client-credential"  # /auth/client-credentials: API access only
+    PROJECT_KEY = "project-key"  # /project-keys: API access, Kafka access, MCP scoping
+
+
+class State(StrEnum):
+    """Where a remote credential is in its life; client credentials are always ACTIVE.
+
+    Project keys are made and deleted asynchronously: `creating` until Kafka access is set up,
+    `deleting` until gone, or `delete_failed` (an earlier delete that must be retried).
+    """
+
+    ACTIVE = "active"
+    CREATING = "creating"
+    DELETING = "deleting"
+    DELETE_FAILED = "delete_failed"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AclEntry:
+    """One Kafka ACL as the API holds it: one operation on one topic or consumer group."""
+
+    resource: str  # TOPIC or GROUP
+    name: str  # the topic or group name (or its prefix)
+    pattern: str  # LITERAL or PREFIXED
+    operation: str  # READ, WRITE, DESCRIBE, ... (valid for the resource)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAccess:
+    """A project key's Kafka access: as a manifest asks for it, or as the API shows it.
+
+    `username` is the readable part a manifest asks for (None: derived from the key), or the
+    whole Kafka username the API shows. `allow_ips` are normalised networks (`10.0.0.0/8`).
+    """
+
+    acls: frozenset[AclEntry] = frozenset()
+    allow_ips: frozenset[str] = frozenset()  # empty: any address
+    schema_registry: bool = False
+    username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class McpScope:
+    """Which tools of Streamkap's MCP server a project key's API access may call."""
+
+    profile: str | None = None  # full, read-only, agent-operator, infra-admin
+    allow: frozenset[str] = frozenset()  # overrides the profile
+    block: frozenset[str] = frozenset()  # removed from it
+
+
 @dataclass(frozen=True, slots=True)
 class DesiredCredential:
     """One credential a manifest asks for, with defaults applied."""
@@ -96,10 +149,21 @@ class DesiredCredential:
     role_ids: tuple[str, ...] = ()  # filled in once roles are resolved
     role_names: tuple[str, ...] = ()  # the resolved roles' names, as the API lists them
     owner: str = DEFAULT_OWNER
+    kind: CredentialKind = CredentialKind.CLIENT_CREDENTIAL
+    kafka: KafkaAccess | None = None  # project keys only
+    mcp: McpScope | None = None  # project keys only
+    # After a replacement, the old credential is kept past `grace` while it is still used, at
+    # most this long (None: it goes at `grace`, used or not).
+    grace_max: timedelta | None = None
 
     @property
     def key(self) -> str:
         return f"{self.service}/{self.name}"
+
+    @property
+    def wants_api(self) -> bool:
+        """Whether it has API access (a client credential always has)."""
+        return bool(self.roles or self.permission_ids or self.role_ids)
 
     @property
     def owned_key(self) -> str:
@@ -113,7 +177,11 @@ class DesiredCredential:
 
 @dataclass(frozen=True, slots=True)
 class RemoteCredential:
-    """A client credential as the API lists it (never with its secret)."""
+    """A credential as the API lists it (never with its secret).
+
+    `client_id` is its identity on its API: a client credential's client id, or a project
+    key's id (then `api_client_id` is the client id of its API access, if it has one).
+    """
 
     client_id: str
     description: str | None
@@ -121,6 +189,14 @@ class RemoteCredential:
     service_id: str | None
     created_at: datetime | None
     permission_ids: frozenset[str] | None = None  # None: the API did not say
+    kind: CredentialKind = CredentialKind.CLIENT_CREDENTIAL
+    state: State = State.ACTIVE
+    last_used_at: datetime | None = None  # None: never used, or the API does not say
+    # Project keys only:
+    name: str | None = None
+    api_client_id: str | None = None  # None: no API access
+    kafka: KafkaAccess | None = None  # None: no Kafka access; `username` the whole one
+    mcp: McpScope | None = None
 
     @property
     def key(self) -> str | None:
@@ -129,36 +205,96 @@ class RemoteCredential:
 
 
 @dataclass(frozen=True, slots=True)
+class KafkaLogin:
+    """A Kafka user's SASL login and where to reach the cluster, as the API shows it once."""
+
+    username: str
+    password: SecretStr = field(repr=False)
+    bootstrap_servers: str = ""
+    security_protocol: str | None = None  # SASL_SSL
+    sasl_mechanism: str | None = None  # PLAIN
+    schema_registry_url: str | None = None
+
+    def properties(self) -> str:
+        """A Java / librdkafka client's configuration lines (the password unwrapped)."""
+        mechanism = self.sasl_mechanism or "PLAIN"
+        module = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule"
+            if mechanism.upper().startswith("SCRAM")
+            else "org.apache.kafka.common.security.plain.PlainLoginModule"
+        )
+        username, password = _jaas(self.username), _jaas(self.password.get_secret_value())
+        return "\n".join(
+            [
+                f"bootstrap.servers={self.bootstrap_servers}",
+                f"security.protocol={self.security_protocol or 'SASL_SSL'}",
+                f"sasl.mechanism={mechanism}",
+                f'sasl.jaas.config={module} required username="{username}" password="{password}";',
+            ]
+        )
+
+
+def _jaas(value: str) -> str:
+    """A value quoted for a JAAS option: backslashes and quotes escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+@dataclass(frozen=True, slots=True)
 class CreatedCredential:
-    """A credential just created: the only moment its secret is known."""
+    """A credential just created (or an access just added to a project key): the only moment
+    its secrets are known. `secret` is the API access's (None: none was made), `kafka` the
+    Kafka user's; a project key's API client id is `remote.api_client_id`."""
 
     remote: RemoteCredential
-    secret: SecretStr = field(repr=False)
+    secret: SecretStr | None = field(repr=False)
+    kafka: KafkaLogin | None = None
+
+    @property
+    def api_client_id(self) -> str | None:
+        if self.remote.kind is CredentialKind.PROJECT_KEY:
+            return self.remote.api_client_id
+        return self.remote.client_id
 
 
 @dataclass(frozen=True, slots=True)
 class SinkRecord:
-    """What a sink stores for one credential; the layout of the file and Vault sinks."""
+    """What a sink stores for one credential; the layout of the file and Vault sinks.
+
+    `client_id` and `secret` are the API access (None for a Kafka-only project key); a project
+    key's record also holds its id and, with Kafka access, the Kafka login. `identity` is what
+    reconciliation compares with the remote credential: the project key's id, else the client id.
+    """
 
     service: str
     credential: str
-    client_id: str
-    secret: SecretStr = field(repr=False)
+    client_id: str | None
+    secret: SecretStr | None = field(repr=False)
     description: str | None = None
     role_ids: tuple[str, ...] = ()
     permission_ids: tuple[str, ...] = ()
     service_id: str | None = None
     created_at: str | None = None
+    project_key_id: str | None = None
+    kafka: KafkaLogin | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
         return f"{self.service}/{self.credential}"
 
+    @property
+    def identity(self) -> str:
+        """The remote credential this record is of (see `RemoteCredential.client_id`)."""
+        return self.project_key_id or self.client_id or ""
+
     def to_document(self) -> dict[str, object]:
-        """The stored JSON object, secret unwrapped: call only inside a sink's write."""
-        return {
+        """The stored JSON object, secrets unwrapped: call only inside a sink's write.
+
+        A client credential's layout is the contract's; a project key's adds its id and Kafka
+        login, and leaves out `client_id`/`secret` when it has no API access.
+        """
+        document: dict[str, object] = {
             "client_id": self.client_id,
-            "secret": self.secret.get_secret_value(),
+            "secret": _reveal(self.secret),
             "service": self.service,
             "credential": self.credential,
             "description": self.description,
@@ -167,28 +303,91 @@ class SinkRecord:
             "service_id": self.service_id,
             "created_at": self.created_at,
         }
+        if self.project_key_id is None:
+            return document
+        if self.client_id is None:
+            del document["client_id"], document["secret"]
+        document["project_key_id"] = self.project_key_id
+        if self.kafka is not None:
+            document.update(kafka_document(self.kafka))
+        return document
 
     @classmethod
     def from_document(cls, document: object) -> SinkRecord | None:
-        """A stored JSON object read back; None unless it holds a client_id and a secret."""
+        """A stored JSON object read back; None unless it holds a whole credential: a client
+        id and its secret, or a project key's id and the secrets of each access it records."""
         if not isinstance(document, dict):
             return None
-        client_id, secret = document.get("client_id"), document.get("secret")
         service, credential = document.get("service"), document.get("credential")
-        if not all(isinstance(v, str) and v for v in (client_id, secret, service, credential)):
+        client_id, secret = _text(document.get("client_id")), _text(document.get("secret"))
+        project_key_id = _text(document.get("project_key_id")) or None
+        kafka = _kafka_login(document)
+        has_api = bool(client_id and secret)
+        if not all(isinstance(v, str) and v for v in (service, credential)):
             return None
-        optional = {name: document.get(name) for name in ("description", "service_id")}
+        if project_key_id is None and not has_api:
+            return None
+        if project_key_id is not None and not (has_api or kafka):
+            return None
+        if (client_id or secret) and not has_api:  # half an API access: a damaged record
+            return None
         return cls(
             service=str(service),
             credential=str(credential),
-            client_id=str(client_id),
-            secret=SecretStr(str(secret)),
-            description=_text(optional["description"]),
+            client_id=client_id if has_api else None,
+            secret=SecretStr(str(secret)) if has_api else None,
+            description=_text(document.get("description")),
             role_ids=_texts(document.get("role_ids")),
             permission_ids=_texts(document.get("permission_ids")),
-            service_id=_text(optional["service_id"]),
+            service_id=_text(document.get("service_id")),
             created_at=_text(document.get("created_at")),
+            project_key_id=project_key_id,
+            kafka=kafka,
         )
+
+
+#: The fields a project key's record adds when it has Kafka access, in their stored order.
+KAFKA_FIELDS = (
+    "kafka_username",
+    "kafka_password",
+    "kafka_bootstrap_servers",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "schema_registry_url",
+    "kafka_properties",
+)
+
+
+def kafka_document(kafka: KafkaLogin) -> dict[str, object]:
+    """A Kafka login's stored fields (`KAFKA_FIELDS`), password unwrapped."""
+    return {
+        "kafka_username": kafka.username,
+        "kafka_password": kafka.password.get_secret_value(),
+        "kafka_bootstrap_servers": kafka.bootstrap_servers,
+        "kafka_security_protocol": kafka.security_protocol,
+        "kafka_sasl_mechanism": kafka.sasl_mechanism,
+        "schema_registry_url": kafka.schema_registry_url,
+        "kafka_properties": kafka.properties(),
+    }
+
+
+def _kafka_login(document: dict[str, object]) -> KafkaLogin | None:
+    """The Kafka login a stored object holds; None unless username and password are there."""
+    username, password = document.get("kafka_username"), document.get("kafka_password")
+    if not (isinstance(username, str) and username and isinstance(password, str) and password):
+        return None
+    return KafkaLogin(
+        username=username,
+        password=SecretStr(password),
+        bootstrap_servers=_text(document.get("kafka_bootstrap_servers")) or "",
+        security_protocol=_text(document.get("kafka_security_protocol")),
+        sasl_mechanism=_text(document.get("kafka_sasl_mechanism")),
+        schema_registry_url=_text(document.get("schema_registry_url")),
+    )
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 def _text(value: object) -> str | None:
@@ -264,6 +463,8 @@ class Action:
     rotates_at: datetime | None = None
     # Create: another owner whose marked credential has this key (a wrong `owner:`, maybe).
     taken_by: str | None = None
+    # The API the credential it concerns lives on (a delete has no `desired` to say).
+    credential_kind: CredentialKind = CredentialKind.CLIENT_CREDENTIAL
 
     @property
     def writes(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,6 @@ from datetime import UTC, datetime
 
 import anyio
 import structlog
-from pydantic import SecretStr
 
 from provisioner.errors import (
     AmbiguousCreate,
@@ -25,6 +25,7 @@ from provisioner.model import (
     Action,
     Allowance,
     CreatedCredential,
+    CredentialKind,
     DesiredCredential,
     Kind,
     Outcome,
@@ -172,7 +173,7 @@ class Engine:
         held = await self._held_record(readable, desired, client_id)
         if held is None:
             return
-        record = sink_record(desired, client_id, held.secret, held.created_at)
+        record = refreshed(desired, held)
         for sink in readable:
             try:
                 async for attempt in retrying(
@@ -192,7 +193,7 @@ class Engine:
                 record = await sink.read_record(desired.service, desired.name)
             except SinkError as exc:
                 raise SinkError(sink.name, f"updated {client_id} in place, but {exc}") from None
-            if record is not None and record.client_id == client_id:
+            if record is not None and record.identity == client_id:
                 return record
         if sinks:  # the plan saw every readable sink hold it: one lost it since
             shown = ", ".join(sink.name for sink in sinks)
@@ -205,10 +206,10 @@ class Engine:
     async def _copy_record(self, action: Action, desired: DesiredCredential) -> None:
         """Copy the proven record to the sinks that lack it; no API call, nothing to undo."""
         source = self.records.get(action.key)
-        if source is None or source.client_id != action.client_id:
+        if source is None or source.identity != action.client_id:
             raise SinkError(str(action.source), f"no proven record of {action.client_id} to copy")
-        # The source's credential and secret, in the layout of a fresh record.
-        record = sink_record(desired, source.client_id, source.secret, source.created_at)
+        # The source's credential and secrets, in the layout of a fresh record.
+        record = refreshed(desired, source)
         for name in action.targets:
             sink = self.sinks[name]
             async for attempt in retrying(self.max_attempts, self.sleep, "restore", sink=name):
@@ -268,9 +269,7 @@ class Engine:
         self, desired: DesiredCredential, created: CreatedCredential
     ) -> None:
         """Write to every sink concurrently; if any still fails, take the credential back."""
-        made = created.remote
-        created_at = (made.created_at or datetime.now(UTC)).isoformat()
-        record = sink_record(desired, made.client_id, created.secret, created_at)
+        record = new_record(desired, created)
         failures: list[SinkError] = []
         delivered: list[tuple[Sink, Previous]] = []  # each sink, and what the write replaced
 
@@ -344,20 +343,36 @@ class OverBudget(Exception):
     """A change the plan did not count (an update turned replace) and the budget cannot take."""
 
 
-def sink_record(
-    desired: DesiredCredential, client_id: str, secret: SecretStr, created_at: str | None
-) -> SinkRecord:
-    """The record every sink stores for a credential: its id and secret, the manifest's fields."""
+def new_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:
+    """The record every sink stores for a credential just made: its ids and secrets, and the
+    manifest's fields."""
+    made = created.remote
+    project_key = made.kind is CredentialKind.PROJECT_KEY
     return SinkRecord(
         service=desired.service,
         credential=desired.name,
-        client_id=client_id,
-        secret=secret,
+        client_id=created.api_client_id if created.secret is not None else None,
+        secret=created.secret,
         description=desired.description,
         role_ids=desired.role_ids,
         permission_ids=desired.permission_ids,
         service_id=desired.service_id,
-        created_at=created_at,
+        created_at=(made.created_at or datetime.now(UTC)).isoformat(),
+        project_key_id=made.client_id if project_key else None,
+        kafka=created.kafka,
+    )
+
+
+def refreshed(desired: DesiredCredential, held: SinkRecord) -> SinkRecord:
+    """A held record (its ids, secrets and creation time) with the manifest's fields as now."""
+    return dataclasses.replace(
+        held,
+        service=desired.service,
+        credential=desired.name,
+        description=desired.description,
+        role_ids=desired.role_ids,
+        permission_ids=desired.permission_ids,
+        service_id=desired.service_id,
     )
 
 

@@ -135,8 +135,8 @@ async def _proven(
         record = await sinks[action.source].read_record(service, credential)
         ok = (
             record is not None
-            and record.client_id == action.client_id
-            and await credentials.verify(record.client_id, record.secret)
+            and record.identity == action.client_id
+            and await credentials.verify(record)
         )
     except ProvisionerError as exc:
         log.warning("restore.unproven", key=action.key, source=action.source, error=str(exc))

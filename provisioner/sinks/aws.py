@@ -220,7 +220,7 @@ class SecretsManagerSink(RemoteSink):
                 self._unsettled.failed(record.key, seen[0] if seen else None)
                 raise
             del self._tokens[record.key]
-            return self._unsettled.settled(record.key, record.client_id, seen[0])
+            return self._unsettled.settled(record.key, record.identity, seen[0])
 
     async def restore(
         self, service: str, credential: str, client_id: str, previous: Previous

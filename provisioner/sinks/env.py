@@ -451,7 +451,7 @@ class EnvSink:
         except SinkError:
             self._unsettled.failed(record.key, seen[0] if seen else None)
             raise
-        return self._unsettled.settled(record.key, record.client_id, seen[0])
+        return self._unsettled.settled(record.key, record.identity, seen[0])
 
     async def restore(
         self, service: str, credential: str, client_id: str, previous: Previous

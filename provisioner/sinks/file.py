@@ -133,7 +133,7 @@ class FileSink:
             if done.failure is not None:
                 self._unsettled.failed(record.key, done.result)
                 raise SinkError(self.name, done.failure)
-            return self._unsettled.settled(record.key, record.client_id, done.result or NOTHING)
+            return self._unsettled.settled(record.key, record.identity, done.result or NOTHING)
 
     async def restore(
         self, service: str, credential: str, client_id: str, previous: Previous

@@ -23,7 +23,7 @@ from provisioner.errors import (
 )
 from provisioner.http.retry import retrying
 from provisioner.logs import register_secret
-from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
+from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential, SinkRecord
 from provisioner.streamkap import answers
 from provisioner.streamkap.requests import TOKEN_PATHS, Call, Requests
 
@@ -78,7 +78,7 @@ class ClientCredentials:
         call = Call("POST", CREDENTIALS, payload, needs=WRITE)
         return _created(desired, await self._requests.create(call, desired.key))
 
-    async def update(self, client_id: str, desired: DesiredCredential) -> None:
+    async def update(self, client_id: str, desired: DesiredCredential) -> CreatedCredential | None:
         """Change roles in place (client_id, secret and description kept).
 
         PatchUnsupported (and no further PATCH this run) when the API has no such call; an
@@ -88,10 +88,11 @@ class ClientCredentials:
             async with self._patch_probe:
                 if self.patch_supported is None:
                     await self._update(client_id, desired)
-                    return
+                    return None
         if not self.patch_supported:
             raise PatchUnsupported("PATCH", CREDENTIALS, 405, "not available (seen this run)")
         await self._update(client_id, desired)
+        return None
 
     async def delete(self, client_id: str) -> None:
         try:
@@ -100,25 +101,11 @@ class ClientCredentials:
             if exc.status != 404:
                 raise
 
-    async def verify(self, client_id: str, secret: SecretStr) -> bool:
-        """One login with it, on the token client: the provisioner's own token is not disturbed."""
-        register_secret(secret)
-        body = {"client_id": client_id, "secret": secret.get_secret_value()}
-        requests = self._requests
-        # Retried like any call: one 500 must not turn a restore into a replace.
-        retry = retrying(requests.config.max_attempts, requests.sleep, "verify", client=client_id)
-        try:
-            async for attempt in retry:
-                with attempt:
-                    answer = await requests.token_call(TOKEN_PATHS, body)
-        except AuthError:
+    async def verify(self, record: SinkRecord) -> bool:
+        """One login with the record's API access (see `login_works`)."""
+        if record.client_id is None or record.secret is None:
             return False
-        except ApiError as exc:
-            if exc.status in {400, 404, 422}:
-                return False
-            raise
-        register_secret(answer.access)
-        return True
+        return await login_works(self._requests, record.client_id, record.secret)
 
     async def _update(self, client_id: str, desired: DesiredCredential) -> None:
         path = f"{CREDENTIALS}/{client_id}"
@@ -167,3 +154,24 @@ def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UnusableAnswer("PATCH", CREDENTIALS, "expected a JSON object")
     return body
+
+
+async def login_works(requests: Requests, client_id: str, secret: SecretStr) -> bool:
+    """Whether the API accepts this client id and secret: one login on the token client (the
+    provisioner's own token is not disturbed), retried like any call."""
+    register_secret(secret)
+    body = {"client_id": client_id, "secret": secret.get_secret_value()}
+    # Retried like any call: one 500 must not turn a restore into a replace.
+    retry = retrying(requests.config.max_attempts, requests.sleep, "verify", client=client_id)
+    try:
+        async for attempt in retry:
+            with attempt:
+                answer = await requests.token_call(TOKEN_PATHS, body)
+    except AuthError:
+        return False
+    except ApiError as exc:
+        if exc.status in {400, 404, 422}:
+            return False
+        raise
+    register_secret(answer.access)
+    return True

@@ -1,9 +1,9 @@
 """The seam between the stages and one kind of credential on the API.
 
-The engine and the observer manage credentials only through `CredentialApi`; its adapter (today
-`client_credentials.ClientCredentials`) alone knows the kind's URLs, JSON shapes, permissions and
-whether it changes in place. A second kind is a second adapter here, plus its rules in the
-planner. `StreamkapClient` keeps what every kind shares: the request path, tokens, roles.
+The engine and the observer manage credentials only through `CredentialApi`; each kind's adapter
+(`client_credentials.ClientCredentials`, `project_key_credentials.ProjectKeyCredentials`) alone
+knows its URLs, JSON shapes, permissions and what changes in place; the planner holds the rules.
+`StreamkapClient` keeps what every kind shares: the request path, tokens, roles.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from pydantic import SecretStr
-
-from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential
+from provisioner.model import CreatedCredential, DesiredCredential, RemoteCredential, SinkRecord
 
 
 class CredentialApi(Protocol):
@@ -28,14 +26,19 @@ class CredentialApi(Protocol):
         was made must be deleted again, never delivered."""
         ...
 
-    async def update(self, client_id: str, desired: DesiredCredential) -> None:
-        """Change it in place (its id and secret kept); PatchUnsupported if the API cannot."""
+    async def update(self, client_id: str, desired: DesiredCredential) -> CreatedCredential | None:
+        """Change it in place (its id and secrets kept); PatchUnsupported if the API cannot.
+
+        An access the change adds (a project key given Kafka or API access) comes back with its
+        new secrets, shown once: the caller delivers them, or deletes the credential.
+        """
         ...
 
     async def delete(self, client_id: str) -> None:
         """Delete; one already gone counts as deleted."""
         ...
 
-    async def verify(self, client_id: str, secret: SecretStr) -> bool:
-        """Whether the API accepts this secret (a sink's copy is proven before it is restored)."""
+    async def verify(self, record: SinkRecord) -> bool:
+        """Whether the API accepts the record's secret (a sink's copy is proven before it is
+        restored); False when it holds none the API can check."""
         ...

@@ -123,7 +123,7 @@ class MemorySink:
     def secret_of(self, key: str) -> str | None:
         """The stored secret in clear, for assertions."""
         record = self.records.get(key)
-        return record.secret.get_secret_value() if record else None
+        return record.secret.get_secret_value() if record and record.secret else None
 
     def _maybe_fail(self, failure: Failure, verb: str, key: str) -> None:
         if failure if isinstance(failure, bool) else failure(key):

@@ -124,7 +124,7 @@ async def test_unlocked_overlapping_runs_still_converge(
     live = {r.client_id: r for r in state.live()}
     assert len(live) == 10
     for d in desired:
-        held = sinks["a"].records[d.key].client_id
+        held = sinks["a"].records[d.key].identity
         assert sinks["b"].records[d.key].client_id == held
         assert sinks["a"].secret_of(d.key) == live[held].secret
 

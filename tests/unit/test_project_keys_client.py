@@ -14,6 +14,7 @@ from provisioner.errors import AmbiguousCreate, ApiError, KafkaUsernameTaken
 from provisioner.logs import redact
 from provisioner.simulator import FaultConfig, ManualClock, SimulatorState
 from provisioner.streamkap.client import StreamkapClient
+from provisioner.streamkap.client_credentials import login_works
 from provisioner.streamkap.project_key_answers import KafkaAcl
 from provisioner.streamkap.project_key_bodies import KafkaConfig, NewProjectKey, ProjectKeyChange
 from tests.support.factories import no_sleep, sim_client
@@ -100,7 +101,7 @@ async def test_a_login_with_the_keys_api_credential_moves_last_used_at(
     [unused] = await client.project_keys.list()
     assert unused.last_used_at is None
     clock.advance(timedelta(hours=2))
-    assert await client.credentials.verify(made.api.client_id, made.api.client_secret)
+    assert await login_works(client.requests, made.api.client_id, made.api.client_secret)
     [used] = await client.project_keys.list()
     assert used.last_used_at == clock()
 
@@ -160,7 +161,7 @@ async def test_a_patch_adding_api_access_delivers_credentials_that_log_in(
     patched = await client.project_keys.patch(made.project_key_id, adding)
     added = patched.new_api_credentials
     assert added is not None
-    assert await client.credentials.verify(added.client_id, added.client_secret)
+    assert await login_works(client.requests, added.client_id, added.client_secret)
     assert redact(added.client_secret.get_secret_value()) == "[redacted]"
 
 

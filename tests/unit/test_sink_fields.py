@@ -90,6 +90,7 @@ async def test_file_sink_stores_exactly_the_mapped_keys_and_reads_them_back(
     assert await sink.read("payments-api", "ingest") == "cid-1"
     found = await sink.read_record("payments-api", "ingest")
     assert found is not None
+    assert found.secret is not None
     assert (found.key, found.secret.get_secret_value(), found.role_ids) == (
         "payments-api/ingest",
         "cid-1-secret-value",
@@ -115,6 +116,7 @@ async def test_env_sink_uses_the_mapped_suffixes(tmp_path: Path) -> None:
     assert await sink.read("payments-api", "ingest") == "cid-1"
     found = await sink.read_record("payments-api", "ingest")
     assert found is not None
+    assert found.secret is not None
     assert found.secret.get_secret_value() == "cid-1-secret-value"
     await sink.delete("payments-api", "ingest", "cid-1")
     assert dotenv_values(tmp_path / "x.env") == {}

@@ -75,6 +75,7 @@ async def test_a_written_secret_reads_back_here_and_with_the_official_client(
     assert await sink.read("payments-api", "ingest_main") == "cid-1"
     found = await sink.read_record("payments-api", "ingest_main")
     assert found is not None
+    assert found.secret is not None
     assert (found.secret.get_secret_value(), found.role_ids) == ("s3cr3t-1", ("r1", "r2"))
 
     secret = kube.official().read_namespaced_secret(NAME, "payments")
@@ -306,6 +307,7 @@ async def test_mapped_fields_are_the_data_keys_and_read_back(kube: ServedKube) -
     finally:
         await sink.aclose()
     assert found is not None
+    assert found.secret is not None
     assert found.secret.get_secret_value() == "s3cr3t-1"
     secret = kube.official().read_namespaced_secret(NAME, "payments")
     data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}

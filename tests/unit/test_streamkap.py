@@ -143,6 +143,7 @@ async def test_create_returns_the_secret_once_and_listing_masks_it(
     client: StreamkapClient, state: SimulatorState
 ) -> None:
     created = await client.credentials.create(credential(description="Payments"))
+    assert created.secret is not None
     assert created.secret.get_secret_value() == state.secret_of(created.remote.client_id)
     assert created.remote.key == "api/ingest"
     assert created.remote.role_ids == frozenset({"role-admin"})
@@ -355,6 +356,7 @@ async def test_update_changes_roles_in_place(
     record = state.get(client_id)
     assert record is not None
     assert record.role_ids == ("role-read-only",)
+    assert created.secret is not None
     assert record.secret == created.secret.get_secret_value()
     assert client.credentials.patch_supported is True
 

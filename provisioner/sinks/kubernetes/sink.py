@@ -154,7 +154,7 @@ class KubernetesSink(RemoteSink):
                             )
                             continue
                         self._raise_for(answer, "update", name)
-                    return self._unsettled.settled(name, record.client_id, seen)
+                    return self._unsettled.settled(name, record.identity, seen)
                 raise SinkError(
                     self.name,
                     f"Secret {self._shown(name)} kept changing under us (409 Conflict on every "

@@ -137,10 +137,10 @@ class VaultSink(RemoteSink):
                 "POST", path, "write", _write_body(self._fields.to_document(record), cas)
             )
             if _cas_mismatch(response):
-                await self._after_conflict(path, cas, record.client_id)
+                await self._after_conflict(path, cas, record.identity)
                 return Previous(held, cas)
             self._raise_for(response, "write", path)
-            self._seen[path] = (record.client_id, self._written_version(response, path))
+            self._seen[path] = (record.identity, self._written_version(response, path))
             return Previous(held, cas)
 
     async def restore(
