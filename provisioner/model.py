@@ -424,6 +424,15 @@ class Reason(StrEnum):
     DRIFT_ROLES = "drift:roles"
     DRIFT_PERMISSIONS = "drift:permissions"
     DRIFT_SERVICE_ID = "drift:service_id"
+    # Project keys: changed in place (PATCH), their secrets kept.
+    DRIFT_NAME = "drift:name"
+    DRIFT_DESCRIPTION = "drift:description"
+    DRIFT_KAFKA = "drift:kafka"  # ACLs or the allow list
+    DRIFT_MCP = "drift:mcp"
+    ACCESS_ADDED = "access-added"  # Kafka or API access added (PATCH; its new secrets delivered)
+    # Project keys: an access removed, or what no PATCH changes (Kafka user, Schema Registry).
+    DRIFT_ACCESS = "drift:access"
+    DRIFT_KIND = "drift:kind"  # the manifest's `kind:` changed: the other kind's credential goes
     ROTATION = "rotation"
     FORCED = "forced"  # --replace KEY: replaced now, whatever its state
     # A rotation due or a superseded credential past its grace, left to a later run by the
@@ -433,6 +442,9 @@ class Reason(StrEnum):
     SUPERSEDED = "superseded"  # older than the credential the sinks hold, past grace
     ORPHAN = "orphan"  # marked, in no manifest: a delete with --prune, a noop without
     IN_GRACE = "in-grace"  # superseded, left live until the kept one is older than grace
+    # Superseded and past grace, but used since its successor was delivered: kept (grace_max).
+    IN_USE = "in-use"
+    DELETE_FAILED = "delete-failed"  # an earlier delete ended `delete_failed`: tried again
     UP_TO_DATE = "up-to-date"
     SINK_ERROR = "sink-error"  # blocked: the detail says which sink and why
 

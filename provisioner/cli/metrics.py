@@ -83,6 +83,11 @@ class Metrics:
         self._orphans = Gauge(
             "provisioner_last_run_orphans", "Orphans the last run kept.", registry=r
         )
+        self._in_use = Gauge(
+            "provisioner_credentials_in_use_past_grace",
+            "Superseded credentials kept past grace because they are still used (grace_max).",
+            registry=r,
+        )
         self._duration = Gauge(
             "provisioner_last_run_duration_seconds", "How long the last run took.", registry=r
         )
@@ -148,6 +153,7 @@ class Metrics:
             self._summary.labels(name).set(value)
         orphans = sum(1 for action in result.plan.actions if action.reason is Reason.ORPHAN)
         self._orphans.set(orphans)
+        self._in_use.set(result.plan.count(Kind.NOOP, Reason.IN_USE))
         # Make every outcome series exist from the first run, so rate() sees a 0 before a 1.
         for kind in (Kind.CREATE, Kind.REPLACE, Kind.DELETE):
             for status in Status:

@@ -2,8 +2,9 @@
 
 Counted: every change that ends a live credential's life, whatever the sinks hold (every replace,
 whatever its cause, and every delete), and every create for a key another owner holds. Not
-counted: other creates, updates in place, restores, and ending what an interrupted run left
-(younger than a day, held by no sink: see `plan.LEFTOVER_AGE`).
+counted: other creates, updates in place, restores, ending what an interrupted run left
+(younger than a day, held by no sink: see `plan.LEFTOVER_AGE`), and trying again a project key's
+delete that ended `delete_failed` (the run that asked for it counted it).
 
 Scheduled work never stops a run: rotations and deletes of superseded credentials past their
 grace are done, oldest key first, within what the budget leaves; the rest wait for later runs (a
@@ -111,6 +112,8 @@ def managed_count(plan: Plan) -> int:
 def counts(action: Action) -> bool:
     """Whether an action spends the budget: it ends a live credential's life, or it makes a
     credential of a key another owner holds (a wrong `owner:` would remake every key)."""
+    if action.kind is Kind.DELETE and action.reason is Reason.DELETE_FAILED:
+        return False  # a delete an earlier run made (and counted), tried again
     if action.kind in (Kind.DELETE, Kind.REPLACE):
         return not action.leftover  # what a killed run made and never delivered: nobody has it
     return action.kind is Kind.CREATE and action.taken_by is not None

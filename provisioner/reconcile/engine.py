@@ -47,7 +47,7 @@ WORKERS_PER_REQUEST = 2
 class Engine:
     """Runs write actions, up to twice `concurrency` credentials in progress at once."""
 
-    credentials: CredentialApi
+    credentials: CredentialApi  # client credentials
     sinks: Mapping[str, Sink]
     concurrency: int
     max_attempts: int = 6
@@ -62,10 +62,23 @@ class Engine:
     records: Mapping[str, SinkRecord] = field(default_factory=dict)
     # What the change budget leaves for updates the API can only make as replaces.
     allowance: Allowance = field(default_factory=lambda: Allowance(None))
+    # Project keys' API; None when the manifests ask for none (and none are to be deleted).
+    project_keys: CredentialApi | None = None
 
     def __post_init__(self) -> None:
-        self._listing = FreshListing(self.credentials)
+        self._apis: dict[CredentialKind, CredentialApi] = {
+            CredentialKind.CLIENT_CREDENTIAL: self.credentials
+        }
+        if self.project_keys is not None:
+            self._apis[CredentialKind.PROJECT_KEY] = self.project_keys
+        self._listings = {kind: FreshListing(api) for kind, api in self._apis.items()}
         self._failures_in_row = 0
+
+    def _api(self, kind: CredentialKind) -> CredentialApi:
+        api = self._apis.get(kind)
+        if api is None:  # the pipeline gives every API its plan names
+            raise ProvisionerError(f"no API for {kind} credentials in this run")
+        return api
 
     async def execute(self, actions: Sequence[Action]) -> list[Outcome]:
         """Carry out every write action; one failure never stops the others."""
@@ -126,7 +139,7 @@ class Engine:
     async def _perform(self, action: Action) -> str | None:
         if action.kind is Kind.DELETE:
             assert action.client_id is not None
-            await self.credentials.delete(action.client_id)
+            await self._api(action.credential_kind).delete(action.client_id)
             if action.reason is Reason.ORPHAN:
                 await self._clean_sinks(action.key, action.client_id)
             return action.client_id
@@ -134,31 +147,74 @@ class Engine:
         if action.kind is Kind.RESTORE:
             await self._copy_record(action, action.desired)
             return action.client_id
+        api = self._api(action.desired.kind)
+        known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
         if action.kind is Kind.UPDATE:
-            if await self._updated(action):
-                return action.client_id
+            try:
+                if await self._updated(action):
+                    return action.client_id
+            except AccessUndone:
+                return await self._recreate(action.desired, known)
             if not self.allowance.take():  # a replace the plan did not count: re-checked here
                 raise OverBudget(
                     "the API cannot change roles in place, and a replace is beyond the change "
                     "budget this run; a later run replaces it"
                 )
-        known = {cid for cid in (action.client_id, *action.retire, *action.known) if cid}
         created = await self._create(action.desired, known)
         await self._deliver_or_undo(action.desired, created)
         for old in action.retire:
-            await self.credentials.delete(old)
+            await api.delete(old)
         return created.remote.client_id
 
     async def _updated(self, action: Action) -> bool:
-        """Change roles in place; False when the API cannot (then the caller replaces)."""
+        """Change it in place; False when the API cannot (then the caller replaces).
+
+        An access the change added (a project key given Kafka or API access) is delivered to
+        every sink with the secrets the sinks already hold; if that fails, AccessUndone.
+        """
         assert action.desired is not None
         assert action.client_id is not None
         try:
-            await self.credentials.update(action.client_id, action.desired)
+            added = await self._api(action.desired.kind).update(action.client_id, action.desired)
         except PatchUnsupported:
             return False
-        await self._refresh_records(action.desired, action.client_id, action.targets)
+        if added is None:
+            await self._refresh_records(action.desired, action.client_id, action.targets)
+        else:
+            await self._deliver_added(action, action.desired, added)
         return True
+
+    async def _deliver_added(
+        self, action: Action, desired: DesiredCredential, added: CreatedCredential
+    ) -> None:
+        """Deliver an access a PATCH just added, beside the secrets each sink holds; if a sink
+        still fails, put every sink back and delete the key (no PATCH takes an access back):
+        its new secret must not outlive the run. Then AccessUndone: the caller makes it anew."""
+        key_id = added.remote.client_id
+        readable = [self.sinks[name] for name in action.targets]
+        held = await self._held_record(readable, desired, key_id)
+        base = refreshed(desired, held) if held is not None else new_record(desired, added)
+        record = dataclasses.replace(
+            base,
+            client_id=added.api_client_id if added.secret is not None else base.client_id,
+            secret=added.secret or base.secret,
+            kafka=added.kafka or base.kafka,
+            project_key_id=key_id,
+        )
+        failures, delivered = await self._deliver_all(desired, record)
+        if not failures:
+            return
+        log.warning("access.undo", key=desired.key, client_id=key_id, error=str(failures[0]))
+        undo_error = await self._undo(desired, key_id, delivered)
+        if undo_error is not None:
+            raise SinkError(failures[0].sink, f"{failures[0]}; and the undo failed: {undo_error}")
+        raise AccessUndone(str(failures[0]))
+
+    async def _recreate(self, desired: DesiredCredential, known: set[str]) -> str:
+        """After an added access was undone (its key deleted): a new key, delivered or undone."""
+        created = await self._create(desired, known)
+        await self._deliver_or_undo(desired, created)
+        return created.remote.client_id
 
     async def _refresh_records(
         self, desired: DesiredCredential, client_id: str, targets: Sequence[str]
@@ -240,36 +296,53 @@ class Engine:
 
     async def _create(self, desired: DesiredCredential, known: set[str]) -> CreatedCredential:
         """Create; after an unknown outcome, delete what the lost attempt made, then try again."""
+        api, listing = self._api(desired.kind), self._listings[desired.kind]
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return await self.credentials.create(desired)
+                return await api.create(desired)
             except UnusableCreate as exc:
                 # Its secret must reach no sink: the credential goes before the action fails.
                 log.error("create.unusable", key=desired.key, client_id=exc.client_id)
                 with anyio.CancelScope(shield=True):
-                    await self.credentials.delete(exc.client_id)
+                    await api.delete(exc.client_id)
                 raise
             except AmbiguousCreate as exc:
-                ticket = self._listing.ticket()
+                ticket = listing.ticket()
                 log.warning("create.ambiguous", key=desired.key, attempt=attempt, error=str(exc))
                 # Even when giving up: a credential the lost attempt made must not outlive us.
-                await self._remove_leftovers(desired.owned_key, known, ticket)
+                await self._remove_leftovers(desired, known, ticket)
                 if attempt == self.max_attempts:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _remove_leftovers(self, key: str, known: set[str], ticket: int) -> None:
-        """Delete what a lost create made: `key` is owner-qualified, so no other owner's goes."""
-        for credential in await self._listing.after(ticket):
+    async def _remove_leftovers(
+        self, desired: DesiredCredential, known: set[str], ticket: int
+    ) -> None:
+        """Delete what a lost create made: the key is owner-qualified, so no other owner's goes."""
+        key, api = desired.owned_key, self._api(desired.kind)
+        for credential in await self._listings[desired.kind].after(ticket):
             if credential.key == key and credential.client_id not in known:
                 log.warning("create.leftover_deleted", key=key, client_id=credential.client_id)
-                await self.credentials.delete(credential.client_id)
+                await api.delete(credential.client_id)
 
     async def _deliver_or_undo(
         self, desired: DesiredCredential, created: CreatedCredential
     ) -> None:
         """Write to every sink concurrently; if any still fails, take the credential back."""
-        record = new_record(desired, created)
+        failures, delivered = await self._deliver_all(desired, new_record(desired, created))
+        if failures:
+            undo_error = await self._undo(desired, created.remote.client_id, delivered)
+            if undo_error is not None:
+                raise SinkError(
+                    failures[0].sink, f"{failures[0]}; and the undo failed: {undo_error}"
+                )
+            raise failures[0]
+
+    async def _deliver_all(
+        self, desired: DesiredCredential, record: SinkRecord
+    ) -> tuple[list[SinkError], list[tuple[Sink, Previous]]]:
+        """Write to every sink concurrently: what failed, and each sink written with what it
+        held before."""
         failures: list[SinkError] = []
         delivered: list[tuple[Sink, Previous]] = []  # each sink, and what the write replaced
 
@@ -292,23 +365,17 @@ class Engine:
             async with anyio.create_task_group() as group:
                 for name in desired.sinks:
                     group.start_soon(deliver, self.sinks[name])
-        if failures:
-            undo_error = await self._undo(desired, created, delivered)
-            if undo_error is not None:
-                raise SinkError(
-                    failures[0].sink, f"{failures[0]}; and the undo failed: {undo_error}"
-                )
-            raise failures[0]
+        return failures, delivered
 
     async def _undo(
         self,
         desired: DesiredCredential,
-        created: CreatedCredential,
+        client_id: str,
         delivered: list[tuple[Sink, Previous]],
     ) -> ProvisionerError | None:
-        """Put back what each sink held before, then delete the new credential; return what
-        failed, if anything. A replace's consumers so keep the old secret, which stays live."""
-        client_id = created.remote.client_id
+        """Put back what each sink held before, then delete the credential `client_id`; return
+        what failed, if anything. A replace's consumers so keep the old secret, which stays
+        live."""
         log.warning("credential.undo", key=desired.key, client_id=client_id)
         failed: ProvisionerError | None = None
         with anyio.CancelScope(shield=True):
@@ -316,7 +383,7 @@ class Engine:
             for sink, previous in delivered:
                 failed = failed or await self._restore(desired, client_id, sink, previous)
             try:
-                await self.credentials.delete(client_id)
+                await self._api(desired.kind).delete(client_id)
             except ProvisionerError as exc:  # the next run deletes it as a credential no sink holds
                 log.error("credential.undo_failed", key=desired.key, error=str(exc))
                 failed = failed or exc
@@ -341,6 +408,10 @@ class Engine:
 
 class OverBudget(Exception):
     """A change the plan did not count (an update turned replace) and the budget cannot take."""
+
+
+class AccessUndone(Exception):
+    """An access a PATCH added could not be delivered: its key was deleted, to be made anew."""
 
 
 def new_record(desired: DesiredCredential, created: CreatedCredential) -> SinkRecord:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 import anyio
 import structlog
 
-from provisioner.errors import ProvisionerError, SinkError, first_error
+from provisioner.errors import ApiError, ProvisionerError, SinkError, first_error
 from provisioner.model import (
     Action,
+    CredentialKind,
     DesiredCredential,
     Holdings,
     Kind,
@@ -35,8 +36,13 @@ async def observe(
     concurrency: int,
     *,
     failed_checks: Mapping[str, SinkError] | None = None,
+    prune: bool = False,
 ) -> Observed:
     """Roles, remote credentials and sink holdings, read at once: each is mostly waiting.
+
+    Project keys are listed when a manifest asks for one, or with `prune` (an orphaned key is
+    pruned too); then an API without them (404), or a login that may not read them (403), only
+    means there are none to prune.
 
     Each sink is checked first (`Sink.check`: once per sink, not once per credential), unless
     `failed_checks` gives the outcome of the session's checks; the credentials naming a sink that
@@ -62,12 +68,34 @@ async def observe(
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_into, roles, client.list_roles())
-            group.start_soon(_into, remote, client.credentials.list())
+            group.start_soon(_into, remote, list_remote(client, desired, prune=prune))
             group.start_soon(checked_then_read)
     except BaseExceptionGroup as failed:  # one failure cancels the other reads: report it alone
         raise first_error(failed) from None
     holdings, blocked = held[0]
     return Observed(roles[0], remote[0], holdings, blocked)
+
+
+async def list_remote(
+    client: StreamkapClient, desired: Sequence[DesiredCredential], *, prune: bool
+) -> list[RemoteCredential]:
+    """Every remote credential of the kinds this run concerns (see `observe`)."""
+    wanted = {credential.kind for credential in desired}
+    listed: list[Sequence[RemoteCredential]] = []
+
+    async def project_keys() -> None:
+        try:
+            listed.append(await client.api(CredentialKind.PROJECT_KEY).list())
+        except ApiError as exc:
+            if CredentialKind.PROJECT_KEY in wanted or exc.status not in (403, 404):
+                raise
+            log.warning("project_keys.unlisted", status=exc.status, detail="none pruned")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(_into, listed, client.credentials.list())
+        if prune or CredentialKind.PROJECT_KEY in wanted:
+            group.start_soon(project_keys)
+    return [credential for listing in listed for credential in listing]
 
 
 async def check_sinks(
@@ -101,7 +129,7 @@ async def check_sinks(
 
 
 async def prove_sources(
-    credentials: CredentialApi,
+    apis: Callable[[CredentialKind], CredentialApi],
     sinks: Mapping[str, Sink],
     actions: Sequence[Action],
     concurrency: int,
@@ -118,7 +146,7 @@ async def prove_sources(
     proven: dict[str, SinkRecord] = {}
 
     async def prove(action: Action) -> None:
-        record = await _proven(credentials, sinks, action)
+        record = await _proven(apis(action.credential_kind), sinks, action)
         if record is not None:
             proven[action.key] = record
 

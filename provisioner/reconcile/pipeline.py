@@ -20,7 +20,7 @@ import structlog
 from provisioner.errors import BudgetExceeded, SinkError, UsageError, did_you_mean
 from provisioner.manifest import Manifests, load_manifests
 from provisioner.manifest.unused import warn_if_sink_unused
-from provisioner.model import Allowance, Planned, RunResult
+from provisioner.model import Allowance, CredentialKind, Plan, Planned, Reason, RunResult
 from provisioner.reconcile.budget import within_budget
 from provisioner.reconcile.engine import Engine
 from provisioner.reconcile.observe import observe, prove_sources
@@ -28,6 +28,7 @@ from provisioner.reconcile.plan import plan
 from provisioner.reconcile.resolve import resolve_roles
 from provisioner.reconcile.session import Job, Session, open_session
 from provisioner.runtime import Halt, Observer, Unobserved, observing
+from provisioner.streamkap import CredentialApi
 
 log = structlog.get_logger("provisioner.pipeline")
 _SHOWN_KEYS = 5  # keys named in a log event about many
@@ -80,6 +81,7 @@ async def make_plan(
         session.sinks,
         session.settings.concurrency,
         failed_checks=session.failed_checks,
+        prune=prune,
     )
     causes = {key: str(error) for key, error in observed.blocked.items()}
     with collector_paused():
@@ -98,7 +100,7 @@ async def make_plan(
         result = planner()
     # A restore copies a secret from a sibling sink: proven first by one login with it.
     records, unproven = await prove_sources(
-        session.client.credentials, session.sinks, result.actions, session.settings.concurrency
+        session.client.api, session.sinks, result.actions, session.settings.concurrency
     )
     with collector_paused():
         if unproven:
@@ -108,6 +110,14 @@ async def make_plan(
     counts = {str(kind): count for kind, count in result.counts.items()}
     log.info("plan.ready", actions=len(result.actions), deferred=verdict.deferred, **counts)
     # People read it once per cause in the plan (cli.render.blocked_lines); this is diagnostics.
+    for action in result.actions:  # each run says so, until they are unused or grace_max ends
+        if action.reason is Reason.IN_USE:
+            log.warning(
+                "credential.in_use_past_grace",
+                key=action.key,
+                client_id=action.client_id,
+                detail=action.detail,
+            )
     for cause, keys in _by_cause(observed.blocked).items():
         log.debug("plan.blocked", error=cause, credentials=len(keys), keys=keys[:_SHOWN_KEYS])
     refusal = verdict.refusal() if verdict.exceeded else None
@@ -148,6 +158,7 @@ async def _apply(
             observer=observer,
             records=planned.records,
             allowance=Allowance(planned.room),
+            project_keys=_project_keys(session, the_plan),
         )
         runnable = [action for action in the_plan.actions if action.key not in blocked]
         # The observer sees the blocked ones too: to say, once per cause, what was not planned.
@@ -184,6 +195,14 @@ async def apply_job(
     async with open_session(job, manifests, lock=True, halt=halt) as session:
         with observer or nullcontext(Unobserved()) as seen:
             return await apply(session, prune=job.prune, replace=job.replace, observer=seen)
+
+
+def _project_keys(session: Session, the_plan: Plan) -> CredentialApi | None:
+    """The project keys' API, when the plan has work for it."""
+    kind = CredentialKind.PROJECT_KEY
+    if any(action.credential_kind is kind for action in the_plan.actions if action.writes):
+        return session.client.api(kind)
+    return None
 
 
 def _by_cause(blocked: Mapping[str, SinkError]) -> dict[str, list[str]]:

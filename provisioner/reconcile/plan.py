@@ -10,13 +10,18 @@ from datetime import UTC, datetime, timedelta
 from provisioner.manifest.durations import format_duration
 from provisioner.model import (
     DEFAULT_OWNER,
+    AclEntry,
     Action,
+    CredentialKind,
     DesiredCredential,
     Holdings,
+    KafkaAccess,
     Kind,
+    McpScope,
     Plan,
     Reason,
     RemoteCredential,
+    State,
     split_owner,
 )
 
@@ -26,6 +31,20 @@ FORCED_DETAIL = "--replace"
 #: not spend the change budget, and a crashed run is repaired by the next one. Older, it may be
 #: in use through a sink that is gone (a path pointed elsewhere): it counts.
 LEFTOVER_AGE = timedelta(days=1)
+#: What each kind changes in place (PATCH, its secrets kept); any other drift replaces it.
+IN_PLACE = {
+    CredentialKind.CLIENT_CREDENTIAL: frozenset({Reason.DRIFT_ROLES}),
+    CredentialKind.PROJECT_KEY: frozenset(
+        {
+            Reason.DRIFT_ROLES,
+            Reason.DRIFT_NAME,
+            Reason.DRIFT_DESCRIPTION,
+            Reason.DRIFT_KAFKA,
+            Reason.DRIFT_MCP,
+            Reason.ACCESS_ADDED,
+        }
+    ),
+}
 
 
 def plan(
@@ -55,22 +74,35 @@ def plan(
     unique: dict[str, RemoteCredential] = {}
     for credential in remote:  # a credential listed twice is no duplicate of itself
         unique.setdefault(credential.client_id, credential)
+    failed_deletes: list[Action] = []
     for credential in unique.values():
-        if credential.key is not None:  # unmarked credentials are never ours to touch
-            by_key[credential.key].append(credential)
+        if credential.key is None:  # unmarked credentials are never ours to touch
+            continue
+        if credential.state is State.DELETING:  # on its way out: neither live nor an orphan
+            continue
+        if credential.state is State.DELETE_FAILED:
+            their_owner, key = split_owner(credential.key)
+            if their_owner == owner:
+                failed_deletes.append(_delete_again(key, credential))
+            continue
+        by_key[credential.key].append(credential)
     taken = _taken(by_key, owner)
     actions: list[Action] = []
     for wanted in desired:
-        found = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
+        marked = sorted(by_key.pop(wanted.owned_key, ()), key=_age_order)
         if wanted.key in blocked:
-            actions.append(_blocked(wanted, found, blocked[wanted.key]))
+            actions.append(_blocked(wanted, marked, blocked[wanted.key]))
             continue
+        found = [c for c in marked if c.kind is wanted.kind]
         held = holdings.get(wanted.key, {})
         forced, heal = wanted.key in replace, wanted.key not in unproven
         planned = _reconcile(wanted, found, held, now, forced=forced, heal=heal)
         if planned[0].kind is Kind.CREATE and wanted.key in taken:
             planned[0] = dataclasses.replace(planned[0], taken_by=taken[wanted.key])
         actions.extend(_dated(action, now) for action in planned)
+        other_kind = [c for c in marked if c.kind is not wanted.kind]
+        actions.extend(_kind_changed(wanted, other_kind, found, planned[0], now, held))
+    actions.extend(failed_deletes)
     others: Counter[str] = Counter()
     for qualified, leftovers in by_key.items():
         their_owner, key = split_owner(qualified)
@@ -78,7 +110,74 @@ def plan(
             others[their_owner] += len(leftovers)
             continue
         actions.extend(_orphan(key, credential, prune) for credential in leftovers)
-    return Plan(tuple(actions), other_owners=tuple(sorted(others.items())))
+    kinds = {credential.client_id: credential.kind for credential in unique.values()}
+    return Plan(
+        tuple(_on_api(action, kinds) for action in actions),
+        other_owners=tuple(sorted(others.items())),
+    )
+
+
+def _on_api(action: Action, kinds: Mapping[str, CredentialKind]) -> Action:
+    """The action with the API its credential lives on: the listed one's, else the manifest's."""
+    if action.client_id is not None and action.client_id in kinds:
+        kind = kinds[action.client_id]
+    elif action.desired is not None:
+        kind = action.desired.kind
+    else:
+        return action
+    return (
+        action
+        if kind is action.credential_kind
+        else dataclasses.replace(action, credential_kind=kind)
+    )
+
+
+def _delete_again(key: str, credential: RemoteCredential) -> Action:
+    """A project key whose deletion failed: tried again each run, and reported, never kept."""
+    detail = "an earlier delete ended delete_failed; deleting again"
+    return Action(
+        Kind.DELETE,
+        key,
+        Reason.DELETE_FAILED,
+        None,
+        credential.client_id,
+        detail=detail,
+        created_at=credential.created_at,
+    )
+
+
+def _kind_changed(
+    wanted: DesiredCredential,
+    other_kind: Sequence[RemoteCredential],
+    found: Sequence[RemoteCredential],
+    first: Action,
+    now: datetime,
+    held: Mapping[str, str | None],
+) -> list[Action]:
+    """Credentials of the key on the other API (its manifest `kind:` changed): left live until
+    one of the new kind is held by the sinks, then retired like a superseded one (grace)."""
+    kept = next((c for c in found if c.client_id == first.client_id), None)
+    settled = first.kind in (Kind.NOOP, Kind.UPDATE, Kind.RESTORE) and kept is not None
+    actions = []
+    for credential in other_kind:
+        if not settled or kept is None:
+            detail = f"its key is now a {wanted.kind}; deleted once that one is delivered"
+            actions.append(
+                Action(
+                    Kind.NOOP,
+                    wanted.key,
+                    Reason.DRIFT_KIND,
+                    None,
+                    credential.client_id,
+                    detail=detail,
+                )
+            )
+            continue
+        retired = _other(wanted, credential, kept, now, held)
+        if retired.kind is Kind.DELETE:
+            retired = dataclasses.replace(retired, reason=Reason.DRIFT_KIND, leftover=False)
+        actions.append(retired)
+    return actions
 
 
 def _taken(by_key: Mapping[str, Sequence[RemoteCredential]], owner: str) -> dict[str, str]:
@@ -277,10 +376,14 @@ def _keep_or_replace(
         return _forced_over_grace(wanted, kept, known, in_grace)
     if in_grace:  # (only with a grace: without one, the others are deleted this run)
         return _wait_for_others(wanted, kept, reason, detail, in_grace)
-    # Roles alone can change in place, keeping client_id and secret (the engine replaces
-    # instead if the API has no PATCH); anything else needs a new credential.
-    roles_only = len(drifts) == 1 and reason is Reason.DRIFT_ROLES and wanted.role_ids
-    kind = Kind.UPDATE if roles_only else Kind.REPLACE
+    # Some drifts change in place, keeping ids and secrets (for client credentials the roles
+    # alone, and the engine replaces instead if the API has no PATCH); any other needs a new one.
+    in_place = all(drift in IN_PLACE[wanted.kind] for drift, _ in drifts)
+    if wanted.kind is CredentialKind.CLIENT_CREDENTIAL:
+        in_place = in_place and bool(wanted.role_ids)
+    else:  # every reason a key changes for, most telling first
+        detail = "; ".join(text for _, text in drifts)
+    kind = Kind.UPDATE if in_place else Kind.REPLACE
     retire = () if grace_of(wanted) else (kept.client_id,)
     return Action(
         kind,
@@ -348,6 +451,8 @@ def _other(
     grace = grace_of(wanted)
     # An undated kept credential cannot be said to be young: it holds nothing in grace.
     if not grace or kept.created_at is None or _age(kept, now) >= grace:
+        if reason is Reason.SUPERSEDED and (in_use := _in_use(wanted, other, kept, now)):
+            return in_use
         detail = f"the sinks hold {kept.client_id}"
         leftover = _leftover(other, now, held, wanted)
         return Action(
@@ -356,6 +461,28 @@ def _other(
     until = _when(_plus(kept.created_at, grace))
     detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
     return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
+
+
+def _in_use(
+    wanted: DesiredCredential, old: RemoteCredential, kept: RemoteCredential, now: datetime
+) -> Action | None:
+    """A superseded credential past its grace that was used after its successor was made (so
+    some consumer still reads the old secret): kept, and reported, until `grace_max` ends.
+
+    None (delete it) without `grace_max`, when the API does not say when it was used, when it
+    was not used since, or once `grace_max` has run out.
+    """
+    if wanted.grace_max is None or old.last_used_at is None or kept.created_at is None:
+        return None
+    if _aware(old.last_used_at) <= _aware(kept.created_at) or _age(kept, now) >= wanted.grace_max:
+        return None
+    until = _when(_plus(kept.created_at, wanted.grace_max))
+    detail = (
+        f"the sinks hold {kept.client_id}, but it was used at {_when(old.last_used_at)}, after "
+        f"that one was made; kept while in use, at most until {until} (grace_max "
+        f"{format_duration(wanted.grace_max)})"
+    )
+    return Action(Kind.NOOP, wanted.key, Reason.IN_USE, None, old.client_id, detail=detail)
 
 
 def _leftover(
@@ -390,6 +517,8 @@ def _forced(forced: bool) -> tuple[Reason, str] | None:
 
 def _drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tuple[Reason, str]]:
     """How the live credential differs from the manifest, most telling first."""
+    if wanted.kind is CredentialKind.PROJECT_KEY:
+        return _key_drifts(wanted, current)
     found = []
     if current.role_ids != frozenset(wanted.role_ids):
         found.append((Reason.DRIFT_ROLES, _change("roles", current.role_ids, wanted.role_ids)))
@@ -403,6 +532,75 @@ def _drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tuple[
         change = _change("service_id", [current.service_id or ""], [wanted.service_id])
         found.append((Reason.DRIFT_SERVICE_ID, change))
     return found
+
+
+def _key_drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tuple[Reason, str]]:
+    """How a live project key differs from the manifest: what a PATCH cannot change first."""
+    has = {"API": current.api_client_id is not None, "Kafka": current.kafka is not None}
+    wants = {"API": wanted.wants_api, "Kafka": wanted.kafka is not None}
+    found: list[tuple[Reason, str]] = []
+    removed = [name for name in has if has[name] and not wants[name]]
+    if removed:
+        found.append((Reason.DRIFT_ACCESS, f"removes {' and '.join(removed)} access"))
+    if wanted.kafka is not None and current.kafka is not None:
+        found.extend(_kafka_drifts(wanted.kafka, current.kafka))
+    permissions = current.permission_ids
+    if has["API"] and permissions is not None and permissions != frozenset(wanted.permission_ids):
+        change = _change("permissions", permissions, wanted.permission_ids)
+        found.append((Reason.DRIFT_PERMISSIONS, change))
+    if wanted.service_id is not None and current.service_id != wanted.service_id:
+        change = _change("service_id", [current.service_id or ""], [wanted.service_id])
+        found.append((Reason.DRIFT_SERVICE_ID, change))
+    added = [name for name in has if wants[name] and not has[name]]
+    if added:
+        found.append((Reason.ACCESS_ADDED, f"adds {' and '.join(added)} access"))
+    if has["API"] and wanted.wants_api and current.role_ids != frozenset(wanted.role_ids):
+        found.append((Reason.DRIFT_ROLES, _change("roles", current.role_ids, wanted.role_ids)))
+    if current.name is not None and current.name != wanted.key:
+        found.append((Reason.DRIFT_NAME, f"name {current.name} -> {wanted.key}"))
+    if current.description != wanted.remote_description:
+        found.append((Reason.DRIFT_DESCRIPTION, "description"))
+    if (current.mcp or McpScope()) != (wanted.mcp or McpScope()):
+        found.append((Reason.DRIFT_MCP, _mcp_change(current.mcp, wanted.mcp)))
+    return found
+
+
+def _kafka_drifts(wanted: KafkaAccess, current: KafkaAccess) -> list[tuple[Reason, str]]:
+    """Kafka access on both sides: a new user or Schema Registry replaces; ACLs and the allow
+    list change in place. A derived username is the key's own and cannot drift; one the
+    manifest names is the Kafka user's readable part (before its generation suffix)."""
+    found: list[tuple[Reason, str]] = []
+    user = (current.username or "").rsplit("-", 1)[0]
+    if wanted.username is not None and user != wanted.username:
+        found.append((Reason.DRIFT_ACCESS, f"Kafka user {user} -> {wanted.username}"))
+    if wanted.schema_registry != current.schema_registry:
+        change = f"schema_registry {current.schema_registry} -> {wanted.schema_registry}"
+        found.append((Reason.DRIFT_ACCESS, change.lower()))
+    changed = []
+    if wanted.acls != current.acls:
+        changed.append(_change("acls", map(_acl, current.acls), map(_acl, wanted.acls)))
+    if wanted.allow_ips != current.allow_ips:
+        changed.append(_change("allow_ips", current.allow_ips, wanted.allow_ips))
+    if changed:
+        found.append((Reason.DRIFT_KAFKA, "; ".join(changed)))
+    return found
+
+
+def _acl(entry: AclEntry) -> str:
+    """`READ topic orders.*`: one ACL as people read it (`*`: a prefix)."""
+    prefix = "*" if entry.pattern == "PREFIXED" else ""
+    return f"{entry.operation} {entry.resource.lower()} {entry.name}{prefix}"
+
+
+def _mcp_change(current: McpScope | None, wanted: McpScope | None) -> str:
+    def shown(scope: McpScope | None) -> str:
+        scope = scope or McpScope()
+        parts = [f"profile {scope.profile or 'none'}"]
+        parts += [f"allow {','.join(sorted(scope.allow))}"] * bool(scope.allow)
+        parts += [f"block {','.join(sorted(scope.block))}"] * bool(scope.block)
+        return " ".join(parts)
+
+    return f"mcp {shown(current)} -> {shown(wanted)}"
 
 
 def _rotation(

@@ -7,9 +7,11 @@ Built over a `Requests` (the one request path: retry, breaker, tokens, pool, pac
 
 from __future__ import annotations
 
-from provisioner.model import Role
+from provisioner.errors import ProvisionerError
+from provisioner.model import CredentialKind, Role
 from provisioner.streamkap import answers
 from provisioner.streamkap.client_credentials import ClientCredentials
+from provisioner.streamkap.credentials import CredentialApi
 from provisioner.streamkap.project_keys import ProjectKeys
 from provisioner.streamkap.requests import Call, Requests
 
@@ -26,6 +28,12 @@ class StreamkapClient:
         self.requests = requests
         self.credentials = ClientCredentials(requests)
         self.project_keys = ProjectKeys(requests)
+
+    def api(self, kind: CredentialKind) -> CredentialApi:
+        """The `CredentialApi` of one kind of credential."""
+        if kind is CredentialKind.CLIENT_CREDENTIAL:
+            return self.credentials
+        raise ProvisionerError(f"no API for {kind} credentials yet")  # wired at merge
 
     async def __aenter__(self) -> StreamkapClient:
         return self
