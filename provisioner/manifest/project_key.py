@@ -110,7 +110,12 @@ class AclSpec(_Strict):
             "oneOf": [{"required": ["topic"]}, {"required": ["group"]}],
             "if": {"required": ["group"]},
             "then": {
-                "properties": {"operations": {"items": {"pattern": _any_case(OPERATIONS["GROUP"])}}}
+                "properties": {
+                    "operations": {
+                        "description": "A group takes DELETE, DESCRIBE, READ.",
+                        "items": {"pattern": _any_case(OPERATIONS["GROUP"])},
+                    }
+                }
             },
         },
     )
