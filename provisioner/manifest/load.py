@@ -593,6 +593,8 @@ def _message(error: Any, fields: Iterable[str] = FIELD_NAMES) -> str:
         return "must name at least one operation"
     if kind == "too_short":
         return "must not be empty (leave the field out instead)"
+    if kind == "string_too_short":
+        return "must not be empty"
     if kind == "missing":
         return "required field is missing"
     if kind == "string_type" and last in _DURATIONS:
