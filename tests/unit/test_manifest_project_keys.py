@@ -563,3 +563,17 @@ def test_the_schema_refuses_what_validation_refuses(change: dict[str, object]) -
     document = yaml.safe_load(one_key("kind: project-key\nroles: [A]"))
     document["services"][0]["credentials"][0].update(change)
     assert _schema_errors(document) != []
+
+
+def test_the_readme_example_of_a_service_that_reads_topics_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("### Project keys", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.yaml"
+    path.write_text(example, encoding="utf-8")
+    (stream,) = load_manifests([path]).credentials
+    assert stream.kind is CredentialKind.PROJECT_KEY
+    assert stream.kafka is not None
+    assert len(stream.kafka.acls) == 3
+    assert stream.kafka.schema_registry
+    assert stream.mcp == McpScope(profile="read-only", block=frozenset({"delete_pipeline"}))
+    assert stream.grace_max == timedelta(days=7)
