@@ -15,6 +15,7 @@ from pydantic import (
 
 from provisioner.manifest.durations import PATTERN as DURATION_PATTERN
 from provisioner.manifest.durations import parse_duration
+from provisioner.manifest.project_key import AclSpec, KafkaSpec, McpSpec
 from provisioner.model import MAX_DESCRIPTION
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -46,6 +47,14 @@ _GRACE = (
     "How long a replaced credential stays live after its successor was delivered, e.g. 1h "
     "(units: s, m, h, d, w); 0s by default."
 )
+_GRACE_MAX = (
+    "After a replacement, keep the old credential past `grace` while it is still used, at most "
+    "this long (units: s, m, h, d, w); at least `grace`. Without it the old one goes at `grace`."
+)
+_KIND = (
+    "client-credential (the default: API access only) or project-key (API access, Kafka "
+    "access and MCP scoping in one credential)."
+)
 
 
 class _Inheritable(_Strict):
@@ -58,6 +67,10 @@ class _Inheritable(_Strict):
     sinks: list[Name] | None = Field(default=None, description=_SINKS)
     rotate_after: Duration | None = Field(default=None, description=_ROTATE)
     grace: Duration | None = Field(default=None, description=_GRACE)
+    grace_max: Duration | None = Field(default=None, description=_GRACE_MAX)
+    kind: Literal["client-credential", "project-key"] | None = Field(
+        default=None, description=_KIND
+    )
 
 
 class DefaultsSpec(_Inheritable):
@@ -75,6 +88,16 @@ class CredentialSpec(_Inheritable):
         None,
         description="Free text; the remote description gets the ownership marker "
         f"[provisioner:<key>] appended, and with it may be at most {MAX_DESCRIPTION} characters.",
+    )
+    kafka: KafkaSpec | None = Field(
+        default=None,
+        description="Kafka access of a project key (`kind: project-key`): a Kafka user with "
+        "these ACLs.",
+    )
+    mcp: McpSpec | None = Field(
+        default=None,
+        description="Which tools of Streamkap's MCP server the project key's API access may "
+        "call (`kind: project-key`, with roles or permissions).",
     )
 
 
@@ -131,7 +154,15 @@ FIELD_NAMES = tuple(
     sorted(
         {
             name
-            for model in (ManifestDocument, DefaultsSpec, ServiceSpec, CredentialSpec)
+            for model in (
+                ManifestDocument,
+                DefaultsSpec,
+                ServiceSpec,
+                CredentialSpec,
+                KafkaSpec,
+                AclSpec,
+                McpSpec,
+            )
             for name in model.model_fields
         }
     )

@@ -26,9 +26,17 @@ from provisioner.manifest.format import (
     ServiceSpec,
     SinkSpec,
 )
+from provisioner.manifest.project_key import MAX_USERNAME
 from provisioner.manifest.stored import StoredNames
 from provisioner.manifest.yamlfile import TooLarge, YamlFile, YamlProblem, read_yaml, size_text
-from provisioner.model import DEFAULT_OWNER, DesiredCredential, Origin
+from provisioner.model import (
+    DEFAULT_OWNER,
+    CredentialKind,
+    DesiredCredential,
+    KafkaAccess,
+    McpScope,
+    Origin,
+)
 from provisioner.sinks import SinkDefinition, sink_type
 
 T = TypeVar("T")
@@ -38,6 +46,9 @@ _NO_GRACE = timedelta(0)  # one object for the many credentials without a grace
 #: credentials as people write them (~150 bytes each) with room to spare; memory grows with the
 #: credentials, not the file count (docs/limits.md).
 MAX_TOTAL_BYTES = 32 * 1024 * 1024
+#: The longest project key name the API takes; a project key's name is its key.
+MAX_PROJECT_KEY_NAME = 100
+_DURATIONS = frozenset({"rotate_after", "grace", "grace_max"})
 
 
 @dataclass(frozen=True)
@@ -105,9 +116,13 @@ class _Draft:
     sinks_at: Origin
     rotate_after: timedelta | None
     grace: timedelta
+    grace_max: timedelta | None
     origin: Origin
     roles_origin: Origin
-    access_problem: tuple[Origin, str] | None
+    problems: tuple[tuple[Origin, str], ...]  # found in the document; reported once sinks are
+    kind: CredentialKind
+    kafka: KafkaAccess | None
+    mcp: McpScope | None
 
 
 class _Loader:
@@ -230,6 +245,7 @@ class _Loader:
                     )
                 credentials.append(credential)
             drafts.clear()  # each document's drafts go as its credentials come
+        self._check_kafka_usernames(credentials)
         for raw, origin in self.invalid:
             self._check_sink_references(raw, origin)
         stored = StoredNames(self.sinks, lambda origin: _where(self.files, origin))
@@ -238,6 +254,22 @@ class _Loader:
             # A default inherited by many credentials is wrong once, not once per credential.
             raise ManifestError(list(dict.fromkeys(self.problems)))
         return Manifests(tuple(credentials), self.sinks, self.files, owner)
+
+    def _check_kafka_usernames(self, credentials: Sequence[DesiredCredential]) -> None:
+        """Two project keys asking for one Kafka username: the API keeps usernames unique."""
+        first: dict[str, DesiredCredential] = {}
+        for credential in credentials:
+            username = credential.kafka.username if credential.kafka else None
+            if username is None:
+                continue
+            other = first.setdefault(username, credential)
+            if other is not credential:
+                at = other.origin.child("kafka", "username")
+                self._problem(
+                    credential.origin.child("kafka", "username"),
+                    f"{credential.key!r} and {other.key!r} (at {_where(self.files, at)}) both "
+                    f"ask for Kafka username {username!r}: give each its own",
+                )
 
     def _owner(self) -> str:
         """The run's owner: every document that names one must name the same one."""
@@ -296,9 +328,28 @@ class _Loader:
     ) -> _Draft:
         own_sinks = spec.sinks is not None
         sinks = spec.sinks if own_sinks else defaults.sinks
-        roles, roles_at, permissions, problem = self._access(spec, defaults, at, inherited)
+        kind = CredentialKind(_own_or(spec.kind, defaults.kind) or CredentialKind.CLIENT_CREDENTIAL)
+        roles, roles_at, permissions, problems = self._access(spec, defaults, at, inherited, kind)
+        problems += _kind_problems(service, spec, kind, at, has_api=bool(roles or permissions))
         rotate = _own_or(spec.rotate_after, defaults.rotate_after)
         grace = _own_or(spec.grace, defaults.grace)
+        grace_max = _own_or(spec.grace_max, defaults.grace_max)
+        if grace and grace_max and parse_duration(grace_max) < parse_duration(grace):
+            where = (
+                at.child("grace_max")
+                if spec.grace_max is not None
+                else at.child("grace")
+                if spec.grace is not None
+                else inherited.access_at.child("grace_max")
+            )
+            problems.append(
+                (
+                    where,
+                    f"grace_max {grace_max} is shorter than grace {grace}: the old credential "
+                    "stays live for grace at least; make grace_max as long as grace or longer",
+                )
+            )
+        project_key = kind is CredentialKind.PROJECT_KEY
         return _Draft(
             service=service.name,
             name=spec.name,
@@ -310,9 +361,13 @@ class _Loader:
             sinks_at=at.child("sinks") if own_sinks else inherited.sinks_at,
             rotate_after=parse_duration(rotate) if rotate else None,
             grace=parse_duration(grace) if grace else _NO_GRACE,
+            grace_max=parse_duration(grace_max) if grace_max else None,
             origin=at,
             roles_origin=roles_at,
-            access_problem=problem,
+            problems=self._share(tuple(problems)),
+            kind=kind,
+            kafka=spec.kafka.access() if project_key and spec.kafka else None,
+            mcp=spec.mcp.scope() if project_key and spec.mcp else None,
         )
 
     def _credential(self, draft: _Draft, owner: str) -> DesiredCredential | None:
@@ -327,8 +382,8 @@ class _Loader:
             )
             return None
         self._check_sinks(sinks, draft.sinks_at)
-        if draft.access_problem is not None:
-            self._problem(*draft.access_problem)
+        for at, problem in draft.problems:
+            self._problem(at, problem)
         return DesiredCredential(
             service=draft.service,
             name=draft.name,
@@ -342,15 +397,25 @@ class _Loader:
             origin=draft.origin,
             roles_origin=draft.roles_origin,
             owner=owner,
+            kind=draft.kind,
+            kafka=draft.kafka,
+            mcp=draft.mcp,
+            grace_max=draft.grace_max,
         )
 
     def _access(
-        self, spec: CredentialSpec, defaults: DefaultsSpec, at: Origin, inherited: _Inherited
-    ) -> tuple[list[str] | None, Origin, list[str] | None, tuple[Origin, str] | None]:
+        self,
+        spec: CredentialSpec,
+        defaults: DefaultsSpec,
+        at: Origin,
+        inherited: _Inherited,
+        kind: CredentialKind,
+    ) -> tuple[list[str] | None, Origin, list[str] | None, list[tuple[Origin, str]]]:
         """Roles or permissions (the API takes one of them), the credential's own over defaults,
-        and the problem with them, if any.
+        and the problems with them.
 
-        A credential that names either kind of access inherits neither from `defaults`.
+        A credential that names either kind of access inherits neither from `defaults`. A
+        project key may have neither when it has another capability (`kafka:`).
         """
         if spec.roles is not None or spec.permissions:
             roles, roles_at, permissions = spec.roles, self._child(at, "roles"), spec.permissions
@@ -358,19 +423,33 @@ class _Loader:
         else:
             roles, roles_at = defaults.roles, inherited.roles_at
             permissions, where = defaults.permissions, inherited.access_at
-        problem = None
+        problems: list[tuple[Origin, str]] = []
         if roles and permissions:
-            problem = (
-                where.child("permissions"),
-                "give roles or permissions, not both: the API refuses a credential with both",
+            problems.append(
+                (
+                    where.child("permissions"),
+                    "give roles or permissions, not both: the API refuses a credential with both",
+                )
             )
-        elif not roles and not permissions:
-            problem = (
-                at,
-                "no access: give `roles` (or `permissions`), here or in `defaults`; "
-                "a credential without either can do nothing",
+        elif roles or permissions:
+            pass
+        elif kind is CredentialKind.CLIENT_CREDENTIAL:
+            problems.append(
+                (
+                    at,
+                    "no access: give `roles` (or `permissions`), here or in `defaults`; "
+                    "a credential without either can do nothing",
+                )
             )
-        return roles, roles_at, permissions, problem
+        elif spec.kafka is None and spec.mcp is None:  # with `mcp:` alone, that problem says
+            problems.append(
+                (
+                    at,
+                    "no capability: a project key needs API access (`roles` or `permissions`, "
+                    "here or in `defaults`) or Kafka access (`kafka:`)",
+                )
+            )
+        return roles, roles_at, permissions, problems
 
     def _child(self, origin: Origin, *parts: str | int) -> Origin:
         """`origin.child(*parts)`, its path shared with the equal paths of other files."""
@@ -403,6 +482,44 @@ def _raw_credentials(
         for c_index, spec in enumerate(specs if isinstance(specs, list) else ()):
             if isinstance(spec, dict):
                 yield origin.child("services", s_index, "credentials", c_index), spec
+
+
+def _kind_problems(
+    service: ServiceSpec, spec: CredentialSpec, kind: CredentialKind, at: Origin, *, has_api: bool
+) -> list[tuple[Origin, str]]:
+    """What a credential's kind rules out: `kafka:`/`mcp:` on a client credential; on a project
+    key, `mcp:` without API access, and a key longer than the API takes as a name."""
+    problems: list[tuple[Origin, str]] = []
+    if kind is CredentialKind.CLIENT_CREDENTIAL:
+        for part, what in (("kafka", "Kafka access"), ("mcp", "MCP scoping")):
+            if getattr(spec, part) is not None:
+                problems.append(
+                    (
+                        at.child(part),
+                        f"{what} is for project keys: add `kind: project-key` (a client "
+                        "credential has API access only)",
+                    )
+                )
+        return problems
+    if spec.mcp is not None and not has_api:
+        problems.append(
+            (
+                at.child("mcp"),
+                "MCP scoping needs API access: MCP is reached with the key's API credential; "
+                "give `roles` or `permissions`",
+            )
+        )
+    key = f"{service.name}/{spec.name}"
+    if len(key) > MAX_PROJECT_KEY_NAME:
+        problems.append(
+            (
+                at.child("name"),
+                f"a project key's name on the API is its key {key!r}, {len(key)} characters, "
+                f"but the API takes at most {MAX_PROJECT_KEY_NAME}: shorten the service or "
+                "credential name",
+            )
+        )
+    return problems
 
 
 def _own_or(own: T | None, default: T | None) -> T | None:
@@ -443,6 +560,7 @@ _EXPECTED = {
     "model_attributes_type": "a mapping",
     "list_type": "a list",
     "string_type": "a string",
+    "bool_type": "true or false",
 }
 
 
@@ -468,21 +586,34 @@ def _message(error: Any, fields: Iterable[str] = FIELD_NAMES) -> str:
         return "unknown field" + did_you_mean(str(last), fields)
     if kind == "literal_error" and loc == ("version",):
         return f"unsupported version {value!r} (expected 1)"
+    if kind == "literal_error" and last in {"kind", "profile"}:
+        allowed = error["ctx"]["expected"].replace("'", "")
+        return f"unknown {last} {json.dumps(value)}: expected {allowed}"
+    if kind == "too_short" and last == "operations":
+        return "must name at least one operation"
     if kind == "too_short":
         return "must not be empty (leave the field out instead)"
+    if kind == "string_too_short":
+        return "must not be empty"
     if kind == "missing":
         return "required field is missing"
-    if kind == "string_type" and last in {"rotate_after", "grace"}:
+    if kind == "string_type" and last in _DURATIONS:
         return (
             f"got {_yaml_type(value)} ({json.dumps(value)}): write a duration such as 90d "
             "(a number and a unit: s, m, h, d, w)"
         )
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {_yaml_type(value)}"
-    if kind == "string_pattern_mismatch" and last in {"rotate_after", "grace"}:
+    if kind == "string_pattern_mismatch" and last in _DURATIONS:
         return f"invalid duration {json.dumps(value)}: expected a number and a unit (s, m, h, d, w)"
-    if kind == "value_error" and last in {"rotate_after", "grace"}:
+    if kind == "value_error" and last in _DURATIONS:
         return str(error["ctx"]["error"])
+    if kind in {"string_pattern_mismatch", "string_too_long"} and last == "username":
+        return (
+            f"invalid Kafka username {json.dumps(value)}: use lowercase letters, digits and "
+            "'-', starting and ending with a letter or digit, at most "
+            f"{MAX_USERNAME} characters (the provisioner appends a 5-character suffix)"
+        )
     if kind == "string_pattern_mismatch":
         return (
             f"invalid name {json.dumps(value)}: use lowercase letters, digits, '.', '_' and '-', "

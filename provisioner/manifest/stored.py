@@ -1,6 +1,7 @@
 """What valid manifests would have the API and the sinks store, checked before anything is:
 the description the API keeps (marker included), and in each sink the final names (two
-credentials never share one) and the manifest's values (each stored exactly)."""
+credentials never share one), the manifest's values (each stored exactly), and that a sink's
+`fields` keep what the credential's kind needs read back (and map nothing it lacks)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import SecretStr
 
-from provisioner.model import MAX_DESCRIPTION, DesiredCredential, Origin, SinkRecord, marker
+from provisioner.model import (
+    KAFKA_FIELDS,
+    MAX_DESCRIPTION,
+    CredentialKind,
+    DesiredCredential,
+    Origin,
+    SinkRecord,
+    marker,
+)
 from provisioner.sinks import SinkDefinition, SinkOptions
+
+PROJECT_KEY_ID = "project_key_id"
+#: A project key's Kafka login as reconciliation reads it back (of `KAFKA_FIELDS`).
+_KAFKA_SECRETS = tuple(f for f in KAFKA_FIELDS if f in {"kafka_username", "kafka_password"})
 
 #: `file:line: field.path` of an origin, as problems start.
 Where = Callable[[Origin], str]
@@ -31,6 +44,7 @@ class StoredNames:
             for name in credential.sinks:
                 definition = self._sinks.get(name)
                 if definition is not None:
+                    found += self._fields(credential, name, definition.options)
                     found += self._values(credential, name, definition.options)
                     found += self._names(credential, name, definition.options)
         return found
@@ -47,6 +61,36 @@ class StoredNames:
             f"the ownership marker {mark!r} appended, but the API keeps {MAX_DESCRIPTION} "
             f"(docs/limits.md): shorten it to at most {room}"
         )
+
+    def _fields(
+        self, credential: DesiredCredential, sink: str, options: SinkOptions
+    ) -> Iterable[str]:
+        """A sink's `fields` must map what reconciliation reads back of this credential: a
+        project key's id, and the secrets of each access it has; and nothing it does not have."""
+        fields = getattr(options, "fields", None)
+        if not isinstance(fields, Mapping):
+            return
+        mapped = set(fields.values())
+        at = self._where(credential.origin)
+        if credential.kind is CredentialKind.CLIENT_CREDENTIAL:
+            extra = [f for f in (PROJECT_KEY_ID, *KAFKA_FIELDS) if f in mapped]
+            if extra:
+                yield (
+                    f"{at}: sink {sink!r} maps {', '.join(extra)} in `fields`, which a client "
+                    "credential does not have: use another sink, or `kind: project-key`"
+                )
+            return
+        needed = [PROJECT_KEY_ID]
+        if credential.wants_api:
+            needed += ["client_id", "secret"]
+        if credential.kafka is not None:
+            needed += list(_KAFKA_SECRETS)
+        missing = [f for f in needed if f not in mapped]
+        if missing:
+            yield (
+                f"{at}: sink {sink!r} does not map {', '.join(missing)} in `fields`, which "
+                "reconciliation reads back of this project key: add them to the sink's `fields`"
+            )
 
     def _values(
         self, credential: DesiredCredential, sink: str, options: SinkOptions
