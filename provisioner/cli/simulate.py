@@ -8,7 +8,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -38,6 +38,8 @@ class SimulateArgs:
     drop_after_create_rate: float
     error_after_create_rate: float
     token_ttl: int
+    slow_activation: float | Literal["never"] | None
+    project_key_delete_failed_rate: float
 
     @classmethod
     def parse(cls, namespace: argparse.Namespace) -> SimulateArgs:
@@ -53,7 +55,33 @@ class SimulateArgs:
             drop_after_create_rate=namespace.drop_after_create_rate,
             error_after_create_rate=namespace.error_after_create_rate,
             token_ttl=namespace.token_ttl,
+            slow_activation=namespace.slow_activation,
+            project_key_delete_failed_rate=namespace.project_key_delete_failed_rate,
         )
+
+
+def _activation(value: str) -> float | Literal["never"]:
+    """`--slow-activation`: seconds (>= 0) or `never`."""
+    if value == "never":
+        return "never"
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'never', got {value!r}") from None
+    if not seconds >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or 'never', got {value!r}")
+    return seconds
+
+
+def _rate(value: str) -> float:
+    """A share of calls, 0 to 1."""
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}") from None
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}")
+    return rate
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +108,19 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-after-create-rate", type=float, default=0.0)
     parser.add_argument("--error-after-create-rate", type=float, default=0.0)
     parser.add_argument("--token-ttl", type=int, default=3600, help="token lifetime, seconds")
+    parser.add_argument(
+        "--slow-activation",
+        type=_activation,
+        metavar="SECONDS|never",
+        help="a project key asking for Kafka access stays `creating` this long (default 1)",
+    )
+    parser.add_argument(
+        "--project-key-delete-failed-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="share of project key deletions ending `delete_failed`",
+    )
 
 
 def simulate(args: SimulateArgs, view: View) -> int:
@@ -97,6 +138,8 @@ def simulate(args: SimulateArgs, view: View) -> int:
         drop_after_create_rate=args.drop_after_create_rate,
         error_after_create_rate=args.error_after_create_rate,
         token_ttl=args.token_ttl,
+        slow_activation=args.slow_activation,
+        project_key_delete_failed_rate=args.project_key_delete_failed_rate,
     )
     servers: list[tuple[Any, int, Ready]] = [
         (
