@@ -52,7 +52,7 @@ def readable_part(owned_key: str, readable: str | None) -> str:
         return readable
     _, key = split_owner(owned_key)
     sanitised = _OUTSIDE.sub("-", key.lower()).strip("-")
-    if sanitised == key and len(sanitised) <= MAX_READABLE:
+    if sanitised and sanitised == key and len(sanitised) <= MAX_READABLE:
         return sanitised
     cut = sanitised[:CUT].rstrip("-")
     tag = _hash(owned_key)
