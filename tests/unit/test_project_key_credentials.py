@@ -28,7 +28,7 @@ from provisioner.streamkap import StreamkapClient
 from provisioner.streamkap.kafka_usernames import same_user
 from provisioner.streamkap.project_key_bodies import KafkaConfig, NewProjectKey
 from provisioner.streamkap.project_key_credentials import POLL_CAP, ProjectKeyCredentials
-from tests.support.factories import desired, sim_client
+from tests.support.factories import project_key, sim_client
 
 pytestmark = pytest.mark.anyio
 
@@ -84,21 +84,6 @@ async def client(state: SimulatorState, time: Time) -> AsyncIterator[StreamkapCl
 @pytest.fixture
 def keys(client: StreamkapClient) -> ProjectKeyCredentials:
     return client.project_key_credentials
-
-
-def project_key(
-    name: str = "stream",
-    *,
-    roles: tuple[str, ...] = ("role-read-only",),
-    permissions: tuple[str, ...] = (),
-    kafka: KafkaAccess | None = None,
-    mcp: McpScope | None = None,
-    description: str | None = None,
-) -> DesiredCredential:
-    base = desired(
-        name, service="orders-reader", roles=roles, permissions=permissions, description=description
-    )
-    return dataclasses.replace(base, kind=CredentialKind.PROJECT_KEY, kafka=kafka, mcp=mcp)
 
 
 def writes(state: SimulatorState) -> list[tuple[str, str]]:
