@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     concurrency: int = Field(16, ge=1, le=1024, validation_alias="PROVISIONER_CONCURRENCY")
     max_attempts: int = Field(6, ge=1, le=100, validation_alias="PROVISIONER_MAX_ATTEMPTS")
     timeout: float = Field(30.0, gt=0, le=3600, validation_alias="PROVISIONER_TIMEOUT")
+    # How long a new project key may stay `creating` before it is given up (and deleted).
+    activation_timeout: float = Field(
+        300.0, gt=0, le=86400, validation_alias="PROVISIONER_ACTIVATION_TIMEOUT"
+    )
     max_changes: Annotated[str, AfterValidator(_max_changes)] = Field(
         "25%", validation_alias="PROVISIONER_MAX_CHANGES"
     )

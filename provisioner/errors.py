@@ -15,6 +15,7 @@
     ├── CircuitOpen           so many calls failed in a row that the run stops calling
     ├── AmbiguousCreate       a create whose outcome is unknown
     ├── UnusableCreate        a create made a credential that must not be used (deleted again)
+    ├── ProjectKeyBusy        a project key that cannot be changed now (creating, deleting, ...)
     ├── SinkError             a sink could not read, write or delete
     │   └── Unreachable       (sinks._scaffold) a remote store that cannot be reached at all
     ├── Stopped               a retry not made, or a backoff cut short: the run is stopping
@@ -188,6 +189,15 @@ class UnusableCreate(ProvisionerError):
         super().__init__(
             f"create of {key}: {problem}; the credential it made ({client_id}) is deleted"
         )
+
+
+class ProjectKeyBusy(ProvisionerError):
+    """A project key the API refuses to change now: `creating`, `deleting`, `delete_failed`."""
+
+    def __init__(self, key_id: str, state: str) -> None:
+        self.key_id = key_id
+        self.state = state
+        super().__init__(f"project key {key_id} is {state}: the API cannot change it now")
 
 
 class SinkError(ProvisionerError):

@@ -85,7 +85,7 @@ async def list_remote(
 
     async def project_keys() -> None:
         try:
-            listed.append(await client.api(CredentialKind.PROJECT_KEY).list())
+            listed.append(await client.project_key_credentials.list())
         except ApiError as exc:
             if CredentialKind.PROJECT_KEY in wanted or exc.status not in (403, 404):
                 raise

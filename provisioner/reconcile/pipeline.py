@@ -100,7 +100,7 @@ async def make_plan(
         result = planner()
     # A restore copies a secret from a sibling sink: proven first by one login with it.
     records, unproven = await prove_sources(
-        session.client.api, session.sinks, result.actions, session.settings.concurrency
+        session.client.credential_api, session.sinks, result.actions, session.settings.concurrency
     )
     with collector_paused():
         if unproven:
@@ -201,7 +201,7 @@ def _project_keys(session: Session, the_plan: Plan) -> CredentialApi | None:
     """The project keys' API, when the plan has work for it."""
     kind = CredentialKind.PROJECT_KEY
     if any(action.credential_kind is kind for action in the_plan.actions if action.writes):
-        return session.client.api(kind)
+        return session.client.credential_api(kind)
     return None
 
 

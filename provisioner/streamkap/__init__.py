@@ -4,8 +4,9 @@ Every call takes one path: `requests` (retry, the circuit breaker, one renewal o
 `pool` (a connection slot) -> `pacing` (the learnt rate) -> `auth` (a bearer token, taken last)
 -> the shared HTTP transport.
 `client.StreamkapClient` is built over it; each kind of credential is a `CredentialApi`
-(`credentials`), today only `client_credentials`; `project_keys` is the adapter of
-`/project-keys` (Project Keys: API access, Kafka access and MCP scoping in one credential).
+(`credentials`): `client_credentials`, and `project_key_credentials` over `project_keys`, the
+adapter of `/project-keys` (Project Keys: API access, Kafka access and MCP scoping in one
+credential).
 """
 
 from provisioner.streamkap.client import StreamkapClient

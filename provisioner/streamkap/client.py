@@ -1,17 +1,18 @@
 """The Streamkap API client: one request path, the roles, and each kind of credential's API.
 
 Built over a `Requests` (the one request path: retry, breaker, tokens, pool, pacing), as httpx's
-`Client` takes a transport; `credentials` is the client credentials' `CredentialApi`, and
-`project_keys` the adapter of `/project-keys`.
+`Client` takes a transport; `credentials` is the client credentials' `CredentialApi`,
+`project_key_credentials` the project keys' (over `project_keys`, the adapter of `/project-keys`);
+`credential_api(kind)` is the one of a kind.
 """
 
 from __future__ import annotations
 
-from provisioner.errors import ProvisionerError
 from provisioner.model import CredentialKind, Role
 from provisioner.streamkap import answers
 from provisioner.streamkap.client_credentials import ClientCredentials
 from provisioner.streamkap.credentials import CredentialApi
+from provisioner.streamkap.project_key_credentials import ProjectKeyCredentials
 from provisioner.streamkap.project_keys import ProjectKeys
 from provisioner.streamkap.requests import Call, Requests
 
@@ -28,12 +29,9 @@ class StreamkapClient:
         self.requests = requests
         self.credentials = ClientCredentials(requests)
         self.project_keys = ProjectKeys(requests)
-
-    def api(self, kind: CredentialKind) -> CredentialApi:
-        """The `CredentialApi` of one kind of credential."""
-        if kind is CredentialKind.CLIENT_CREDENTIAL:
-            return self.credentials
-        raise ProvisionerError(f"no API for {kind} credentials yet")  # wired at merge
+        self.project_key_credentials = ProjectKeyCredentials(
+            requests, self.project_keys, activation_timeout=requests.config.activation_timeout
+        )
 
     async def __aenter__(self) -> StreamkapClient:
         return self
@@ -43,6 +41,12 @@ class StreamkapClient:
 
     async def aclose(self) -> None:
         await self.requests.aclose()
+
+    def credential_api(self, kind: CredentialKind) -> CredentialApi:
+        """The `CredentialApi` of one kind of credential."""
+        if kind is CredentialKind.PROJECT_KEY:
+            return self.project_key_credentials
+        return self.credentials
 
     async def list_roles(self) -> list[Role]:
         body = await self.requests.call(Call("GET", ROLES, needs=READ_ROLES))

@@ -20,6 +20,7 @@ class ApiConfig:
     concurrency: int = 16
     max_attempts: int = 6
     timeout: float = 30.0
+    activation_timeout: float = 300.0  # seconds a new project key may stay `creating`
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiConfig:
@@ -31,4 +32,5 @@ class ApiConfig:
             concurrency=settings.concurrency,
             max_attempts=settings.max_attempts,
             timeout=settings.timeout,
+            activation_timeout=settings.activation_timeout,
         )

@@ -115,7 +115,8 @@ class Requests:
         #: The backoff between attempts: once the run halts it is cut short and raises Stopped,
         #: so no call (a create's own loop included) is tried again by a run that is stopping.
         self.sleep = stopping_sleep(sleep, self.halt)
-        self._clock = clock
+        #: The run's monotonic clock (seconds): what waits measure themselves with.
+        self.clock = clock
         # Learns the API's rate limit from 429s and paces every call just below it.
         self.pacer = Pacer(clock=clock, sleep=sleep)
         self.tokens = TokenSource(
@@ -232,7 +233,7 @@ class Requests:
         except httpx.TransportError as exc:
             raise self._failed(method, path, exc) from None
         self._answered = True
-        self.pacer.record(ticket, rejected=response.status_code == 429, now=self._clock())
+        self.pacer.record(ticket, rejected=response.status_code == 429, now=self.clock())
         current_observer().on_status(response.status_code)
         if response.is_success:
             return self._json(method, path, response, call.decode)

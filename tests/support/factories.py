@@ -3,6 +3,7 @@ plain HTTP client on any in-process app."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ import httpx
 from pydantic import SecretStr
 
 from provisioner.http.retry import Sleep
-from provisioner.model import DesiredCredential, Origin
+from provisioner.model import CredentialKind, DesiredCredential, KafkaAccess, McpScope, Origin
 from provisioner.runtime import Halt
 from provisioner.simulator import ADMIN_CLIENT_ID, ADMIN_SECRET, SimulatorState, create_app
 from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
@@ -49,6 +50,24 @@ def desired(
         roles_origin=ORIGIN,
         role_ids=roles,
     )
+
+
+def project_key(
+    name: str = "stream",
+    *,
+    service: str = "orders-reader",
+    roles: tuple[str, ...] = ("role-read-only",),
+    permissions: tuple[str, ...] = (),
+    kafka: KafkaAccess | None = None,
+    mcp: McpScope | None = None,
+    description: str | None = None,
+) -> DesiredCredential:
+    """A desired project key (roles already resolved); `roles=()` and no permissions: no API
+    access."""
+    base = desired(
+        name, service=service, roles=roles, permissions=permissions, description=description
+    )
+    return dataclasses.replace(base, kind=CredentialKind.PROJECT_KEY, kafka=kafka, mcp=mcp)
 
 
 async def no_sleep(_: float) -> None:

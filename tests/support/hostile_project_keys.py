@@ -8,12 +8,14 @@ answer for are 404s, which the client reads as "no such key".
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
 
+from provisioner.http.retry import Sleep
 from provisioner.streamkap import ApiConfig, Requests, StreamkapClient
 from provisioner.streamkap.project_key_answers import KafkaAcl
 from provisioner.streamkap.project_key_bodies import KafkaConfig, NewProjectKey
@@ -28,10 +30,35 @@ PASSWORD = "kafka-password-sent-7a6b5c4d"
 Reply = Callable[[Request], Answer]
 
 
-def client_of(url: str) -> StreamkapClient:
-    """A client of the hostile server, with a ready token (no login) and no waits."""
-    config = ApiConfig(url, access_token=SecretStr("hostile-token"), max_attempts=2)
-    return StreamkapClient(Requests(config, sleep=no_sleep))
+def client_of(
+    url: str,
+    *,
+    sleep: Sleep = no_sleep,
+    clock: Callable[[], float] = time.monotonic,
+    activation_timeout: float = 300.0,
+) -> StreamkapClient:
+    """A client of the hostile server, with a ready token (no login) and no waits (unless the
+    test gives a `sleep`, and the `clock` it moves)."""
+    config = ApiConfig(
+        url,
+        access_token=SecretStr("hostile-token"),
+        max_attempts=2,
+        activation_timeout=activation_timeout,
+    )
+    return StreamkapClient(Requests(config, sleep=sleep, clock=clock))
+
+
+class FakeTime:
+    """A clock that moves only when the client sleeps: a wait of minutes costs nothing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def kafka_key(name: str = "orders-reader") -> NewProjectKey:
@@ -68,21 +95,51 @@ def detail(**changes: Any) -> dict[str, Any]:
     }
 
 
+def file_for(request: Request, **changes: Any) -> dict[str, Any]:
+    """The one-time file of a create, for the Kafka user (and password) the request asked for:
+    what a well-behaved API answers, before a test spoils some part of it."""
+    asked = json.loads(request.body)
+    kafka = asked.get("kafka_config")
+    return {
+        "project_key_id": KEY_ID,
+        "api": {"client_id": "cc_hostile", "client_secret": API_SECRET},
+        "kafka": None
+        if kafka is None
+        else {
+            "username": kafka["username"],
+            "password": kafka["password"],
+            "bootstrap_servers": "kafka.hostile.invalid:9094",
+        },
+        **changes,
+    }
+
+
+def not_found(request: Request) -> Answer:
+    return json_answer(404, {"detail": "Not Found"})
+
+
 @dataclass
 class ProjectKeysApi:
-    """The handler: `create` and `patch` answer those calls; every call is kept."""
+    """The handler: `create`, `patch` and `detail` (GET of one key) answer those calls; every
+    call is kept (`calls`: method and path; `bodies`: its JSON body)."""
 
-    create: Reply = field(default=lambda request: json_answer(404, {"detail": "Not Found"}))
-    patch: Reply = field(default=lambda request: json_answer(404, {"detail": "Not Found"}))
+    create: Reply = field(default=not_found)
+    patch: Reply = field(default=not_found)
+    detail: Reply = field(default=not_found)
     bodies: list[Any] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
 
     def __call__(self, request: Request) -> Answer:
         self.bodies.append(json.loads(request.body) if request.body else None)
+        self.calls.append((request.method, request.path))
+        one_key = request.path.startswith("/project-keys/")
         if request.method == "POST" and request.path == "/project-keys":
             return self.create(request)
-        if request.method == "PATCH" and request.path.startswith("/project-keys/"):
+        if request.method == "PATCH" and one_key:
             return self.patch(request)
-        return json_answer(404, {"detail": "Not Found"})
+        if request.method == "GET" and one_key:
+            return self.detail(request)
+        return not_found(request)
 
 
 def echo_body(status: int) -> Reply:
