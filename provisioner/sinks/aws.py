@@ -37,7 +37,7 @@ from pydantic import field_validator, model_validator
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep
 from provisioner.http.transport import AnswerTooLarge
-from provisioner.logs import cut, register_secret
+from provisioner.logs import cut
 from provisioner.model import DEFAULT_OWNER, SinkRecord
 from provisioner.sinks._scaffold import RemoteSink, Unreachable
 from provisioner.sinks._unsettled import Unsettled
@@ -188,14 +188,15 @@ class SecretsManagerSink(RemoteSink):
         return await self._checked("check", self._probe)
 
     async def read(self, service: str, credential: str) -> str | None:
-        """The `client_id` the current version holds; None when absent or scheduled for deletion.
+        """The identity (project key id, else client id) the current version holds; None when
+        absent or scheduled for deletion.
 
         SinkError for a secret this run may not write: not managed by us, or another owner's."""
         secret_id = self._secret_name(service, credential)
         document = await self._retrying(
             "read", partial(self._owned_document, secret_id, f"{service}/{credential}")
         )
-        return self._fields.client_id(document)
+        return self._fields.identity(document)
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The current version's record, secret included; None when absent."""
@@ -203,10 +204,7 @@ class SecretsManagerSink(RemoteSink):
         document = await self._retrying(
             "read", partial(self._owned_document, secret_id, f"{service}/{credential}")
         )
-        found = self._fields.from_document(document, service, credential)
-        if found is not None:
-            register_secret(found.secret)
-        return found
+        return self._fields.from_document(document, service, credential)
 
     async def write(self, record: SinkRecord) -> Previous:
         """Create the secret, or put a new current version on it; return what it replaced."""
@@ -267,7 +265,7 @@ class SecretsManagerSink(RemoteSink):
             # Pruned earlier (still in its recovery window) and wanted again: bring it back.
             await self._call("RestoreSecret", secret_id, SecretId=secret_id)
         held = await self._current_document(secret_id) if state.current else None
-        held_id = self._fields.client_id(held)
+        held_id = self._fields.identity(held)
         if state.current is None:
             seen.append(Previous(held_id, _Created()))
         else:
@@ -286,7 +284,7 @@ class SecretsManagerSink(RemoteSink):
             return
         if (state.owner or DEFAULT_OWNER) != self.owner:
             return  # another owner's: never restored over nor deleted
-        if self._fields.client_id(await self._current_document(secret_id)) != client_id:
+        if self._fields.identity(await self._current_document(secret_id)) != client_id:
             return  # someone else has written since: theirs stays
         content = previous.content
         if isinstance(content, _Replaced) and state.current is not None:
@@ -354,7 +352,7 @@ class SecretsManagerSink(RemoteSink):
             document = json.loads(text) if isinstance(text, str) else None
         except ValueError:
             return None
-        register_secret(self._fields.secret(document))  # now in memory: redact it everywhere
+        self._fields.remember(document)  # now in memory: redact its secrets everywhere
         return document
 
     def _check_managed(self, secret_id: str, state: _State, key: str) -> None:

@@ -1,8 +1,11 @@
 """The `env` sink: dotenv assignments merged into a file, or printed on standard output.
 
-Each credential becomes `STREAMKAP_<SERVICE>_<CREDENTIAL>_CLIENT_ID` and `..._SECRET`. The file
-is parsed once and edited in memory; concurrent writers are group-committed, so thousands of
-credentials cost a handful of atomic rewrites rather than one each.
+Each credential becomes `STREAMKAP_<SERVICE>_<CREDENTIAL>_CLIENT_ID` and `..._SECRET`; a project
+key's adds `..._PROJECT_KEY_ID` and, with Kafka access, `..._KAFKA_USERNAME`, `..._KAFKA_PASSWORD`
+and `..._KAFKA_BOOTSTRAP_SERVERS` (a Kafka-only key has no `CLIENT_ID`/`SECRET`). A write sets the
+variables of the fields its record has and removes the credential's others, so none is left
+stale. The file is parsed once and edited in memory; concurrent writers are group-committed, so
+thousands of credentials cost a handful of atomic rewrites rather than one each.
 """
 
 from __future__ import annotations
@@ -32,8 +35,18 @@ from provisioner.sinks.fields import MANIFEST_FIELDS, FieldMap, MappedSinkOption
 
 __all__ = ["STDOUT", "EnvSink", "EnvSinkOptions", "quote_value", "variable_names"]
 
-#: Without `fields`, a credential's variables hold its client id and its secret.
-_DEFAULT_LAYOUT = {"CLIENT_ID": "client_id", "SECRET": "secret"}
+#: Without `fields`: the API access, and a project key's id and Kafka login (variable suffix ->
+#: record field). A record sets the variables of the fields it has.
+_DEFAULT_LAYOUT = {
+    "CLIENT_ID": "client_id",
+    "SECRET": "secret",
+    "PROJECT_KEY_ID": "project_key_id",
+    "KAFKA_USERNAME": "kafka_username",
+    "KAFKA_PASSWORD": "kafka_password",
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka_bootstrap_servers",
+}
+#: The default variables holding a secret: registered for redaction whenever the file is read.
+_SECRET_SUFFIXES = ("_SECRET", "_KAFKA_PASSWORD")
 
 STDOUT = "-"
 
@@ -61,19 +74,18 @@ class EnvSinkOptions(MappedSinkOptions):
         return _UNSAFE_NAME_CHAR.sub("_", out_key.upper())
 
     def field_map(self) -> FieldMap:
-        """The default layout is the client id and the secret only."""
+        """The default layout is the API access, the project key's id and its Kafka login."""
         return FieldMap(self.layout())
 
     def layout(self) -> dict[str, str]:
-        """Variable suffix -> record field; the client id's first (restore checks it)."""
-        fields = self.fields or _DEFAULT_LAYOUT
-        first = next(out for out, name in fields.items() if name == "client_id")
-        return {first: "client_id", **{out: n for out, n in fields.items() if out != first}}
+        """Variable suffix -> record field."""
+        return dict(self.fields or _DEFAULT_LAYOUT)
 
     def record_names(self, service: str, credential: str) -> tuple[str, ...]:
-        """A credential's variable names, the client id's first: two keys must never share one
-        (`a-b/c` and `a/b-c`, or a `fields` suffix such as `SERVICE_ID` against a credential
-        named `...-service` mapping `ID`)."""
+        """Every variable name a credential may set, whatever its kind: two keys must never
+        share one (`a-b/c` and `a/b-c`, or a `fields` suffix such as `SERVICE_ID` against a
+        credential named `...-service` mapping `ID`, or `KAFKA_USERNAME` against one named
+        `...-kafka` mapping `USERNAME`)."""
         stem = variable_names(service, credential)[0].removesuffix("_CLIENT_ID")
         return tuple(f"{stem}_{self.stored_key(out)}" for out in self.layout())
 
@@ -86,7 +98,7 @@ class EnvSinkOptions(MappedSinkOptions):
         found: dict[str, str] = {}
         for out, name in ours.items():
             try:
-                quote_value(values[out])
+                quote_value(values.get(out, ""))
             except ValueError as exc:
                 found.setdefault(name, str(exc))
         return found
@@ -99,8 +111,12 @@ def variable_names(service: str, credential: str) -> tuple[str, str]:
 
 
 def quote_value(value: str) -> str:
-    """Quote `value` so python-dotenv and bash read it back exactly; ValueError if none can."""
-    if not value.isprintable():
+    """Quote `value` so python-dotenv and bash read it back exactly; ValueError if none can.
+
+    A line feed is kept inside the quotes (both read a quoted value across lines: a mapped
+    `kafka_properties`); any other control character is refused (a carriage return becomes a
+    line feed when python-dotenv reads the file)."""
+    if not value.replace("\n", "").isprintable():
         raise ValueError("it contains a control character")
     if _single_quotable(value):
         return f"'{value}'"
@@ -182,9 +198,9 @@ class _Document:
             self._lines[index] = None
 
     def register_secrets(self) -> None:
-        """Make the client secrets this file holds known to redaction (see provisioner.logs)."""
+        """Make the secrets this file holds known to redaction (see provisioner.logs)."""
         for name in self._where:
-            if name.startswith("STREAMKAP_") and name.endswith("_SECRET"):
+            if name.startswith("STREAMKAP_") and name.endswith(_SECRET_SUFFIXES):
                 register_secret(self.get(name))
 
     def render(self) -> str:
@@ -250,8 +266,9 @@ class _DotenvFile:
             return SinkError(self._sink, f"cannot write {self._shown}: {refused}")
         return None
 
-    async def get(self, name: str) -> str | None:
-        return (await self._loaded()).get(name)
+    async def loaded(self) -> _Document:
+        """The file as last read or committed (read on first use)."""
+        return await self._loaded()
 
     async def submit(self, apply: Callable[[_Document], bool]) -> None:
         """Apply an edit (True when it changed something); return once it is on disk, having
@@ -376,8 +393,7 @@ class EnvSink:
         self._owners: dict[str, str] = {}  # variable stem -> the key that wrote it
         self._options = options
         self._fields = options.field_map()
-        # Variable suffix -> record field; the client id's variable first (restore checks it).
-        self._suffixes = options.layout()
+        self._suffixes = options.layout()  # variable suffix -> record field
         self._unsettled = Unsettled()
 
     def lock_path(self) -> Path | None:
@@ -411,43 +427,41 @@ class EnvSink:
         return self._file.file_writes if self._file else 0
 
     async def read(self, service: str, credential: str) -> str | None:
-        """The stored client id; always None on standard output, which cannot be read back."""
+        """The stored identity: the `PROJECT_KEY_ID` variable when set, else the `CLIENT_ID`
+        one; always None on standard output, which cannot be read back."""
         if self._file is None:
             return None
-        return await self._file.get(self._names(service, credential)[0])
+        return self._held(await self._file.loaded(), self._names(service, credential))
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
-        """The client id and secret stored (the other fields a dotenv file does not keep)."""
+        """The fields the variables hold (by default the API access and the Kafka login; the
+        other fields a dotenv file does not keep)."""
         if self._file is None:
             return None
-        names = self._names(service, credential)
-        document = {
-            out: await self._file.get(name) for out, name in zip(self._suffixes, names, strict=True)
-        }
-        found = self._fields.from_document(document, service, credential)
-        if found is None:
-            return None
-        register_secret(found.secret)
-        return found
+        document = self._variables(await self._file.loaded(), self._names(service, credential))
+        self._fields.remember(document)
+        return self._fields.from_document(document, service, credential)
 
     async def write(self, record: SinkRecord) -> Previous:
-        """Set both variables; returns, once they are durably written, the lines they replaced.
+        """Set the variables of the fields the record has and remove the credential's others;
+        returns, once durably written, the lines they replaced.
 
         Standard output cannot be taken back: there a write replaces NOTHING.
         """
         self._claim(record)
         names = self._names(record.service, record.credential)
         values = self._fields.to_strings(record)
-        lines = [
-            f"{name}={self._quote(record, self._suffixes[out].replace('_', ' '), values[out])}"
+        # A field the record lacks (a Kafka-only key's client id) is None: its variable goes.
+        lines = tuple(
+            (name, None if out not in values else f"{name}={self._quote(record, out, values)}")
             for out, name in zip(self._suffixes, names, strict=True)
-        ]
+        )
         if self._file is None:
-            await self._stdout.emit("".join(f"{line}\n" for line in lines))
+            await self._stdout.emit("".join(f"{line}\n" for _, line in lines if line))
             return NOTHING
         seen: list[Previous] = []  # what the edit found, filled in when the commit runs it
         try:
-            await self._file.submit(partial(_put, tuple(zip(names, lines, strict=True)), seen))
+            await self._file.submit(partial(_put, lines, self._held, seen))
         except SinkError:
             self._unsettled.failed(record.key, seen[0] if seen else None)
             raise
@@ -456,24 +470,33 @@ class EnvSink:
     async def restore(
         self, service: str, credential: str, client_id: str, previous: Previous
     ) -> None:
-        """Put the previous assignments back (or remove both variables) if the file still holds
-        `client_id`; nothing to do on standard output."""
+        """Put the previous assignments back (or remove the credential's variables) if the file
+        still holds `client_id` (the identity written); nothing to do on standard output."""
         if self._file is None:
             return
         names = self._names(service, credential)
         before = previous.content if isinstance(previous.content, tuple) else (None,) * len(names)
-        await self._file.submit(partial(_restore, names, client_id, before))
+        await self._file.submit(partial(_restore, names, self._held, client_id, before))
 
     async def delete(self, service: str, credential: str, client_id: str) -> None:
-        """Remove both variables if the file still holds `client_id`; no-op on standard output."""
+        """Remove the credential's variables if the file still holds `client_id`; no-op on
+        standard output."""
         await self.restore(service, credential, client_id, NOTHING)
 
     async def aclose(self) -> None:
         """Nothing is buffered: every write is on disk (or flushed) when it returns."""
 
     def _names(self, service: str, credential: str) -> tuple[str, ...]:
-        """The variable names of a credential, the client id's first."""
+        """The variable names of a credential, in the order of `self._suffixes`."""
         return self._options.record_names(service, credential)
+
+    def _variables(self, document: _Document, names: tuple[str, ...]) -> dict[str, str | None]:
+        """A credential's variables as a stored object: variable suffix -> value."""
+        return {out: document.get(name) for out, name in zip(self._suffixes, names, strict=True)}
+
+    def _held(self, document: _Document, names: tuple[str, ...]) -> str | None:
+        """The identity a credential's variables hold (see FieldMap.identity)."""
+        return self._fields.identity(self._variables(document, names))
 
     def _claim(self, record: SinkRecord) -> tuple[str, str]:
         # Distinct keys can map to one name (`a-b/c` and `a/b-c`); refuse rather than overwrite.
@@ -483,31 +506,48 @@ class EnvSink:
             raise SinkError(self.name, f"{record.key} and {owner} both map to {names[0]}")
         return names
 
-    def _quote(self, record: SinkRecord, what: str, value: str) -> str:
+    def _quote(self, record: SinkRecord, out: str, values: dict[str, str]) -> str:
+        what = self._suffixes[out].replace("_", " ")
         try:
-            return quote_value(value)
+            return quote_value(values[out])
         except ValueError as exc:
             raise SinkError(self.name, f"cannot store the {what} of {record.key}: {exc}") from None
 
 
+#: The identity a credential's variables (by name) hold in a document.
+_Held = Callable[[_Document, tuple[str, ...]], str | None]
+
+
 def _put(
-    assignments: tuple[tuple[str, str], ...], seen: list[Previous], document: _Document
+    assignments: tuple[tuple[str, str | None], ...],
+    held: _Held,
+    seen: list[Previous],
+    document: _Document,
 ) -> bool:
-    """Set the assignments, noting in `seen` what they replace (the client id's name first)."""
-    names = [name for name, _ in assignments]
+    """Set the assignments (None: remove the variable), noting in `seen` what they replace."""
+    names = tuple(name for name, _ in assignments)
     before = tuple(document.assignment(name) for name in names)
-    held = document.get(names[0])
-    seen[:] = [Previous(held, before) if any(line is not None for line in before) else NOTHING]
+    if any(line is not None for line in before):
+        seen[:] = [Previous(held(document, names), before)]
+    else:
+        seen[:] = [NOTHING]
     for name, line in assignments:
-        document.put(name, line)
+        if line is None:
+            document.drop(name)
+        else:
+            document.put(name, line)
     return True
 
 
 def _restore(
-    names: tuple[str, ...], client_id: str, before: tuple[object, ...], document: _Document
+    names: tuple[str, ...],
+    held: _Held,
+    client_id: str,
+    before: tuple[object, ...],
+    document: _Document,
 ) -> bool:
     """While the file holds `client_id`: each name's previous assignment back, or none."""
-    if document.get(names[0]) != client_id:
+    if held(document, names) != client_id:
         return False  # someone else has replaced it since: theirs stays
     for name, line in zip(names, before, strict=True):
         if isinstance(line, str):

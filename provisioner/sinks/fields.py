@@ -1,18 +1,21 @@
 """Field mapping: a sink's `fields: {OUT_KEY: record_field}` option, shared by every readable sink.
 
 Without `fields` a sink stores the record's own layout (`SinkRecord.to_document()`). With it, the
-stored object holds exactly the mapped keys; `client_id` and `secret` must both be mapped, since
-reconciliation reads them back.
+stored object holds the mapped keys of the fields the record has: a field the record lacks (a
+Kafka-only project key's `client_id` and `secret`, a client credential's `project_key_id` and
+Kafka login) is left out, never stored empty. Reconciliation reads the credential's identity back,
+so a mapping holds `client_id` and `secret`, or `project_key_id` (or all three).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from pydantic import SecretStr, field_validator
+from pydantic import field_validator
 
-from provisioner.model import SinkRecord
+from provisioner.logs import register_secret
+from provisioner.model import KAFKA_FIELDS, SinkRecord
 from provisioner.sinks.base import SinkOptions
 
 __all__ = ["MANIFEST_FIELDS", "RECORD_FIELDS", "FieldMap", "MappedSinkOptions", "check_fields"]
@@ -28,11 +31,19 @@ RECORD_FIELDS = (
     "permission_ids",
     "service_id",
     "created_at",
+    "project_key_id",
+    *KAFKA_FIELDS,
 )
 #: The fields whose values come from the manifest (the others from the API): validation checks
 #: that a sink can store them.
 MANIFEST_FIELDS = ("service", "credential", "description", "permission_ids", "service_id")
-_REQUIRED = ("client_id", "secret")
+#: A mapping reads an identity back: the API access's pair, or a project key's id.
+_API_PAIR = ("client_id", "secret")
+_PROJECT_KEY_ID = "project_key_id"
+#: The fields holding a secret: what is registered for redaction when a stored object is read.
+_SECRET_FIELDS = ("secret", "kafka_password")
+# The password inside `kafka_properties` (JAAS-quoted): redacted when only that field is mapped.
+_JAAS_PASSWORD = re.compile(r'password="((?:\\.|[^"\\])*)"')
 
 
 def _any_key(out_key: str) -> str | None:
@@ -66,9 +77,12 @@ def check_fields(
                 f"as {stored!r}"
             )
         spelled.setdefault(stored, out_key)
-    missing = [name for name in _REQUIRED if name not in fields.values()]
-    if missing:
-        problems.append(f"{' and '.join(missing)} must be mapped (reconciliation reads them back)")
+    missing = [name for name in _API_PAIR if name not in fields.values()]
+    if missing and _PROJECT_KEY_ID not in fields.values():
+        problems.append(
+            f"{' and '.join(missing)} must be mapped, or {_PROJECT_KEY_ID} (reconciliation reads "
+            "back client_id and secret, or a project key's id)"
+        )
     if problems:
         raise ValueError("; ".join(problems))
     return dict(fields)
@@ -91,52 +105,61 @@ class FieldMap:
         return next(out for out, name in self._fields.items() if name == record_field)
 
     def to_document(self, record: SinkRecord) -> dict[str, object]:
-        """The stored object, secret unwrapped: call only inside a sink's write."""
+        """The stored object, secrets unwrapped: call only inside a sink's write. A mapped field
+        the record does not have (see the module's doc) is left out."""
         document = record.to_document()
         if self._fields is None:
             return document
-        return {out: document[name] for out, name in self._fields.items()}
+        return {out: document[name] for out, name in self._fields.items() if name in document}
 
     def to_strings(self, record: SinkRecord) -> dict[str, str]:
         """The stored object as text values (for stores of strings: env variables)."""
         return {key: _text(value) for key, value in self.to_document(record).items()}
 
-    def client_id(self, document: object) -> str | None:
-        """The `client_id` a stored object holds, or None."""
-        if not isinstance(document, Mapping):
-            return None
-        value = document.get(self.out_key("client_id"))
-        return value if isinstance(value, str) and value else None
+    def identity(self, document: object) -> str | None:
+        """The credential a stored object holds (`SinkRecord.identity`): its `project_key_id`
+        when mapped and present, else its `client_id`; None when it holds neither."""
+        return self._value(document, _PROJECT_KEY_ID) or self._value(document, "client_id")
 
-    def secret(self, document: object) -> str | None:
-        if not isinstance(document, Mapping):
-            return None
-        value = document.get(self.out_key("secret"))
-        return value if isinstance(value, str) and value else None
+    def secrets(self, document: object) -> tuple[str, ...]:
+        """The secrets a stored object holds (to register for redaction as it is read)."""
+        found = [self._value(document, name) for name in _SECRET_FIELDS]
+        properties = self._value(document, "kafka_properties")
+        if properties is not None:
+            found += [properties, *_JAAS_PASSWORD.findall(properties)]
+        return tuple(value for value in found if value is not None)
+
+    def remember(self, document: object) -> None:
+        """Register every secret a stored object holds for redaction (see provisioner.logs)."""
+        for value in self.secrets(document):
+            register_secret(value)
 
     def from_document(self, document: object, service: str, credential: str) -> SinkRecord | None:
-        """A stored object read back; None unless it holds a client_id and a secret."""
+        """A stored object read back; None unless it holds a whole credential (the rule of
+        `SinkRecord.from_document`). `kafka_properties` is derived: never read back."""
         if self._fields is None:
             return SinkRecord.from_document(document)
         if not isinstance(document, Mapping):
             return None
-        client_id, secret = self.client_id(document), self.secret(document)
-        if client_id is None or secret is None:
-            return None
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for out, name in self._fields.items():
-            values.setdefault(name, document.get(out))
-        return SinkRecord(
-            service=service,
-            credential=credential,
-            client_id=client_id,
-            secret=SecretStr(secret),
-            description=_optional(values.get("description")),
-            role_ids=_texts(values.get("role_ids")),
-            permission_ids=_texts(values.get("permission_ids")),
-            service_id=_optional(values.get("service_id")),
-            created_at=_optional(values.get("created_at")),
-        )
+            value = document.get(out)
+            if name not in values and value is not None and value != "":
+                values[name] = value  # a field stored empty (env) reads back as absent
+        values["role_ids"] = list(_texts(values.get("role_ids")))
+        values["permission_ids"] = list(_texts(values.get("permission_ids")))
+        return SinkRecord.from_document({**values, "service": service, "credential": credential})
+
+    def _value(self, document: object, record_field: str) -> str | None:
+        """The non-empty text a stored object holds for a mapped field, or None."""
+        if not isinstance(document, Mapping) or not self.maps(record_field):
+            return None
+        value = document.get(self.out_key(record_field))
+        return value if isinstance(value, str) and value else None
+
+    def maps(self, record_field: str) -> bool:
+        """Whether the stored layout holds `record_field` (the record's own layout: all)."""
+        return self._fields is None or record_field in self._fields.values()
 
 
 class MappedSinkOptions(SinkOptions):
@@ -177,10 +200,6 @@ def _text(value: object) -> str:
     if isinstance(value, list):
         return ",".join(str(item) for item in value)
     return str(value)
-
-
-def _optional(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _texts(value: object) -> tuple[str, ...]:

@@ -14,7 +14,6 @@ from pydantic import Field
 
 from provisioner.errors import SinkError
 from provisioner.fs import atomic
-from provisioner.logs import register_secret
 from provisioner.model import SinkRecord
 from provisioner.sinks._group import GroupCommit, Pending
 from provisioner.sinks._scaffold import KeyedLocks
@@ -105,7 +104,8 @@ class FileSink:
         return SinkError(self.name, f"cannot write records in {self._shown}: {where}{reason}")
 
     async def read(self, service: str, credential: str) -> str | None:
-        """The stored `client_id`, or None when the file is missing, unreadable or corrupt."""
+        """The stored record's identity (project key id, else client id), or None when the file
+        is missing, unreadable or corrupt."""
         self._check_names(service, credential)
         done = await self._reads.submit(_FileRead(service, credential))
         if done.failure is not None:
@@ -119,10 +119,8 @@ class FileSink:
             document = await to_thread.run_sync(self._read_document, service, credential)
         except OSError as exc:
             raise self._error("read", service, credential, exc) from exc
-        found = self._fields.from_document(document, service, credential)
-        if found is not None:
-            register_secret(found.secret)
-        return found
+        self._fields.remember(document)
+        return self._fields.from_document(document, service, credential)
 
     async def write(self, record: SinkRecord) -> Previous:
         """Replace the record's file atomically and durably; return the bytes it replaced."""
@@ -138,7 +136,8 @@ class FileSink:
     async def restore(
         self, service: str, credential: str, client_id: str, previous: Previous
     ) -> None:
-        """Put the previous file back (or remove the file) if it still holds `client_id`."""
+        """Put the previous file back (or remove the file) if it still holds `client_id` (the
+        identity written: a project key's id, else the client id)."""
         self._check_names(service, credential)
         async with self._lock(f"{service}/{credential}"):
             await to_thread.run_sync(self._restore, service, credential, client_id, previous)
@@ -162,7 +161,7 @@ class FileSink:
         await to_thread.run_sync(self._read_batch, batch)
 
     def _read_batch(self, batch: list[Pending[_FileRead, str]]) -> None:
-        """Each record's `client_id` (None when missing); a directory is opened once."""
+        """Each record's identity (None when missing); a directory is opened once."""
         with ExitStack() as stack:
             dirs: dict[str, int | None] = {}  # None: the service has no directory yet
             for pending in batch:
@@ -172,7 +171,7 @@ class FileSink:
                         dirs[service] = _open_if_present(stack, self._root / service)
                     dir_fd = dirs[service]
                     if dir_fd is not None:
-                        pending.result = _stored_client_id(
+                        pending.result = _stored_identity(
                             dir_fd, f"{credential}.json", self._fields
                         )
                 except OSError as exc:
@@ -224,7 +223,7 @@ class FileSink:
         name = f"{credential}.json"
         try:
             with atomic.open_dir(self._root / service, follow=False) as dir_fd:
-                if _stored_client_id(dir_fd, name, self._fields) != client_id:
+                if _stored_identity(dir_fd, name, self._fields) != client_id:
                     return  # someone else has replaced it since: theirs stays
                 if isinstance(previous.content, bytes):
                     atomic.write_atomic(dir_fd, name, previous.content)
@@ -262,9 +261,9 @@ def _open_if_present(stack: ExitStack, path: Path) -> int | None:
         return None
 
 
-def _stored_client_id(dir_fd: int, name: str, fields: FieldMap) -> str | None:
-    """The `client_id` in the file, or None when it is missing, unreadable or not a record."""
-    return fields.client_id(_document(_stored_bytes(dir_fd, name)))
+def _stored_identity(dir_fd: int, name: str, fields: FieldMap) -> str | None:
+    """The identity in the file, or None when it is missing, unreadable or not a record."""
+    return fields.identity(_document(_stored_bytes(dir_fd, name)))
 
 
 def _snapshot(dir_fd: int, name: str, fields: FieldMap) -> Previous:
@@ -273,8 +272,8 @@ def _snapshot(dir_fd: int, name: str, fields: FieldMap) -> Previous:
     if data is None:
         return NOTHING
     document = _document(data)
-    register_secret(fields.secret(document))  # now in memory: redact it wherever it shows
-    return Previous(fields.client_id(document), data)
+    fields.remember(document)  # now in memory: redact its secrets wherever they show
+    return Previous(fields.identity(document), data)
 
 
 def _stored_bytes(dir_fd: int, name: str) -> bytes | None:

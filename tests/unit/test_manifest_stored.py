@@ -117,7 +117,7 @@ services:
 
 
 @pytest.mark.parametrize(
-    "description", ["it's $HOME", "line\nbreak", "`date` it's", "tab\there", "${X}"]
+    "description", ["it's $HOME", "line\rbreak", "`date` it's", "tab\there", "${X}"]
 )
 def test_a_description_the_env_sink_cannot_store_exactly_is_refused(
     write_manifest: WriteManifest, description: str
@@ -133,7 +133,8 @@ def test_a_description_the_env_sink_cannot_store_exactly_is_refused(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "description", ["it's", 'say "hi"', "a\\b", "ends\\", " # not a comment", "$5", "é ✓ =x"]
+    "description",
+    ["it's", 'say "hi"', "a\\b", "ends\\", " # not a comment", "$5", "é ✓ =x", "two\nlines"],
 )
 async def test_a_description_validation_accepts_is_read_back_exactly_by_dotenv_and_bash(
     write_manifest: WriteManifest, tmp_path: Path, description: str

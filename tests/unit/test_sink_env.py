@@ -268,7 +268,21 @@ async def test_names_that_collide_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "secret", ["it's", "a\\\\b", "ends\\", "$5 `x`", '"q"', " #x ", "!", "", "a\\'b", "$X"]
+    "secret",
+    [
+        "it's",
+        "a\\\\b",
+        "ends\\",
+        "$5 `x`",
+        '"q"',
+        " #x ",
+        "!",
+        "",
+        "a\\'b",
+        "$X",
+        "a\nb",
+        "it's\n\n",
+    ],
 )
 async def test_awkward_values_read_back_exactly_by_dotenv_and_bash(
     tmp_path: Path, secret: str
@@ -278,7 +292,8 @@ async def test_awkward_values_read_back_exactly_by_dotenv_and_bash(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("secret", ["it's $5", "a\\\\$b", "${X}", "line\nbreak", "tab\there"])
+# A line feed is stored (a mapped `kafka_properties` holds four lines); a carriage return is not.
+@pytest.mark.parametrize("secret", ["it's $5", "a\\\\$b", "${X}", "line\rbreak", "tab\there"])
 async def test_unquotable_values_are_refused_before_writing(tmp_path: Path, secret: str) -> None:
     sink = make_sink(tmp_path)
     with pytest.raises(SinkError, match=r"cannot store the secret of payments-api/ingest") as err:
@@ -292,6 +307,8 @@ async def test_unquotable_values_are_refused_before_writing(tmp_path: Path, secr
 @example(value="'\\$`\"")
 @example(value="x\\")
 @example(value="${HOME:-a}")
+@example(value="two\nlines")
+@example(value='it\'s\ntwo "lines"\n')
 def test_quoted_values_read_back_exactly_or_are_refused(value: str) -> None:
     """Any printable ASCII value either round-trips through dotenv and bash, or is refused."""
     try:

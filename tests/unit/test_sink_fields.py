@@ -11,9 +11,10 @@ from pydantic import SecretStr
 
 from provisioner.errors import ManifestError
 from provisioner.manifest import load_manifests
-from provisioner.model import SinkRecord
+from provisioner.model import KafkaLogin, SinkRecord
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions
+from provisioner.sinks.fields import RECORD_FIELDS, FieldMap
 from provisioner.sinks.file import FileSink, FileSinkOptions
 from tests.conftest import WriteManifest
 
@@ -54,6 +55,8 @@ def manifest(fields: str) -> str:
         ("{ID: client_id}", "secret must be mapped"),
         ("{ID: client_id, S: secret, X: colour}", "unknown record field 'colour'"),
         ("{ID: client_id, S: secret, id: service}", None),  # distinct in a file
+        ("{PK: project_key_id, PW: kafka_password}", None),  # a project key's identity
+        ("{PW: kafka_password, U: kafka_username}", "or project_key_id"),
     ],
 )
 def test_fields_are_validated_with_file_and_line(
@@ -120,3 +123,65 @@ async def test_env_sink_uses_the_mapped_suffixes(tmp_path: Path) -> None:
     assert found.secret.get_secret_value() == "cid-1-secret-value"
     await sink.delete("payments-api", "ingest", "cid-1")
     assert dotenv_values(tmp_path / "x.env") == {}
+
+
+def project_key(client_id: str | None = "api-1") -> SinkRecord:
+    return SinkRecord(
+        "payments-api",
+        "reader",
+        client_id,
+        SecretStr("api-secret-value") if client_id else None,
+        project_key_id="pk-1",
+        kafka=KafkaLogin("reader-a1", SecretStr("kafka-password-value"), "broker:9092"),
+    )
+
+
+def test_record_fields_are_the_documents_fields_in_its_order() -> None:
+    assert tuple(project_key().to_document()) == RECORD_FIELDS
+
+
+def test_a_mapping_reads_the_project_key_id_as_the_identity() -> None:
+    fields = FieldMap({"ID": "client_id", "S": "secret", "PK": "project_key_id"})
+    assert fields.identity({"ID": "api-1", "S": "x", "PK": "pk-1"}) == "pk-1"
+    assert fields.identity({"ID": "cid-1", "S": "x"}) == "cid-1"
+    assert fields.identity({"ID": "", "PK": ""}) is None
+    assert FieldMap({"ID": "client_id", "S": "secret"}).identity({"PK": "pk-1"}) is None
+    assert FieldMap(None).identity(project_key(None).to_document()) == "pk-1"
+
+
+@pytest.mark.parametrize(
+    ("document", "whole"),
+    [
+        ({"PK": "pk-1"}, False),  # an id without the secrets of any access
+        ({"PK": "pk-1", "U": "reader-a1"}, False),  # a Kafka user without its password
+        ({"PK": "pk-1", "U": "reader-a1", "PW": "kafka-password-value"}, True),
+        ({"PK": "pk-1", "ID": "api-1"}, False),  # half an API access: damaged
+        ({"PK": "pk-1", "ID": "api-1", "S": "api-secret-value"}, True),
+        ({"ID": "api-1", "S": "api-secret-value"}, True),  # a client credential
+    ],
+)
+def test_a_mapped_record_reads_back_only_when_it_holds_a_whole_credential(
+    document: dict[str, str], whole: bool
+) -> None:
+    fields = FieldMap(
+        {
+            "ID": "client_id",
+            "S": "secret",
+            "PK": "project_key_id",
+            "U": "kafka_username",
+            "PW": "kafka_password",
+        }
+    )
+    found = fields.from_document(document, "payments-api", "reader")
+    assert (found is not None) == whole
+    if found is not None:
+        assert found.identity == document.get("PK", document.get("ID"))
+
+
+def test_the_secrets_of_a_stored_object_are_found_for_redaction() -> None:
+    document = project_key().to_document()
+    found = FieldMap(None).secrets(document)
+    assert {"api-secret-value", "kafka-password-value"} <= set(found)
+    only_properties = FieldMap({"PK": "project_key_id", "P": "kafka_properties"})
+    found = only_properties.secrets({"PK": "pk-1", "P": document["kafka_properties"]})
+    assert "kafka-password-value" in found

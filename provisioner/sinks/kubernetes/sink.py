@@ -1,7 +1,8 @@
 """The `kubernetes` sink: one `Opaque` Secret per credential, in one namespace.
 
-The Secret's `data` keys are the record's fields (`client_id`, `secret`, `service`, ...; lists as
-JSON text, absent values left out), labelled `app.kubernetes.io/managed-by:
+The Secret's `data` keys are the record's fields (`client_id`, `secret`, `service`, ..., and a
+project key's `project_key_id` and Kafka fields; lists as JSON text, absent values left out; the
+multi-line `kafka_properties` as it is), labelled `app.kubernetes.io/managed-by:
 streamkap-provisioner` and annotated with the credential's key and the run's owner. Writes are
 create-then-replace: a replace names the `resourceVersion` it read, so a concurrent writer makes
 it fail with `409 Conflict` and the sink reads again and retries, never overwriting unnoticed. A
@@ -10,8 +11,8 @@ owner (none: the default owner) belongs to another run: neither is ever written,
 or deleted.
 
 An undo (`restore`) puts the data the write replaced back, or deletes a Secret the write created,
-only while the Secret still holds the written `client_id`; deletes carry a `resourceVersion`
-precondition, so a Secret changed since it was checked stays.
+only while the Secret still holds the written identity (a project key's id, else the client id);
+deletes carry a `resourceVersion` precondition, so a Secret changed since it was checked stays.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import structlog
 
 from provisioner.errors import SinkError, UsageError
 from provisioner.http.retry import Sleep
-from provisioner.logs import cut, register_secret
+from provisioner.logs import cut
 from provisioner.model import DEFAULT_OWNER, SinkRecord
 from provisioner.sinks._scaffold import RemoteSink, Unreachable, response_json
 from provisioner.sinks._unsettled import Unsettled
@@ -95,8 +96,9 @@ class KubernetesSink(RemoteSink):
         return f"KubernetesSink({self.name!r}, namespace={self._namespace!r})"
 
     def _held(self, secret: dict[str, Any]) -> str | None:
-        """The client_id a Secret holds, read through the sink's field mapping."""
-        return self._fields.client_id(_from_data(secret.get("data")))
+        """The identity a Secret holds (project key id, else client id), read through the
+        sink's field mapping."""
+        return self._fields.identity(_from_data(secret.get("data")))
 
     # --- the protocol ----------------------------------------------------------------------------
 
@@ -106,9 +108,10 @@ class KubernetesSink(RemoteSink):
         return await self._checked("check", lambda: self._get(_CHECK_NAME))
 
     async def read(self, service: str, credential: str) -> str | None:
-        """The `client_id` the Secret holds; None when there is no Secret (or it holds none)."""
+        """The identity the Secret holds (project key id, else client id); None when there is
+        no Secret, or it holds no whole record."""
         found = await self.read_record(service, credential)
-        return found.client_id if found is not None else None
+        return found.identity if found is not None else None
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The stored record, secret included; None when absent or not a record."""
@@ -117,10 +120,9 @@ class KubernetesSink(RemoteSink):
         if current is None:
             return None
         self._check_ours(current, name, f"{service}/{credential}")
-        found = self._fields.from_document(_from_data(current.get("data")), service, credential)
-        if found is not None:
-            register_secret(found.secret)
-        return found
+        document = _from_data(current.get("data"))
+        self._fields.remember(document)
+        return self._fields.from_document(document, service, credential)
 
     async def write(self, record: SinkRecord) -> Previous:
         """Create the Secret, or replace it on the resourceVersion just read (409: read again)."""

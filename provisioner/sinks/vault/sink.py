@@ -91,7 +91,8 @@ class VaultSink(RemoteSink):
             timeout=context.timeout,
             headers={"User-Agent": "streamkap-provisioner", "Accept": "application/json"},
         )
-        # Key path -> the client_id and version last seen (None: holds nothing; 0: no version).
+        # Key path -> the identity (see FieldMap.identity) and version last seen (None: holds
+        # nothing; 0: no version).
         self._seen: dict[str, tuple[str | None, int]] = {}
         # Key path -> its custom metadata as last read ({}: none, or no such key).
         self._custom: dict[str, dict[str, str]] = {}
@@ -105,7 +106,8 @@ class VaultSink(RemoteSink):
         return await self._checked("token check", partial(self._lookup_self, LOOKUP_SELF))
 
     async def read(self, service: str, credential: str) -> str | None:
-        """The stored `client_id`; None when absent or when the latest version is deleted."""
+        """The stored identity (project key id, else client id); None when absent or when the
+        latest version is deleted."""
         path = self._key_path(service, credential)
         self._seen[path] = await self._retrying("read", partial(self._fetch, path))
         return self._seen[path][0]
@@ -114,11 +116,9 @@ class VaultSink(RemoteSink):
         """The stored record, secret included; None when absent or deleted."""
         path = self._key_path(service, credential)
         document, version = await self._retrying("read", partial(self._fetch_document, path))
-        self._seen[path] = (self._fields.client_id(document), version)
-        found = self._fields.from_document(document, service, credential)
-        if found is not None:
-            register_secret(found.secret)
-        return found
+        self._seen[path] = (self._fields.identity(document), version)
+        self._fields.remember(document)
+        return self._fields.from_document(document, service, credential)
 
     async def write(self, record: SinkRecord) -> Previous:
         """Store a new version, check-and-set against the version last read; return that version.
@@ -172,9 +172,9 @@ class VaultSink(RemoteSink):
     # --- KV v2 calls ---------------------------------------------------------------------------
 
     async def _fetch(self, path: str) -> tuple[str | None, int]:
-        """One read: the stored client_id (None if absent or deleted) and the current version."""
+        """One read: the stored identity (None if absent or deleted) and the current version."""
         document, version = await self._fetch_document(path)
-        return self._fields.client_id(document), version
+        return self._fields.identity(document), version
 
     async def _fetch_document(self, path: str) -> tuple[object, int]:
         """One read: the stored data (None if absent or deleted) and the current version."""
@@ -222,7 +222,7 @@ class VaultSink(RemoteSink):
         document = data.get("data") if isinstance(data, dict) else None
         if not isinstance(document, dict):
             return None
-        register_secret(self._fields.secret(document))  # now in memory
+        self._fields.remember(document)  # now in memory
         return document
 
     async def _write_back(self, path: str, *, data: dict[str, Any]) -> None:
@@ -238,7 +238,7 @@ class VaultSink(RemoteSink):
                 )
             return
         self._raise_for(response, "write", path)
-        self._seen[path] = (self._fields.client_id(data), self._written_version(response, path))
+        self._seen[path] = (self._fields.identity(data), self._written_version(response, path))
 
     async def _lookup_self(self, path: str) -> None:
         try:
