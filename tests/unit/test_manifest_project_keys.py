@@ -23,7 +23,6 @@ from provisioner.model import (
     Origin,
 )
 from provisioner.sinks import SinkDefinition
-from provisioner.sinks.fields import RECORD_FIELDS
 from provisioner.sinks.file import FileSinkOptions
 from tests.conftest import WriteManifest
 
@@ -504,9 +503,6 @@ def test_a_manifest_sink_mapping_too_little_for_a_project_key_is_refused(
     ]
 
 
-@pytest.mark.skipif(
-    "project_key_id" not in RECORD_FIELDS, reason="sinks accept the project-key fields first"
-)
 def test_a_manifest_sink_mapping_a_project_keys_fields_loads(
     write_manifest: WriteManifest,
 ) -> None:
