@@ -31,7 +31,7 @@ def test_validate_checks_the_example_manifests_without_network(tmp_path: Path) -
     env["PROVISIONER_LOG_FORMAT"] = "console"
     result = run_cli("validate", REPO / "manifests", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.startswith("OK: 7 credentials for 4 services in 3 files")
+    assert result.stderr.startswith("OK: 8 credentials for 5 services in 4 files")
 
 
 def test_missing_api_credentials_are_a_configuration_error(tmp_path: Path) -> None:

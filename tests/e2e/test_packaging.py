@@ -186,7 +186,7 @@ def test_installed_entry_point_validates_the_example_manifests(installed: Path) 
     command = [str(installed / "bin" / "provisioner"), "validate", str(REPO / "manifests")]
     result = as_unprivileged(command, cwd=installed)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.startswith("OK: 7 credentials for 4 services in 3 files")
+    assert result.stderr.startswith("OK: 8 credentials for 5 services in 4 files")
 
 
 def test_the_simulator_dependencies_are_an_extra_not_the_base_install(installed: Path) -> None:

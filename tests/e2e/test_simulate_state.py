@@ -33,8 +33,8 @@ def simulate(demo: Path, command: str = "apply") -> str:
 
 
 def test_a_second_demo_run_changes_nothing(demo: Path) -> None:
-    assert "Applied: 7 created" in simulate(demo)
-    assert "Applied: 0 created, 0 replaced, 0 deleted, 7 unchanged, 0 failed." in simulate(demo)
+    assert "Applied: 8 created" in simulate(demo)
+    assert "Applied: 0 created, 0 replaced, 0 deleted, 8 unchanged, 0 failed." in simulate(demo)
 
 
 def test_a_simulated_plan_after_an_edit_shows_the_change(demo: Path) -> None:
@@ -53,7 +53,7 @@ def test_the_state_file_is_private_and_deleting_it_starts_over(demo: Path) -> No
     state = demo / SIMULATOR_STATE_FILE
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     state.unlink()  # how the README says to start over
-    assert "Plan: 7 to create, 0 to replace" in simulate(demo, "plan")
+    assert "Plan: 8 to create, 0 to replace" in simulate(demo, "plan")
 
 
 def test_a_damaged_state_file_is_refused_with_how_to_start_over(demo: Path) -> None:
@@ -66,10 +66,10 @@ def test_a_damaged_state_file_is_refused_with_how_to_start_over(demo: Path) -> N
 
 def test_a_simulated_plan_reads_only_and_writes_no_state(demo: Path) -> None:
     """Issue 22: `plan` "reads only", the simulator's state file included."""
-    assert "Plan: 7 to create" in simulate(demo, "plan")
+    assert "Plan: 8 to create" in simulate(demo, "plan")
     assert not (demo / SIMULATOR_STATE_FILE).exists()
     simulate(demo)
     state = demo / SIMULATOR_STATE_FILE
     before = (state.read_bytes(), state.stat().st_mtime_ns)
-    assert "Plan: 0 to create, 0 to replace, 0 to delete, 7 unchanged." in simulate(demo, "plan")
+    assert "Plan: 0 to create, 0 to replace, 0 to delete, 8 unchanged." in simulate(demo, "plan")
     assert (state.read_bytes(), state.stat().st_mtime_ns) == before
