@@ -178,7 +178,8 @@ def blocked_count(blocked: int) -> str:
 
 def _kept(plan: Plan) -> str:
     orphaned = plan.count(Kind.NOOP, Reason.ORPHAN)
-    kept = _kept_note(orphaned, plan.count(Kind.NOOP, Reason.IN_GRACE))
+    in_use = plan.count(Kind.NOOP, Reason.IN_USE)
+    kept = _kept_note(orphaned, plan.count(Kind.NOOP, Reason.IN_GRACE), in_use)
     return kept + deferred_note(plan.count(Kind.NOOP, Reason.DEFERRED)) + other_owners_note(plan)
 
 
@@ -190,13 +191,15 @@ def deferred_note(deferred: int) -> str:
     return f" {deferred} change{'s' * (deferred > 1)} deferred to later runs (change budget)."
 
 
-def _kept_note(orphaned: int, in_grace: int) -> str:
+def _kept_note(orphaned: int, in_grace: int, in_use: int = 0) -> str:
     """What stays live on purpose, after a summary line; empty when nothing does."""
     notes = []
     if orphaned:
         notes.append(f"{orphaned} orphan{'s' * (orphaned > 1)} kept (--prune deletes orphans)")
     if in_grace:
         notes.append(f"{in_grace} superseded kept for grace")
+    if in_use:
+        notes.append(f"{in_use} superseded kept past grace while still in use (grace_max)")
     return f" {', '.join(notes)}." if notes else ""
 
 
@@ -340,6 +343,7 @@ class Summary:
     failed: int = 0
     orphaned: int = 0
     in_grace: int = 0
+    in_use: int = 0  # superseded, past grace, kept while still used (grace_max)
     skipped: int = 0  # never started: the run was stopped (signal, circuit breaker)
     other_owners: int = 0  # other owners' marked credentials, left alone
     deferred: int = 0  # rotations due, left to later runs by the change budget
@@ -362,7 +366,10 @@ class Summary:
             line += f" {self.skipped} not started."
         others = f" {self.other_owners} of other owners left alone." if self.other_owners else ""
         return (
-            line + _kept_note(self.orphaned, self.in_grace) + deferred_note(self.deferred) + others
+            line
+            + _kept_note(self.orphaned, self.in_grace, self.in_use)
+            + deferred_note(self.deferred)
+            + others
         )
 
 
@@ -383,6 +390,7 @@ def summarize(plan: Plan, outcomes: Sequence[Outcome]) -> Summary:
         skipped=len(skipped),
         orphaned=plan.count(Kind.NOOP, Reason.ORPHAN),
         in_grace=plan.count(Kind.NOOP, Reason.IN_GRACE),
+        in_use=plan.count(Kind.NOOP, Reason.IN_USE),
         other_owners=sum(count for _, count in plan.other_owners),
         deferred=plan.count(Kind.NOOP, Reason.DEFERRED)
         + sum(1 for o in outcomes if o.status is Status.DEFERRED),

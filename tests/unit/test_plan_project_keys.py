@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from provisioner.cli.render import plan_summary_line, summarize
 from provisioner.model import (
     AclEntry,
     Action,
@@ -332,3 +333,10 @@ def test_once_the_new_kind_is_delivered_the_old_credential_is_deleted_on_its_api
     gone = result.actions[1]
     assert (gone.client_id, gone.credential_kind) == ("cc1", CredentialKind.CLIENT_CREDENTIAL)
     assert counts(gone)
+
+
+def test_plan_and_apply_summaries_say_what_is_kept_while_in_use() -> None:
+    result = replaced(used_after_new=timedelta(minutes=30), grace_max=timedelta(days=7))
+    note = "1 superseded kept past grace while still in use (grace_max)."
+    assert plan_summary_line(result).endswith(note)
+    assert summarize(result, []).line().endswith(note)
