@@ -191,6 +191,19 @@ class UnusableCreate(ProvisionerError):
         )
 
 
+class UnusableAccess(UnusableAnswer):
+    """A PATCH adding an access to a project key answered unusably (`cause`): the key may now
+    hold an access whose secrets no sink can get, and no PATCH takes an access back, so the
+    caller deletes the key `key_id` (and makes it anew)."""
+
+    def __init__(self, key: str, key_id: str, cause: UnusableAnswer) -> None:
+        self.method = cause.method
+        self.path = cause.path
+        self.key = key
+        self.key_id = key_id
+        ProvisionerError.__init__(self, f"adding access to {key}: {cause}")
+
+
 class ProjectKeyBusy(ProvisionerError):
     """A project key the API refuses to change now: `creating`, `deleting`, `delete_failed`."""
 

@@ -17,6 +17,7 @@ from provisioner.errors import (
     PermissionDenied,
     ProvisionerError,
     SinkError,
+    UnusableAccess,
     UnusableCreate,
 )
 from provisioner.http.retry import Sleep, retrying
@@ -32,6 +33,7 @@ from provisioner.model import (
     Reason,
     RemoteCredential,
     SinkRecord,
+    State,
     Status,
 )
 from provisioner.runtime import Halt, Observer, Unobserved, for_each
@@ -170,18 +172,35 @@ class Engine:
         """Change it in place; False when the API cannot (then the caller replaces).
 
         An access the change added (a project key given Kafka or API access) is delivered to
-        every sink with the secrets the sinks already hold; if that fails, AccessUndone.
+        every sink with the secrets the sinks already hold; if that fails, or the PATCH's answer
+        lacks the new secrets (UnusableAccess), the key is deleted: AccessUndone. A key still
+        `creating` after the adapter's wait is delivered, then the action fails.
         """
         assert action.desired is not None
         assert action.client_id is not None
+        api = self._api(action.desired.kind)
         try:
-            added = await self._api(action.desired.kind).update(action.client_id, action.desired)
+            added = await api.update(action.client_id, action.desired)
         except PatchUnsupported:
             return False
+        except UnusableAccess as exc:
+            # The PATCH may have made an access whose secrets no sink will ever get (the answer
+            # did not show them): as after a failed delivery, the key goes and is made anew.
+            log.warning("access.undo", key=action.key, client_id=exc.key_id, error=str(exc))
+            with anyio.CancelScope(shield=True):
+                await api.delete(exc.key_id)
+            raise AccessUndone(str(exc)) from None
         if added is None:
             await self._refresh_records(action.desired, action.client_id, action.targets)
-        else:
-            await self._deliver_added(action, action.desired, added)
+            return True
+        await self._deliver_added(action, action.desired, added)
+        if added.remote.state is not State.ACTIVE:
+            # Delivered all the same: its secrets are shown once, and its API access is the one
+            # the sinks already hold. But a key is converged only once active (as a create).
+            raise ProvisionerError(
+                f"added access to {action.key} ({action.client_id}) and delivered it, but the "
+                f"key is {added.remote.state} after the activation wait; the next run looks again"
+            )
         return True
 
     async def _deliver_added(

@@ -17,6 +17,7 @@ from provisioner.errors import (
     PatchUnsupported,
     ProjectKeyBusy,
     ProvisionerError,
+    UnusableAccess,
     UnusableAnswer,
     UnusableCreate,
     first_error,
@@ -111,7 +112,10 @@ class ProjectKeyCredentials:
         An access it adds comes back with its new secrets (and the key as the PATCH left it,
         waited on until active after Kafka was added); otherwise None. PatchUnsupported, and
         nothing sent, for what only a replace can do (removing an access, permissions, the
-        Kafka username, Schema Registry); ProjectKeyBusy while the key is not active.
+        Kafka username, Schema Registry); ProjectKeyBusy while the key is not active;
+        UnusableAccess when a PATCH adding an access answers unusably (no new secrets, another
+        key, other changes than asked): the caller deletes the key, whose new access no sink
+        can hold.
         """
         path = f"{PROJECT_KEYS}/{key_id}"
         key = await self._keys.detail(key_id)
@@ -125,12 +129,21 @@ class ProjectKeyCredentials:
             raise PatchUnsupported("PATCH", path, 400, f"not sent: {exc}") from None
         if change is None:
             return None
-        patched = await self._keys.patch(key_id, change)
-        problems = mapping.differences(desired, patched.detail, roles=change.role_ids is not None)
-        if problems:
-            raise UnusableAnswer("PATCH", path, "the API changed otherwise: " + "; ".join(problems))
+        adds = change.adds_api or change.adds_kafka
+        try:
+            patched = await self._keys.patch(key_id, change)
+            problems = mapping.differences(
+                desired, patched.detail, roles=change.role_ids is not None
+            )
+            if problems:
+                problem = "the API changed otherwise: " + "; ".join(problems)
+                raise UnusableAnswer("PATCH", path, problem)
+        except UnusableAnswer as exc:
+            if adds:  # the access may exist now, its secrets unknown: the key must go
+                raise UnusableAccess(desired.key, key_id, exc) from None
+            raise
         new_api, new_kafka = patched.new_api_credentials, patched.new_kafka_credentials
-        if not (change.adds_api or change.adds_kafka):
+        if not adds:
             return None
         detail = patched.detail
         if change.adds_kafka:  # the key is `creating` again while its Kafka user is made

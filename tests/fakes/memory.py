@@ -65,11 +65,12 @@ class MemorySink:
         return SinkError(self.name, self.fail_check) if self.fail_check else None
 
     async def read(self, service: str, credential: str) -> str | None:
-        """The stored client id; None when missing or when the sink is write-only."""
+        """The stored record's identity (a project key's id, else the client id); None when
+        missing or when the sink is write-only."""
         key = f"{service}/{credential}"
         self._maybe_fail(self.fail_reads, "read", key)
         record = self.records.get(key) if self.readable else None
-        return record.client_id if record else None
+        return record.identity if record else None
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The stored record; None when missing or when the sink is write-only."""
@@ -83,17 +84,18 @@ class MemorySink:
         self.writes.append(record)
         before = self.records.get(record.key)
         self.records[record.key] = record
-        return Previous(before.client_id, before) if before is not None else NOTHING
+        return Previous(before.identity, before) if before is not None else NOTHING
 
     async def restore(
         self, service: str, credential: str, client_id: str, previous: Previous
     ) -> None:
-        """Put the previous record back (or drop the record) if it still holds `client_id`."""
+        """Put the previous record back (or drop the record) if it still holds `client_id` (its
+        identity: a project key's id)."""
         key = f"{service}/{credential}"
         self._maybe_fail(self.fail_restores, "restore", key)
         self.restores.append((key, client_id))
         record = self.records.get(key)
-        if record is None or record.client_id != client_id:
+        if record is None or record.identity != client_id:
             return
         if isinstance(previous.content, SinkRecord):
             self.records[key] = previous.content
@@ -106,7 +108,7 @@ class MemorySink:
         self._maybe_fail(self.fail_deletes, "delete", key)
         self.deletes.append((key, client_id))
         record = self.records.get(key)
-        if record is not None and record.client_id == client_id:
+        if record is not None and record.identity == client_id:
             del self.records[key]
 
     def sweep(self, before: float) -> int:
