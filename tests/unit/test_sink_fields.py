@@ -14,7 +14,7 @@ from provisioner.manifest import load_manifests
 from provisioner.model import KafkaLogin, SinkRecord
 from provisioner.sinks.base import SinkContext
 from provisioner.sinks.env import EnvSink, EnvSinkOptions
-from provisioner.sinks.fields import RECORD_FIELDS, FieldMap
+from provisioner.sinks.fields import RECORD_FIELDS, FieldMap, check_fields
 from provisioner.sinks.file import FileSink, FileSinkOptions
 from tests.conftest import WriteManifest
 
@@ -55,7 +55,6 @@ def manifest(fields: str) -> str:
         ("{ID: client_id}", "secret must be mapped"),
         ("{ID: client_id, S: secret, X: colour}", "unknown record field 'colour'"),
         ("{ID: client_id, S: secret, id: service}", None),  # distinct in a file
-        ("{PK: project_key_id, PW: kafka_password}", None),  # a project key's identity
         ("{PW: kafka_password, U: kafka_username}", "or project_key_id"),
     ],
 )
@@ -71,6 +70,13 @@ def test_fields_are_validated_with_file_and_line(
     problem = caught.value.problems[0]  # (the credential naming it reports it unknown too)
     assert problem.startswith(f"{path}:3:")
     assert message in problem
+
+
+def test_a_project_keys_identity_is_enough_for_a_mapping() -> None:
+    """A Kafka-only key has no client_id/secret; which fields each credential needs is checked
+    per credential when manifests load (tests/unit/test_manifest_project_keys.py)."""
+    mapping = {"PK": "project_key_id", "PW": "kafka_password"}
+    assert check_fields(mapping) == mapping
 
 
 def test_env_output_keys_that_spell_one_variable_are_duplicates() -> None:
