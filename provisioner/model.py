@@ -446,6 +446,9 @@ class Reason(StrEnum):
     IN_USE = "in-use"
     DELETE_FAILED = "delete-failed"  # an earlier delete ended `delete_failed`: tried again
     UP_TO_DATE = "up-to-date"
+    # A project key the sinks hold that Streamkap is still setting up (`creating`): not
+    # converged yet, nothing to do but look again next run.
+    ACTIVATING = "activating"
     SINK_ERROR = "sink-error"  # blocked: the detail says which sink and why
 
 

@@ -368,6 +368,17 @@ def _keep_or_replace(
 ) -> Action:
     rotation = _rotation(wanted, kept, now)
     drifts = [*filter(None, [_forced(forced)]), *_drifts(wanted, kept), *filter(None, [rotation])]
+    if not drifts and kept.state is State.CREATING:
+        detail = "still creating (its Kafka access is being set up); the next run looks again"
+        return Action(
+            Kind.NOOP,
+            wanted.key,
+            Reason.ACTIVATING,
+            wanted,
+            kept.client_id,
+            known=known,
+            detail=detail,
+        )
     if not drifts:
         return Action(Kind.NOOP, wanted.key, Reason.UP_TO_DATE, wanted, kept.client_id, known=known)
     reason, detail = drifts[0]

@@ -340,3 +340,10 @@ def test_plan_and_apply_summaries_say_what_is_kept_while_in_use() -> None:
     note = "1 superseded kept past grace while still in use (grace_max)."
     assert plan_summary_line(result).endswith(note)
     assert summarize(result, []).line().endswith(note)
+
+
+def test_a_held_key_still_being_set_up_is_not_counted_converged() -> None:
+    action = only(plan([key()], [live(state=State.CREATING)], HELD, now=NOW))
+    assert (action.kind, action.reason) == (Kind.NOOP, Reason.ACTIVATING)
+    assert not plan([key()], [live(state=State.CREATING)], HELD, now=NOW).has_changes
+    assert summarize(plan([key()], [live(state=State.CREATING)], HELD, now=NOW), []).unchanged == 0
