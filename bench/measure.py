@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,13 @@ SIDES = ("provisioner", "naive")
 
 @dataclass(frozen=True)
 class Run:
-    """One side's run: wall and CPU seconds (start-up excluded) and the HTTP statuses it saw."""
+    """One side's run: wall and CPU seconds (start-up excluded), the HTTP statuses it saw and
+    (where counted) the requests it sent."""
 
     wall: float
     cpu: float
     statuses: dict[int, int]
+    requests: dict[str, int] = field(default_factory=dict)  # by method and route, where counted
 
     @property
     def refused(self) -> int:
@@ -53,6 +55,22 @@ def measure(side: str, faults: Faults, count: int, concurrency: int) -> Run:
         raise RuntimeError(f"{side} wrote {data['written']} of {count} secrets")
     statuses = {int(status): n for status, n in data["statuses"].items()}
     return Run(float(data["wall"]), float(data["cpu"]), statuses)
+
+
+def project_keys(faults: Faults, count: int, concurrency: int) -> dict[str, Run]:
+    """`bench.project_keys` against a simulator of its own: the first apply and the converged
+    re-run, each a `Run` with its requests counted by method and route."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, simulator(faults) as url:
+        args = [url, str(count), str(concurrency), tmp]
+        data = _run_json(["-m", "bench.project_keys", *args], Path(tmp) / "stderr.log")
+    if data["written"] != count:
+        raise RuntimeError(f"the provisioner wrote {data['written']} of {count} project keys")
+    return {run: _run_of(data[run]) for run in ("first", "converged")}
+
+
+def _run_of(data: dict[str, Any]) -> Run:
+    statuses = {int(status): n for status, n in data["statuses"].items()}
+    return Run(float(data["wall"]), float(data["cpu"]), statuses, dict(data["requests"]))
 
 
 def scale(count: int) -> dict[str, float]:

@@ -35,10 +35,11 @@ class Runs:
     cpu: int = 5
     scale: int = 5
     startup: int = 5
+    project_keys: int = 3  # each run applies twice: the creates, then the converged re-run
     startup_rounds: int = 10  # the start-up ratios: fastest of this many rounds
 
 
-QUICK = Runs(latency=2, rate=1, cpu=2, scale=2, startup=3, startup_rounds=5)
+QUICK = Runs(latency=2, rate=1, cpu=2, scale=2, startup=3, project_keys=1, startup_rounds=5)
 
 
 def latency_bound(runs: Runs) -> list[Row]:
@@ -67,6 +68,32 @@ def rate_limited(runs: Runs) -> list[Row]:
             scenario, "429 share", _pct(share_mine), _pct(share_naive), "<= 5%", share_mine <= 0.05
         ),
     ]
+
+
+def project_keys(runs: Runs) -> list[Row]:
+    """1000 project keys at 100 ms a request, 40 at a time: the first apply (a create and its
+    read-back until `active` per key) and the converged re-run (the listing and a detail read per
+    key, no write), each wall time against the ideal of its requests at that concurrency."""
+    count, concurrency, latency = 1000, 40, 0.1
+    faults = Faults(latency=latency, slow_activation=0.0)  # active when first read back
+    results = [measure.project_keys(faults, count, concurrency) for _ in range(runs.project_keys)]
+    # The work beyond the setup the latency-bound row leaves out too (log in, then the listings):
+    # a create and a detail read per key, then a detail read per key.
+    per_request = latency / concurrency  # at full concurrency
+    ideals = {"first": 2 * count * per_request, "converged": count * per_request}
+    what = {
+        "first": "first apply of {n} (a create + its read-back each)",
+        "converged": "converged re-run of {n} (listing + a detail read each, no write)",
+    }
+    rows = []
+    for run in ("first", "converged"):
+        ratio = median(result[run].wall for result in results) / ideals[run]
+        pace = f"{latency:.1f} s each, {concurrency} at a time"
+        scenario = f"project keys: {what[run].format(n=count)}, {pace}"
+        rows.append(Row(scenario, "wall / ideal", _x(ratio), "", "<= 1.3x", ratio <= 1.3))
+        counted = _requests(results[0][run].requests)
+        rows.append(Row(scenario, "requests sent", counted, "", "", None))
+    return rows
 
 
 def cpu(runs: Runs) -> list[Row]:
@@ -142,6 +169,7 @@ def limits(runs: Runs) -> list[Row]:
 SCENARIOS: dict[str, Callable[[Runs], list[Row]]] = {
     "latency": latency_bound,
     "rate": rate_limited,
+    "project-keys": project_keys,
     "cpu": cpu,
     "scale": scale,
     "startup": startup,
@@ -155,6 +183,12 @@ def _median(runs: Sequence[Run], figure: Callable[[Run], float]) -> float:
 
 def _refused(runs: Sequence[Run]) -> float:
     return sum(run.refused for run in runs) / sum(run.calls for run in runs)
+
+
+def _requests(counted: dict[str, int]) -> str:
+    """Requests by method and route, the most frequent first."""
+    by_count = sorted(counted.items(), key=lambda item: (-item[1], item[0]))
+    return "; ".join(f"{call}: {n}" for call, n in by_count)
 
 
 def _x(value: float) -> str:

@@ -22,11 +22,14 @@ class Faults:
     latency: float = 0.0
     rate_limit: float | None = None
     burst: int = 10
+    slow_activation: float | None = None  # seconds a project key stays `creating`
 
     def flags(self) -> list[str]:
         flags = ["--latency", str(self.latency), "--burst", str(self.burst)]
         if self.rate_limit is not None:
             flags += ["--rate-limit", str(self.rate_limit)]
+        if self.slow_activation is not None:
+            flags += ["--slow-activation", str(self.slow_activation)]
         return flags
 
 

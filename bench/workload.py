@@ -80,3 +80,27 @@ def write_team_manifests(directory: Path, count: int, files: int) -> list[Path]:
         path.write_text(team_manifest_text(team, count // files), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def project_key_manifest_text(count: int, sink_dir: str = SINK_DIR) -> str:
+    """One manifest asking for `count` project keys, ten per service, all with Kafka access and
+    its ACLs: every other key also has API access (`roles`), the rest are Kafka-only."""
+    lines = ["version: 1", "sinks:", f"  local: {{type: file, path: {sink_dir}}}", "services:"]
+    for index, (service, credential) in enumerate(names(count)):
+        if index % PER_SERVICE == 0:
+            lines += [f"  - name: {service}", "    credentials:"]
+        lines += [
+            f"      - name: {credential}",
+            "        kind: project-key",
+            f"        description: {description(service, credential)}",
+        ]
+        if index % 2 == 0:
+            lines.append(f"        roles: [{ROLE_KEY}]")
+        lines += [
+            "        kafka:",
+            "          acls:",
+            f"            - {{topic: {service}.orders., pattern: prefixed, operations: [READ]}}",
+            f"            - {{group: {service}-{credential}, operations: [READ, DESCRIBE]}}",
+            "        sinks: [local]",
+        ]
+    return "\n".join(lines) + "\n"
