@@ -43,6 +43,10 @@ from provisioner.streamkap import CredentialApi
 log = structlog.get_logger("provisioner.reconcile.engine")
 
 WORKERS_PER_REQUEST = 2
+#: With project keys being made with Kafka access: each waits seconds for Streamkap to set it up
+#: (`creating`) holding no connection, so many more are kept in progress; the request path still
+#: bounds what is in flight.
+WORKERS_PER_REQUEST_WAITING = 8
 
 
 @dataclass
@@ -93,9 +97,12 @@ class Engine:
             self.observer.on_outcome(outcome)
 
         # More credentials in progress than requests in flight (the client's limit): while some
-        # deliver their secrets, others keep every connection busy.
+        # deliver their secrets (or wait for their key to be set up), others keep every
+        # connection busy.
         todo = [action for action in actions if action.writes]
-        await for_each(todo, work, self.concurrency * WORKERS_PER_REQUEST)
+        waiting = any(_waits_for_activation(action) for action in todo)
+        per_request = WORKERS_PER_REQUEST_WAITING if waiting else WORKERS_PER_REQUEST
+        await for_each(todo, work, self.concurrency * per_request)
         return outcomes
 
     def _watch(self, outcome: Outcome) -> None:
@@ -463,6 +470,18 @@ def refreshed(desired: DesiredCredential, held: SinkRecord) -> SinkRecord:
         role_ids=desired.role_ids,
         permission_ids=desired.permission_ids,
         service_id=desired.service_id,
+    )
+
+
+def _waits_for_activation(action: Action) -> bool:
+    """Whether the action makes a project key with Kafka access (or adds it): Streamkap sets
+    that up asynchronously, and the key is waited on until `active`."""
+    wanted = action.desired
+    return (
+        action.kind in (Kind.CREATE, Kind.REPLACE, Kind.UPDATE)
+        and wanted is not None
+        and wanted.kind is CredentialKind.PROJECT_KEY
+        and wanted.kafka is not None
     )
 
 
