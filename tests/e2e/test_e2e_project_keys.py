@@ -87,11 +87,13 @@ def assert_record_holds(record: dict[str, object], key: Key) -> None:
     """A sink's record of a project key: its id, and the secrets of exactly its accesses."""
     assert record["project_key_id"] == key.id
     if key.api_client_id is None:
-        assert "client_id" not in record and "secret" not in record
+        assert "client_id" not in record
+        assert "secret" not in record
     else:
         assert (record["client_id"], record["secret"]) == (key.api_client_id, key.api_secret)
     if key.kafka_username is None:
-        assert "kafka_username" not in record and "kafka_password" not in record
+        assert "kafka_username" not in record
+        assert "kafka_password" not in record
     else:
         assert (record["kafka_username"], record["kafka_password"]) == (
             key.kafka_username,
@@ -102,7 +104,7 @@ def assert_record_holds(record: dict[str, object], key: Key) -> None:
 def assert_env_holds(env: dict[str, str | None], name: str, key: Key) -> None:
     prefix = f"STREAMKAP_ORDERS_{name.upper().replace('-', '_')}_"
     mine = {var.removeprefix(prefix): value for var, value in env.items() if var.startswith(prefix)}
-    expected = {"PROJECT_KEY_ID": key.id}
+    expected: dict[str, str | None] = {"PROJECT_KEY_ID": key.id}
     if key.api_client_id is not None:
         expected |= {"CLIENT_ID": key.api_client_id, "SECRET": key.api_secret}
     if key.kafka_username is not None:
@@ -190,9 +192,7 @@ def test_vault_holds_what_the_file_sink_holds(
         env = sim.env(**vault.env())
         first = run_cli("apply", "manifests", cwd=tmp_path, env=env)
         assert first.returncode == 0, first.stderr
-        keys = {
-            owner_key(record.description): record for record in sim.state.project_keys.live()
-        }
+        keys = {owner_key(record.description): record for record in sim.state.project_keys.live()}
         assert set(keys) == set(KEYS)
         for name in KEYS:
             in_vault = vault.read(f"streamkap/{name}")

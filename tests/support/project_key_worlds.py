@@ -48,11 +48,13 @@ class Credential:
 class World(Protocol):
     """A served tenant: its URL, the CLI's environment for it, and what it holds."""
 
-    name: str
-    url: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
 
     def env(self, **extra: str) -> dict[str, str]: ...
-    def keys(self) -> list[Key]: ...
+    def project_keys(self) -> list[Key]: ...
     def credentials(self) -> list[Credential]: ...
     def writes(self) -> list[tuple[str, str]]: ...
 
@@ -77,7 +79,7 @@ class SimulatorWorld:
     def env(self, **extra: str) -> dict[str, str]:
         return self.served.env(**extra)
 
-    def keys(self) -> list[Key]:
+    def project_keys(self) -> list[Key]:
         return [
             Key(
                 id=record.id,
@@ -121,7 +123,7 @@ class FakeWorld:
     def env(self, **extra: str) -> dict[str, str]:
         return self.served.env(**extra)
 
-    def keys(self) -> list[Key]:
+    def project_keys(self) -> list[Key]:
         with self.served.fake.lock:
             return [
                 Key(
@@ -170,11 +172,13 @@ def world(name: str) -> Iterator[World]:
 
 
 def marked(world: World) -> dict[str, list[Key]]:
-    """The keys of the provisioner (marked in their description), by credential key."""
+    """The keys of the provisioner (marked in their description), by credential key; a key
+    being deleted is left out (it is neither live nor an orphan; the fake shows `deleting` to
+    one read after a DELETE, the simulator not at all with a deletion delay of 0)."""
     found: dict[str, list[Key]] = {}
-    for key in world.keys():
+    for key in world.project_keys():
         owned = owner_key(key.description)
-        if owned is not None:
+        if owned is not None and key.status != "deleting":
             found.setdefault(owned, []).append(key)
     return found
 
