@@ -7,15 +7,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
-from provisioner.simulator import FaultConfig, ProjectKeyRecord
+from provisioner.simulator import (
+    ADMIN_CLIENT_ID,
+    ADMIN_SECRET,
+    FaultConfig,
+    ProjectKeyRecord,
+    SimulatorState,
+)
 from tests.conftest import WriteManifest
 from tests.support.project_key_worlds import (
     Key,
@@ -26,7 +37,7 @@ from tests.support.project_key_worlds import (
     marked,
     world,
 )
-from tests.support.served import human_text, run_cli
+from tests.support.served import REPO, Served, human_text, run_cli
 
 HEADER = """\
 version: 1
@@ -351,3 +362,60 @@ def test_a_key_without_the_marker_is_never_touched(
     assert not [path for _, path in writes_since(tenant, start) if theirs.id in path]
     assert theirs in tenant.project_keys()
     assert len(marked(tenant)["orders/stream"]) == 1  # ours, beside theirs of the same name
+
+
+def test_a_prune_against_provisioner_simulate_with_failing_deletes(
+    tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    """The same through `provisioner simulate --project-key-delete-failed-rate 1`: the orphan
+    ends `delete_failed`; each later run shows it and deletes it again."""
+    flags = ("--slow-activation", "0", "--project-key-delete-failed-rate", "1")
+    command = [sys.executable, "-m", "provisioner", "simulate", "--port", "0", *flags]
+    plain = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STREAMKAP_", "PROVISIONER_"))
+    }
+    with subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**plain, "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stderr is not None
+            url = process.stderr.readline().split("serving on ")[1].split()[0]
+            env = Served(url, SimulatorState()).env()
+
+            def cli(*args: str) -> str:
+                result = run_cli(*args, "manifests", cwd=tmp_path, env=env)
+                assert result.returncode == 0, result.stderr
+                return human_text(result.stderr)
+
+            def orphan_status() -> str | None:
+                """Its status once its deletion has ended (`simulate` deletes in 1 s)."""
+                deadline = time.monotonic() + 20
+                while (status := listed_status()) == "deleting" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return status
+
+            def listed_status() -> str | None:
+                with httpx.Client(base_url=url, timeout=10) as client:
+                    body = {"client_id": ADMIN_CLIENT_ID, "secret": ADMIN_SECRET}
+                    token = client.post("/auth/access-token", json=body).json()["accessToken"]
+                    headers = {"Authorization": f"Bearer {token}"}
+                    listed = client.get("/project-keys", headers=headers).json()
+                found = [key["status"] for key in listed if key["name"] == "orders/api"]
+                return found[0] if found else None
+
+            write_manifest("orders.yaml", manifest(stream(), "- name: api\n  roles: [Read Only]"))
+            cli("apply")
+            write_manifest("orders.yaml", manifest(stream()))
+            assert "1 deleted" in cli("apply", "--prune")
+            assert orphan_status() == "delete_failed"
+            assert re.search(r"orders/api \(pk_\w+\): delete-failed", cli("plan", "--prune"))
+            assert "1 deleted" in cli("apply", "--prune")  # asked again; the fault holds
+            assert orphan_status() == "delete_failed"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            process.kill()
