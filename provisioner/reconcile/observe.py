@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -51,6 +52,7 @@ async def observe(
     roles: list[Sequence[Role]] = []
     remote: list[Sequence[RemoteCredential]] = []
     held: list[tuple[Holdings, dict[str, SinkError]]] = []
+    recorded: dict[str, frozenset[str]] = {}
 
     async def checked_then_read() -> None:
         failed = failed_checks
@@ -62,7 +64,8 @@ async def observe(
             if causes:
                 blocked[credential.key] = causes[0]
         readable = [c for c in desired if c.key not in blocked]
-        holdings, unreadable = await read_holdings(readable, sinks, concurrency)
+        holdings, unreadable, permissions = await read_holdings(readable, sinks, concurrency)
+        recorded.update(permissions)
         held.append(({**{key: {} for key in blocked}, **holdings}, {**blocked, **unreadable}))
 
     try:
@@ -73,7 +76,25 @@ async def observe(
     except BaseExceptionGroup as failed:  # one failure cancels the other reads: report it alone
         raise first_error(failed) from None
     holdings, blocked = held[0]
-    return Observed(roles[0], remote[0], holdings, blocked)
+    return Observed(roles[0], with_recorded_permissions(remote[0], recorded), holdings, blocked)
+
+
+def with_recorded_permissions(
+    remote: Sequence[RemoteCredential], recorded: Mapping[str, frozenset[str]]
+) -> list[RemoteCredential]:
+    """Project keys with the permissions their sinks' records say they were made with.
+
+    The API lists no permissions of a key, and cannot change them: the record is the one place
+    that says which a key has, so a manifest naming others is seen to differ (a replace).
+    """
+    return [
+        dataclasses.replace(credential, permission_ids=recorded[credential.client_id])
+        if credential.permission_ids is None
+        and credential.api_client_id is not None
+        and credential.client_id in recorded
+        else credential
+        for credential in remote
+    ]
 
 
 async def list_remote(
@@ -181,12 +202,15 @@ async def _into(results: list[T], call: Awaitable[T]) -> None:
 
 async def read_holdings(
     desired: Sequence[DesiredCredential], sinks: Mapping[str, Sink], concurrency: int
-) -> tuple[Holdings, dict[str, SinkError]]:
-    """For every desired credential, the client_id each readable sink it names holds.
+) -> tuple[Holdings, dict[str, SinkError], dict[str, frozenset[str]]]:
+    """For every desired credential, the identity each readable sink it names holds; and, for
+    project keys a manifest gives permissions, the permissions each held record says (by key
+    id: see `with_recorded_permissions`).
 
     A sink that cannot be read for a credential is returned with that key rather than raised:
     that credential cannot be reconciled this run, the others can.
     """
+    recorded: dict[str, frozenset[str]] = {}
     holdings: dict[str, dict[str, str | None]] = {c.key: {} for c in desired}
     unreadable: dict[str, SinkError] = {}
     reads = [
@@ -199,11 +223,17 @@ async def read_holdings(
     async def read(item: tuple[DesiredCredential, Sink]) -> None:
         credential, sink = item
         try:
-            held = await sink.read(credential.service, credential.name)
+            if credential.kind is CredentialKind.PROJECT_KEY and credential.permission_ids:
+                record = await sink.read_record(credential.service, credential.name)
+                held = None if record is None else record.identity
+                if record is not None:
+                    recorded[record.identity] = frozenset(record.permission_ids)
+            else:
+                held = await sink.read(credential.service, credential.name)
         except SinkError as exc:
             unreadable.setdefault(credential.key, exc)
         else:
             holdings[credential.key][sink.name] = held
 
     await for_each(reads, read, concurrency)
-    return holdings, unreadable
+    return holdings, unreadable, recorded

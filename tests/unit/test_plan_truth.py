@@ -249,7 +249,7 @@ async def test_a_sink_plugin_without_check_is_taken_as_writable() -> None:
 async def test_read_holdings_reports_an_unreadable_sink_per_key() -> None:
     wanted = [desired("a", sinks=("bad",)), desired("b", sinks=("good",))]
     sinks: dict[str, Any] = {"good": MemorySink("good"), "bad": MemorySink("bad", fail_reads=True)}
-    holdings, unreadable = await read_holdings(wanted, sinks, 4)
+    holdings, unreadable, _ = await read_holdings(wanted, sinks, 4)
     assert set(unreadable) == {"api/a"}
     assert holdings["api/b"] == {"good": None}
 
