@@ -477,21 +477,26 @@ def _other(
 def _in_use(
     wanted: DesiredCredential, old: RemoteCredential, kept: RemoteCredential, now: datetime
 ) -> Action | None:
-    """A superseded credential past its grace that was used after its successor was made (so
-    some consumer still reads the old secret): kept, and reported, until `grace_max` ends.
+    """A superseded credential past its grace that some consumer still uses: kept, and
+    reported, until `grace_max` ends.
 
+    Still used = used after its successor was made, and within the last `grace` (the time a
+    consumer is given to move: one that has moved stops using it, and a grace later it goes).
     None (delete it) without `grace_max`, when the API does not say when it was used, when it
-    was not used since, or once `grace_max` has run out.
+    is not still used, or once `grace_max` has run out.
     """
     if wanted.grace_max is None or old.last_used_at is None or kept.created_at is None:
         return None
-    if _aware(old.last_used_at) <= _aware(kept.created_at) or _age(kept, now) >= wanted.grace_max:
+    used = _aware(old.last_used_at)
+    if used <= _aware(kept.created_at) or now - used >= grace_of(wanted):
+        return None
+    if _age(kept, now) >= wanted.grace_max:
         return None
     until = _when(_plus(kept.created_at, wanted.grace_max))
     detail = (
-        f"the sinks hold {kept.client_id}, but it was used at {_when(old.last_used_at)}, after "
-        f"that one was made; kept while in use, at most until {until} (grace_max "
-        f"{format_duration(wanted.grace_max)})"
+        f"the sinks hold {kept.client_id}, but it was used at {_when(used)}, after that one "
+        f"was made; kept until unused for {format_duration(grace_of(wanted))} (grace), at most "
+        f"until {until} (grace_max {format_duration(wanted.grace_max)})"
     )
     return Action(Kind.NOOP, wanted.key, Reason.IN_USE, None, old.client_id, detail=detail)
 

@@ -286,11 +286,28 @@ def test_an_old_key_still_used_is_kept_past_grace_until_grace_max(
     assert {key.id for key in marked(sim_world)["orders/stream"]} == {old.id, new.id}
 
     time_passes(sim_world, timedelta(days=1))  # past grace_max: deleted, used or not
+    assert login_works(sim_world.url, old.api_client_id, old.api_secret)  # used a moment ago
     gone = run(sim_world, tmp_path, "apply", "--metrics-file", str(metrics))
     assert "1 deleted" in human_text(gone.stderr)
     assert the_key(sim_world).id == new.id
     assert metric(metrics, "provisioner_credentials_in_use_past_grace") == 0
     assert record(tmp_path)["project_key_id"] == new.id
+
+
+def test_an_old_key_kept_for_its_use_goes_once_unused_for_a_grace(
+    sim_world: SimulatorWorld, tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    old, new = rotated(sim_world, tmp_path, write_manifest)
+    time_passes(sim_world, timedelta(hours=2))
+    assert old.api_client_id is not None
+    assert old.api_secret is not None
+    assert login_works(sim_world.url, old.api_client_id, old.api_secret)
+    assert "in-use" in human_text(run(sim_world, tmp_path).stderr)
+    # Its last consumer moved: two hours on, it has not been used for more than a grace (1h).
+    time_passes(sim_world, timedelta(hours=2))
+    gone = run(sim_world, tmp_path)
+    assert "1 deleted" in human_text(gone.stderr)
+    assert the_key(sim_world).id == new.id
 
 
 def test_an_old_key_unused_since_the_new_one_goes_at_grace(

@@ -260,11 +260,20 @@ def replaced(
 
 
 def test_an_old_key_still_used_after_its_successor_is_kept_past_grace() -> None:
-    result = replaced(used_after_new=timedelta(minutes=30), grace_max=timedelta(days=7))
+    """Used 30 minutes ago, after pk2 was made 2 hours ago: some consumer has not moved yet."""
+    result = replaced(used_after_new=timedelta(minutes=90), grace_max=timedelta(days=7))
     assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE), (Kind.NOOP, Reason.IN_USE)]
     kept = result.actions[1]
     assert kept.client_id == "pk1"
-    assert "at most until 2026-11-07T22:00:00Z (grace_max 1w)" in kept.detail
+    assert kept.detail.endswith(
+        "kept until unused for 1h (grace), at most until 2026-11-07T22:00:00Z (grace_max 1w)"
+    )
+
+
+def test_an_old_key_unused_for_a_grace_is_deleted_though_used_after_its_successor() -> None:
+    """Used 90 minutes ago, after pk2 was made: its consumers moved since, an hour ago and more."""
+    result = replaced(used_after_new=timedelta(minutes=30), grace_max=timedelta(days=7))
+    assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE), (Kind.DELETE, Reason.SUPERSEDED)]
 
 
 def test_an_old_key_unused_since_its_successor_is_deleted_at_grace() -> None:
@@ -275,14 +284,15 @@ def test_an_old_key_unused_since_its_successor_is_deleted_at_grace() -> None:
 
 
 def test_at_grace_max_the_old_key_goes_whatever_its_use() -> None:
+    used_10_minutes_ago = timedelta(days=1) - timedelta(minutes=10)
     result = replaced(
-        used_after_new=timedelta(hours=20), grace_max=timedelta(days=1), new_age=timedelta(days=1)
+        used_after_new=used_10_minutes_ago, grace_max=timedelta(days=1), new_age=timedelta(days=1)
     )
     assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE), (Kind.DELETE, Reason.SUPERSEDED)]
 
 
 def test_without_grace_max_use_does_not_keep_a_key() -> None:
-    result = replaced(used_after_new=timedelta(minutes=30), grace_max=None)
+    result = replaced(used_after_new=timedelta(minutes=90), grace_max=None)
     assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE), (Kind.DELETE, Reason.SUPERSEDED)]
 
 
@@ -298,7 +308,7 @@ def test_within_grace_the_old_key_waits_whatever_its_use() -> None:
 def test_a_rotation_waits_while_the_old_key_is_still_in_use() -> None:
     """At most two live per key: a third is not made while the old one is kept for its users."""
     new = live("pk2", age=timedelta(days=40))
-    old = live("pk1", age=timedelta(days=80), last_used_at=NOW - timedelta(hours=1))
+    old = live("pk1", age=timedelta(days=80), last_used_at=NOW - timedelta(minutes=30))
     wanted = dataclasses.replace(
         key(grace=GRACE, rotate_after=timedelta(days=30)), grace_max=timedelta(days=60)
     )
@@ -336,7 +346,7 @@ def test_once_the_new_kind_is_delivered_the_old_credential_is_deleted_on_its_api
 
 
 def test_plan_and_apply_summaries_say_what_is_kept_while_in_use() -> None:
-    result = replaced(used_after_new=timedelta(minutes=30), grace_max=timedelta(days=7))
+    result = replaced(used_after_new=timedelta(minutes=90), grace_max=timedelta(days=7))
     note = "1 superseded kept past grace while still in use (grace_max)."
     assert plan_summary_line(result).endswith(note)
     assert summarize(result, []).line().endswith(note)
