@@ -142,6 +142,15 @@ class ProjectKeyCredentials:
             if adds:  # the access may exist now, its secrets unknown: the key must go
                 raise UnusableAccess(desired.key, key_id, exc) from None
             raise
+        except ProvisionerError as exc:
+            # An answer lost (a timeout, a 5xx, a retry refused because the first attempt was
+            # done): if the access is there now, its secrets were never seen.
+            if adds and await self._access_appeared(key_id, key):
+                lost = UnusableAnswer(
+                    "PATCH", path, f"the access was added, its answer lost: {exc}"
+                )
+                raise UnusableAccess(desired.key, key_id, lost) from None
+            raise
         new_api, new_kafka = patched.new_api_credentials, patched.new_kafka_credentials
         if not adds:
             return None
@@ -153,6 +162,14 @@ class ProjectKeyCredentials:
             secret=None if new_api is None else new_api.client_secret,
             kafka=None if new_kafka is None else mapping.kafka_login(new_kafka),
         )
+
+    async def _access_appeared(self, key_id: str, before: ProjectKeyDetail) -> bool:
+        """Whether the key has an access now that it did not have `before` (read afresh)."""
+        now = await self._keys.detail(key_id)
+        if now is None:
+            return False
+        added_api = before.api_client_id is None and now.api_client_id is not None
+        return added_api or (before.kafka_username is None and now.kafka_username is not None)
 
     async def delete(self, key_id: str) -> None:
         """Ask for the deletion (the key goes `deleting`); one already gone counts as deleted."""

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_api import FakeApi
-from tests.support.hostile import hostile_server
-from tests.support.hostile_fake import HostileFake, refuse, without
+from tests.support.hostile import Answer, Request, hostile_server, json_answer
+from tests.support.hostile_fake import Call, HostileFake, refuse, without
 from tests.support.served import human_text, run_cli
 
 KEY = "orders-reader/stream"
@@ -173,6 +173,36 @@ def test_a_patch_without_new_kafka_credentials_and_no_usable_create_fails_cleanl
     (line, *_) = error_lines(output)
     assert "the answer carries no kafka credentials" in line, line
     assert hostile.live() == []  # the patched key and the one made anew both went
+    assert ("DELETE", f"/project-keys/{old}") in hostile.fake.calls
+    assert_no_secret(hostile, output)
+
+
+def lost_answer(request: Request, call: Call) -> Answer:
+    """The fake does the PATCH, then the answer is lost: a 502 in its place."""
+    call()
+    return json_answer(502, {"detail": "bad gateway"})
+
+
+def test_a_patch_adding_kafka_whose_answer_is_lost_deletes_the_key_and_makes_it_anew(
+    tmp_path: Path,
+) -> None:
+    """Retried, the PATCH is refused (the key has Kafka access now); the Kafka user it made is
+    one no sink holds: the key goes, and a new one is made and delivered."""
+    hostile = HostileFake()
+    with hostile_server(hostile) as server:
+        old = first_run(tmp_path, hostile, server.url)
+        hostile.hooks[("PATCH", "/project-keys/{id}")] = lost_answer
+        code, output = apply(tmp_path, hostile, server.url)
+    assert code == 0, output
+    warned = [line for line in human_text(output).splitlines() if f"adding access to {KEY}" in line]
+    assert warned
+    assert "its answer lost" in warned[0]
+    (new,) = hostile.live()
+    assert new.id != old
+    record = held(tmp_path)
+    assert record is not None
+    assert record["project_key_id"] == new.id
+    assert record["kafka_password"] == new.kafka_password
     assert ("DELETE", f"/project-keys/{old}") in hostile.fake.calls
     assert_no_secret(hostile, output)
 
