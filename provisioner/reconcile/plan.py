@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from provisioner.kafka_usernames import same_user
 from provisioner.manifest.durations import format_duration
 from provisioner.model import (
     DEFAULT_OWNER,
@@ -71,9 +72,17 @@ def plan(
     blocked = blocked or {}
     now = _aware(now)
     by_key: dict[str, list[RemoteCredential]] = defaultdict(list)
-    unique: dict[str, RemoteCredential] = {}
+    unique: dict[tuple[CredentialKind, str], RemoteCredential] = {}
     for credential in remote:  # a credential listed twice is no duplicate of itself
-        unique.setdefault(credential.client_id, credential)
+        unique.setdefault(_identity(credential), credential)
+    # A project key's API access, should the API list it among client credentials (with the
+    # key's description, marker included), is the key's: never a credential of its own.
+    key_clients = {c.api_client_id for c in unique.values() if c.kind is CredentialKind.PROJECT_KEY}
+    unique = {
+        identity: credential
+        for identity, credential in unique.items()
+        if credential.kind is CredentialKind.PROJECT_KEY or credential.client_id not in key_clients
+    }
     failed_deletes: list[Action] = []
     for credential in unique.values():
         if credential.key is None:  # unmarked credentials are never ours to touch
@@ -110,26 +119,24 @@ def plan(
             others[their_owner] += len(leftovers)
             continue
         actions.extend(_orphan(key, credential, prune) for credential in leftovers)
-    kinds = {credential.client_id: credential.kind for credential in unique.values()}
     return Plan(
-        tuple(_on_api(action, kinds) for action in actions),
+        tuple(_on_api(action) for action in actions),
         other_owners=tuple(sorted(others.items())),
     )
 
 
-def _on_api(action: Action, kinds: Mapping[str, CredentialKind]) -> Action:
-    """The action with the API its credential lives on: the listed one's, else the manifest's."""
-    if action.client_id is not None and action.client_id in kinds:
-        kind = kinds[action.client_id]
-    elif action.desired is not None:
-        kind = action.desired.kind
-    else:
+def _identity(credential: RemoteCredential) -> tuple[CredentialKind, str]:
+    """A remote credential's identity: ids are only unique on their own API."""
+    return credential.kind, credential.client_id
+
+
+def _on_api(action: Action) -> Action:
+    """The action with the API its credential lives on: the manifest's kind for what concerns a
+    desired credential (a retired or orphaned one was given its own kind when planned)."""
+    wanted = action.desired
+    if wanted is None or wanted.kind is action.credential_kind:
         return action
-    return (
-        action
-        if kind is action.credential_kind
-        else dataclasses.replace(action, credential_kind=kind)
-    )
+    return dataclasses.replace(action, credential_kind=wanted.kind)
 
 
 def _delete_again(key: str, credential: RemoteCredential) -> Action:
@@ -143,6 +150,7 @@ def _delete_again(key: str, credential: RemoteCredential) -> Action:
         credential.client_id,
         detail=detail,
         created_at=credential.created_at,
+        credential_kind=credential.kind,
     )
 
 
@@ -170,6 +178,7 @@ def _kind_changed(
                     None,
                     credential.client_id,
                     detail=detail,
+                    credential_kind=credential.kind,
                 )
             )
             continue
@@ -467,11 +476,26 @@ def _other(
         detail = f"the sinks hold {kept.client_id}"
         leftover = _leftover(other, now, held, wanted)
         return Action(
-            Kind.DELETE, wanted.key, reason, None, other.client_id, detail=detail, leftover=leftover
+            Kind.DELETE,
+            wanted.key,
+            reason,
+            None,
+            other.client_id,
+            detail=detail,
+            leftover=leftover,
+            credential_kind=other.kind,
         )
     until = _when(_plus(kept.created_at, grace))
     detail = f"the sinks hold {kept.client_id}; grace {format_duration(grace)} ends {until}"
-    return Action(Kind.NOOP, wanted.key, Reason.IN_GRACE, None, other.client_id, detail=detail)
+    return Action(
+        Kind.NOOP,
+        wanted.key,
+        Reason.IN_GRACE,
+        None,
+        other.client_id,
+        detail=detail,
+        credential_kind=other.kind,
+    )
 
 
 def _in_use(
@@ -498,7 +522,15 @@ def _in_use(
         f"was made; kept until unused for {format_duration(grace_of(wanted))} (grace), at most "
         f"until {until} (grace_max {format_duration(wanted.grace_max)})"
     )
-    return Action(Kind.NOOP, wanted.key, Reason.IN_USE, None, old.client_id, detail=detail)
+    return Action(
+        Kind.NOOP,
+        wanted.key,
+        Reason.IN_USE,
+        None,
+        old.client_id,
+        detail=detail,
+        credential_kind=old.kind,
+    )
 
 
 def _leftover(
@@ -524,6 +556,7 @@ def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
         credential.client_id,
         detail=detail,
         created_at=credential.created_at,
+        credential_kind=credential.kind,
     )
 
 
@@ -559,9 +592,18 @@ def _key_drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tu
     if removed:
         found.append((Reason.DRIFT_ACCESS, f"removes {' and '.join(removed)} access"))
     if wanted.kafka is not None and current.kafka is not None:
-        found.extend(_kafka_drifts(wanted.kafka, current.kafka))
+        found.extend(_kafka_drifts(wanted.owned_key, wanted.kafka, current.kafka))
     permissions = current.permission_ids
-    if has["API"] and permissions is not None and permissions != frozenset(wanted.permission_ids):
+    if (
+        has["API"]
+        and wanted.wants_api
+        and _uses_permissions(current) != bool(wanted.permission_ids)
+    ):
+        # Roles and permissions are two kinds of API access: one never becomes the other.
+        found.append(
+            (Reason.DRIFT_PERMISSIONS, "roles and permissions: one cannot become the other")
+        )
+    elif has["API"] and permissions is not None and permissions != frozenset(wanted.permission_ids):
         change = _change("permissions", permissions, wanted.permission_ids)
         found.append((Reason.DRIFT_PERMISSIONS, change))
     if wanted.service_id is not None and current.service_id != wanted.service_id:
@@ -570,25 +612,41 @@ def _key_drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tu
     added = [name for name in has if wants[name] and not has[name]]
     if added:
         found.append((Reason.ACCESS_ADDED, f"adds {' and '.join(added)} access"))
-    if has["API"] and wanted.wants_api and current.role_ids != frozenset(wanted.role_ids):
+    if (
+        has["API"]
+        and wanted.role_ids
+        and current.role_ids
+        and current.role_ids != frozenset(wanted.role_ids)
+    ):
         found.append((Reason.DRIFT_ROLES, _change("roles", current.role_ids, wanted.role_ids)))
     if current.name is not None and current.name != wanted.key:
         found.append((Reason.DRIFT_NAME, f"name {current.name} -> {wanted.key}"))
     if current.description != wanted.remote_description:
         found.append((Reason.DRIFT_DESCRIPTION, "description"))
-    if (current.mcp or McpScope()) != (wanted.mcp or McpScope()):
+    live_mcp, wanted_mcp = current.mcp or McpScope(), wanted.mcp or McpScope()
+    if live_mcp.profile is not None and wanted_mcp.profile is None:  # no PATCH clears it
+        found.insert(0, (Reason.DRIFT_ACCESS, _mcp_change(current.mcp, wanted.mcp)))
+    elif live_mcp != wanted_mcp:
         found.append((Reason.DRIFT_MCP, _mcp_change(current.mcp, wanted.mcp)))
     return found
 
 
-def _kafka_drifts(wanted: KafkaAccess, current: KafkaAccess) -> list[tuple[Reason, str]]:
-    """Kafka access on both sides: a new user or Schema Registry replaces; ACLs and the allow
-    list change in place. A derived username is the key's own and cannot drift; one the
-    manifest names is the Kafka user's readable part (before its generation suffix)."""
+def _uses_permissions(current: RemoteCredential) -> bool:
+    """Whether a key's API access is by permissions: the API lists none, so a key with API
+    access and no roles has them (those its sinks' record names, when they name any)."""
+    return bool(current.permission_ids) or not current.role_ids
+
+
+def _kafka_drifts(
+    owned_key: str, wanted: KafkaAccess, current: KafkaAccess
+) -> list[tuple[Reason, str]]:
+    """Kafka access on both sides: a new user (the manifest's `kafka.username` or, without one,
+    the key's own, before the generation suffix) or Schema Registry replaces; ACLs and the
+    allow list change in place."""
     found: list[tuple[Reason, str]] = []
-    user = (current.username or "").rsplit("-", 1)[0]
-    if wanted.username is not None and user != wanted.username:
-        found.append((Reason.DRIFT_ACCESS, f"Kafka user {user} -> {wanted.username}"))
+    # The Kafka username is never shown: it is half of a login.
+    if not same_user(owned_key, wanted.username, current.username or ""):
+        found.append((Reason.DRIFT_ACCESS, "Kafka username (kafka.username changed)"))
     if wanted.schema_registry != current.schema_registry:
         change = f"schema_registry {current.schema_registry} -> {wanted.schema_registry}"
         found.append((Reason.DRIFT_ACCESS, change.lower()))

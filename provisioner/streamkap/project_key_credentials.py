@@ -22,6 +22,7 @@ from provisioner.errors import (
     UnusableCreate,
     first_error,
 )
+from provisioner.kafka_usernames import derive, new_generation, new_password
 from provisioner.model import (
     CreatedCredential,
     DesiredCredential,
@@ -34,7 +35,6 @@ from provisioner.runtime import for_each
 from provisioner.streamkap import project_key_answers as answers
 from provisioner.streamkap import project_key_mapping as mapping
 from provisioner.streamkap.client_credentials import login_works
-from provisioner.streamkap.kafka_usernames import derive, new_generation, new_password
 from provisioner.streamkap.project_key_answers import ProjectKeyDetail
 from provisioner.streamkap.project_key_bodies import KafkaConfig
 from provisioner.streamkap.project_keys import PROJECT_KEYS, ProjectKeys

@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from provisioner.kafka_usernames import same_user
 from provisioner.model import (
     AclEntry,
     CredentialKind,
@@ -23,7 +24,6 @@ from provisioner.model import (
     owner_key,
 )
 from provisioner.streamkap import project_key_answers as answers
-from provisioner.streamkap.kafka_usernames import same_user
 from provisioner.streamkap.project_key_answers import (
     KafkaAcl,
     ProjectKeyDetail,
@@ -116,7 +116,7 @@ def _kafka_of(key: ProjectKeySummary) -> KafkaAccess | None:
     return KafkaAccess(
         acls=acl_entries(key.kafka_acls),
         allow_ips=normalised_ips(key.whitelist_ips),
-        schema_registry=key.schema_proxy_endpoint is not None,
+        schema_registry=bool(key.schema_proxy_endpoint),
         username=key.kafka_username,
     )
 
@@ -220,7 +220,7 @@ def _kafka(
         return {"kafka": kafka_config(wanted, new_kafka())}
     if not same_user(desired.owned_key, wanted.username, key.kafka_username):
         raise Unpatchable("a key's Kafka username cannot change")
-    if wanted.schema_registry != (key.schema_proxy_endpoint is not None):
+    if wanted.schema_registry != bool(key.schema_proxy_endpoint):
         raise Unpatchable("Schema Registry access cannot change on a key")
     changes: dict[str, Any] = {}
     if wanted.acls != acl_entries(key.kafka_acls):

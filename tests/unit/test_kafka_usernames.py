@@ -9,8 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.logs import redact
-from provisioner.streamkap.kafka_usernames import (
+from provisioner.kafka_usernames import (
     derive,
     new_generation,
     new_password,
@@ -18,6 +17,7 @@ from provisioner.streamkap.kafka_usernames import (
     readable_part,
     same_user,
 )
+from provisioner.logs import redact
 
 API_USERNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$")
 SETTINGS = settings(max_examples=300, deadline=None)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from provisioner.cli.render import plan_summary_line, summarize
+from provisioner.kafka_usernames import derive
 from provisioner.model import (
     AclEntry,
     Action,
@@ -48,7 +49,7 @@ def key(
     return dataclasses.replace(base, kind=PK, kafka=kafka)
 
 
-LISTED_KAFKA = dataclasses.replace(KAFKA, username="orders-stream-a1b2")
+LISTED_KAFKA = dataclasses.replace(KAFKA, username=derive(KEY, None, "a1b2"))
 
 
 def live(
@@ -60,8 +61,8 @@ def live(
     age: timedelta = timedelta(days=1),
     **fields: Any,
 ) -> RemoteCredential:
-    """A listed project key of KEY, by default with API access and Kafka user
-    `orders-stream-a1b2` (`-a1b2`: its generation)."""
+    """A listed project key of KEY, by default with API access and the Kafka user derived
+    from its key (generation `a1b2`)."""
     listed: dict[str, Any] = {
         "description": marked_description(None, KEY),
         "name": KEY,
@@ -161,7 +162,7 @@ def test_adding_api_access_is_a_patch() -> None:
         (
             key(kafka=dataclasses.replace(KAFKA, username="reader")),
             live(),
-            "Kafka user orders-stream -> reader",
+            "Kafka username (kafka.username changed)",
         ),
         (
             key(kafka=dataclasses.replace(KAFKA, schema_registry=True)),
@@ -357,3 +358,50 @@ def test_a_held_key_still_being_set_up_is_not_counted_converged() -> None:
     assert (action.kind, action.reason) == (Kind.NOOP, Reason.ACTIVATING)
     assert not plan([key()], [live(state=State.CREATING)], HELD, now=NOW).has_changes
     assert summarize(plan([key()], [live(state=State.CREATING)], HELD, now=NOW), []).unchanged == 0
+
+
+# --- what the plan says is what the engine does: drifts no PATCH can carry replace ------------
+
+
+def test_clearing_the_mcp_profile_replaces_the_key() -> None:
+    """A PATCH leaves out what it does not set: a profile cannot be cleared in place."""
+    listed = live(mcp=McpScope("read-only"))
+    action = only(plan([key()], [listed], HELD, now=NOW))
+    assert (action.kind, action.reason) == (Kind.REPLACE, Reason.DRIFT_ACCESS)
+
+
+def test_roles_becoming_permissions_replace_the_key() -> None:
+    action = only(plan([key(roles=(), permissions=("p1",))], [live()], HELD, now=NOW))
+    assert (action.kind, action.reason) == (Kind.REPLACE, Reason.DRIFT_PERMISSIONS)
+
+
+def test_dropping_a_named_kafka_username_replaces_the_key() -> None:
+    named = dataclasses.replace(KAFKA, username=derive(KEY, "reader", "a1b2"))
+    action = only(plan([key()], [live(kafka=named)], HELD, now=NOW))
+    assert (action.kind, action.reason) == (Kind.REPLACE, Reason.DRIFT_ACCESS)
+    assert "reader" not in action.detail  # a Kafka username is half a login: never shown
+
+
+def test_a_keys_api_client_listed_among_client_credentials_is_not_a_credential_of_its_own() -> None:
+    """Should the API list a key's API access with the client credentials (with the key's
+    description, marker included), it is the key's: no orphan, no kind change, no delete."""
+    echoed = RemoteCredential(
+        client_id="pk1-api",
+        description=marked_description(None, KEY),
+        role_ids=frozenset({"r1"}),
+        service_id=None,
+        created_at=NOW - timedelta(days=1),
+    )
+    assert kinds(plan([key()], [live(), echoed], HELD, now=NOW, prune=True)) == [
+        (Kind.NOOP, Reason.UP_TO_DATE)
+    ]
+
+
+def test_ids_are_unique_only_on_their_own_api() -> None:
+    """A client credential and a project key may share an id string: both are seen."""
+    other = dataclasses.replace(
+        client_credential("pk1"), description=marked_description(None, "a/b")
+    )
+    result = plan([key()], [live(), other], HELD, now=NOW, prune=True)
+    assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE), (Kind.DELETE, Reason.ORPHAN)]
+    assert result.actions[1].credential_kind is CredentialKind.CLIENT_CREDENTIAL

@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from provisioner.errors import PatchUnsupported, ProjectKeyBusy, UnusableCreate
+from provisioner.kafka_usernames import same_user
 from provisioner.model import (
     AclEntry,
     CredentialKind,
@@ -25,7 +26,6 @@ from provisioner.model import (
 )
 from provisioner.simulator import FaultConfig, ManualClock, SimulatorState, create_app
 from provisioner.streamkap import StreamkapClient
-from provisioner.streamkap.kafka_usernames import same_user
 from provisioner.streamkap.project_key_bodies import KafkaConfig, NewProjectKey
 from provisioner.streamkap.project_key_credentials import POLL_CAP, ProjectKeyCredentials
 from tests.support.factories import project_key, sim_client
