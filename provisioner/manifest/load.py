@@ -509,6 +509,15 @@ def _kind_problems(
                 "give `roles` or `permissions`",
             )
         )
+    if spec.description is not None and (markup := sorted(set(spec.description) & set("<>&"))):
+        problems.append(
+            (
+                at.child("description"),
+                f"a project key's description may not hold {' '.join(markup)}: the API "
+                "sanitises it as HTML, so what it keeps would differ from the manifest on every "
+                "run",
+            )
+        )
     key = f"{service.name}/{spec.name}"
     if len(key) > MAX_PROJECT_KEY_NAME:
         problems.append(

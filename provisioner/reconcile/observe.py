@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
@@ -41,9 +42,9 @@ async def observe(
 ) -> Observed:
     """Roles, remote credentials and sink holdings, read at once: each is mostly waiting.
 
-    Project keys are listed when a manifest asks for one, or with `prune` (an orphaned key is
-    pruned too); then an API without them (404), or a login that may not read them (403), only
-    means there are none to prune.
+    Project keys are listed always (a key whose `kind:` changed back leaves one to retire);
+    unless a manifest asks for one, an API without them (404) or a login that may not read
+    them (403) only means there are none.
 
     Each sink is checked first (`Sink.check`: once per sink, not once per credential), unless
     `failed_checks` gives the outcome of the session's checks; the credentials naming a sink that
@@ -52,7 +53,7 @@ async def observe(
     roles: list[Sequence[Role]] = []
     remote: list[Sequence[RemoteCredential]] = []
     held: list[tuple[Holdings, dict[str, SinkError]]] = []
-    recorded: dict[str, frozenset[str]] = {}
+    recorded: dict[tuple[str, str], Recorded] = {}
 
     async def checked_then_read() -> None:
         failed = failed_checks
@@ -64,8 +65,8 @@ async def observe(
             if causes:
                 blocked[credential.key] = causes[0]
         readable = [c for c in desired if c.key not in blocked]
-        holdings, unreadable, permissions = await read_holdings(readable, sinks, concurrency)
-        recorded.update(permissions)
+        holdings, unreadable, records = await read_holdings(readable, sinks, concurrency)
+        recorded.update(records)
         held.append(({**{key: {} for key in blocked}, **holdings}, {**blocked, **unreadable}))
 
     try:
@@ -76,31 +77,70 @@ async def observe(
     except BaseExceptionGroup as failed:  # one failure cancels the other reads: report it alone
         raise first_error(failed) from None
     holdings, blocked = held[0]
-    return Observed(roles[0], with_recorded_permissions(remote[0], recorded), holdings, blocked)
+    listed = with_recorded_permissions(remote[0], recorded)
+    return Observed(roles[0], listed, whole_records(holdings, listed, recorded), blocked)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What a sink's record of a project key says besides its identity (no secret)."""
+
+    identity: str
+    client_id: str | None  # its API access; None: the record holds none
+    kafka_username: str | None  # its Kafka access; None: the record holds none
+    permission_ids: frozenset[str]
 
 
 def with_recorded_permissions(
-    remote: Sequence[RemoteCredential], recorded: Mapping[str, frozenset[str]]
+    remote: Sequence[RemoteCredential], recorded: Mapping[tuple[str, str], Recorded]
 ) -> list[RemoteCredential]:
     """Project keys with the permissions their sinks' records say they were made with.
 
     The API lists no permissions of a key, and cannot change them: the record is the one place
-    that says which a key has, so a manifest naming others is seen to differ (a replace).
+    that says which a key has, so a manifest naming others is seen to differ (a replace). A
+    record naming none says nothing (a sink whose layout keeps no permissions, the env sink's).
     """
+    permissions = {r.identity: r.permission_ids for r in recorded.values() if r.permission_ids}
     return [
-        dataclasses.replace(credential, permission_ids=recorded[credential.client_id])
-        if credential.permission_ids is None
+        dataclasses.replace(credential, permission_ids=permissions[credential.client_id])
+        if credential.kind is CredentialKind.PROJECT_KEY
+        and credential.permission_ids is None
         and credential.api_client_id is not None
-        and credential.client_id in recorded
+        and credential.client_id in permissions
         else credential
         for credential in remote
     ]
 
 
+def whole_records(
+    holdings: Holdings,
+    remote: Sequence[RemoteCredential],
+    recorded: Mapping[tuple[str, str], Recorded],
+) -> Holdings:
+    """Holdings where a sink holding a project key's id but not all its accesses (a run killed
+    after a PATCH added Kafka access, before delivering it) holds nothing: the secrets it lacks
+    are lost, and the key is replaced (or restored from a sibling holding the whole record)."""
+    keys = {c.client_id: c for c in remote if c.kind is CredentialKind.PROJECT_KEY}
+    whole: dict[str, dict[str, str | None]] = {}
+    for key, held in holdings.items():
+        whole[key] = dict(held)
+        for sink, identity in held.items():
+            record, live = recorded.get((key, sink)), keys.get(identity or "")
+            if record is not None and live is not None and not _holds_all(record, live):
+                whole[key][sink] = None
+    return whole
+
+
+def _holds_all(record: Recorded, key: RemoteCredential) -> bool:
+    kafka_username = key.kafka.username if key.kafka is not None else None
+    return (record.client_id, record.kafka_username) == (key.api_client_id, kafka_username)
+
+
 async def list_remote(
     client: StreamkapClient, desired: Sequence[DesiredCredential], *, prune: bool
 ) -> list[RemoteCredential]:
-    """Every remote credential of the kinds this run concerns (see `observe`)."""
+    """Every remote credential, of both kinds: a key whose `kind:` changed leaves one of the
+    other kind to retire, and prune concerns both (see `observe`)."""
     wanted = {credential.kind for credential in desired}
     listed: list[Sequence[RemoteCredential]] = []
 
@@ -110,12 +150,13 @@ async def list_remote(
         except ApiError as exc:
             if CredentialKind.PROJECT_KEY in wanted or exc.status not in (403, 404):
                 raise
-            log.warning("project_keys.unlisted", status=exc.status, detail="none pruned")
+            # An API without project keys, or a login that may not read them: none to retire.
+            say = log.warning if prune else log.debug
+            say("project_keys.unlisted", status=exc.status, detail="none listed, none pruned")
 
     async with anyio.create_task_group() as group:
         group.start_soon(_into, listed, client.credentials.list())
-        if prune or CredentialKind.PROJECT_KEY in wanted:
-            group.start_soon(project_keys)
+        group.start_soon(project_keys)
     return [credential for listing in listed for credential in listing]
 
 
@@ -202,15 +243,14 @@ async def _into(results: list[T], call: Awaitable[T]) -> None:
 
 async def read_holdings(
     desired: Sequence[DesiredCredential], sinks: Mapping[str, Sink], concurrency: int
-) -> tuple[Holdings, dict[str, SinkError], dict[str, frozenset[str]]]:
+) -> tuple[Holdings, dict[str, SinkError], dict[tuple[str, str], Recorded]]:
     """For every desired credential, the identity each readable sink it names holds; and, for
-    project keys a manifest gives permissions, the permissions each held record says (by key
-    id: see `with_recorded_permissions`).
+    project keys, what each held record says besides (by key and sink: see `Recorded`).
 
     A sink that cannot be read for a credential is returned with that key rather than raised:
     that credential cannot be reconciled this run, the others can.
     """
-    recorded: dict[str, frozenset[str]] = {}
+    recorded: dict[tuple[str, str], Recorded] = {}
     holdings: dict[str, dict[str, str | None]] = {c.key: {} for c in desired}
     unreadable: dict[str, SinkError] = {}
     reads = [
@@ -223,11 +263,11 @@ async def read_holdings(
     async def read(item: tuple[DesiredCredential, Sink]) -> None:
         credential, sink = item
         try:
-            if credential.kind is CredentialKind.PROJECT_KEY and credential.permission_ids:
+            if credential.kind is CredentialKind.PROJECT_KEY:
                 record = await sink.read_record(credential.service, credential.name)
                 held = None if record is None else record.identity
                 if record is not None:
-                    recorded[record.identity] = frozenset(record.permission_ids)
+                    recorded[credential.key, sink.name] = _recorded(record)
             else:
                 held = await sink.read(credential.service, credential.name)
         except SinkError as exc:
@@ -237,3 +277,10 @@ async def read_holdings(
 
     await for_each(reads, read, concurrency)
     return holdings, unreadable, recorded
+
+
+def _recorded(record: SinkRecord) -> Recorded:
+    kafka_username = record.kafka.username if record.kafka is not None else None
+    return Recorded(
+        record.identity, record.client_id, kafka_username, frozenset(record.permission_ids)
+    )
