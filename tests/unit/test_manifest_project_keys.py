@@ -573,3 +573,15 @@ def test_the_readme_example_of_a_service_that_reads_topics_loads(tmp_path: Path)
     assert stream.kafka.schema_registry
     assert stream.mcp == McpScope(profile="read-only", block=frozenset({"delete_pipeline"}))
     assert stream.grace_max == timedelta(days=7)
+
+
+def test_a_project_keys_description_holds_no_html(write_manifest: WriteManifest) -> None:
+    """The API sanitises a key's description as HTML: what it kept would differ every run."""
+    text = one_key('kind: project-key\nroles: [A]\ndescription: "<b>Orders</b> & more"')
+    path = write_manifest("a.yaml", text)
+    assert problems_of(path) == [
+        f"{path}:11: {AT}.description: a project key's description may not hold & < >: the "
+        "API sanitises it as HTML, so what it keeps would differ from the manifest on every run"
+    ]
+    plain = one_key('roles: [A]\ndescription: "<b>Orders</b> & more"')  # a client credential
+    assert by_name(write_manifest("b.yaml", plain))["stream"].description == "<b>Orders</b> & more"
