@@ -23,6 +23,7 @@ from provisioner.errors import (
     first_error,
 )
 from provisioner.kafka_usernames import derive, new_generation, new_password
+from provisioner.logs import register_secret
 from provisioner.model import (
     CreatedCredential,
     DesiredCredential,
@@ -188,6 +189,8 @@ class ProjectKeyCredentials:
         """A fresh Kafka user for `desired`: a new generation of its username, a new password."""
         readable = desired.kafka.username if desired.kafka is not None else None
         username = derive(desired.owned_key, readable, new_generation())
+        # Half of a login: kept out of every line, like the password (an API's 409 may echo it).
+        register_secret(username)
         return KafkaConfig(username=username, password=new_password())
 
     async def _active(self, key: str, key_id: str) -> ProjectKeyDetail:

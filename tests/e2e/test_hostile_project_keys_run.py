@@ -52,9 +52,12 @@ def held(tmp_path: Path) -> dict[str, object] | None:
 
 
 def apply(tmp_path: Path, hostile: HostileFake, url: str) -> tuple[int, str]:
-    """One run; its exit code and all it printed (stdout and stderr)."""
-    result = run_cli("apply", "m.yaml", cwd=tmp_path, env=hostile.env(url, **ENV))
-    return result.returncode, result.stdout + result.stderr
+    """One run; its exit code and all it wrote: stdout, stderr, its report and metrics."""
+    report, metrics = tmp_path / "report.json", tmp_path / "metrics.prom"
+    flags = ("--report", str(report), "--metrics-file", str(metrics))
+    result = run_cli("apply", "m.yaml", *flags, cwd=tmp_path, env=hostile.env(url, **ENV))
+    written = [path.read_text() for path in (report, metrics) if path.exists()]
+    return result.returncode, "\n".join([result.stdout, result.stderr, *written])
 
 
 def assert_no_secret(hostile: HostileFake, *outputs: str) -> None:

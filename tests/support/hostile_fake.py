@@ -28,7 +28,10 @@ from tests.support.hostile import Answer, Request, json_answer
 Call = Callable[[], tuple[int, Any]]
 Hook = Callable[[Request, Call], Answer]
 #: JSON fields that carry a secret, in requests and answers.
-SECRET_FIELDS = frozenset({"secret", "client_secret", "password", "kafka_password"})
+# A Kafka username is half of a login: kept out of every line like the secrets.
+SECRET_FIELDS = frozenset(
+    {"secret", "client_secret", "password", "kafka_password", "username", "kafka_username"}
+)
 _ONE = re.compile(r"^(/project-keys|/auth/client-credentials)/([^/]+)$")
 
 
