@@ -39,7 +39,13 @@ RULES: dict[str, tuple[str, ...]] = {
     # The stages meet only in the shared model; `plan` spells durations as manifests do.
     "provisioner.reconcile.resolve": (*BASE, *MODEL, "provisioner.manifest"),
     "provisioner.reconcile.observe": (*BASE, *MODEL, "provisioner.sinks", "provisioner.streamkap"),
-    "provisioner.reconcile.plan": (*BASE, *MODEL, "provisioner.manifest.durations"),
+    "provisioner.reconcile.plan": (
+        *BASE,
+        *MODEL,
+        "provisioner.manifest.durations",
+        "provisioner.reconcile.drifts",  # its rules of what differs: pure, like plan itself
+    ),
+    "provisioner.reconcile.drifts": (*BASE, *MODEL),
     "provisioner.reconcile.engine": (
         *BASE,
         *MODEL,
