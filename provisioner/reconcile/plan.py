@@ -6,6 +6,7 @@ import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from provisioner.manifest.durations import format_duration
 from provisioner.model import (
@@ -122,19 +123,28 @@ def _on_api(action: Action) -> Action:
     return dataclasses.replace(action, credential_kind=wanted.kind)
 
 
-def _delete_again(key: str, credential: RemoteCredential) -> Action:
-    """A project key whose deletion failed: tried again each run, and reported, never kept."""
-    detail = "an earlier delete ended delete_failed; deleting again"
+def _about(
+    kind: Kind, key: str, reason: Reason, credential: RemoteCredential, detail: str, **more: Any
+) -> Action:
+    """An action about a remote credential no manifest entry stands for (an orphan, one
+    superseded, one of the other kind): it carries the credential's id, age and API."""
     return Action(
-        Kind.DELETE,
+        kind,
         key,
-        Reason.DELETE_FAILED,
+        reason,
         None,
         credential.client_id,
         detail=detail,
         created_at=credential.created_at,
         credential_kind=credential.kind,
+        **more,
     )
+
+
+def _delete_again(key: str, credential: RemoteCredential) -> Action:
+    """A project key whose deletion failed: tried again each run, and reported, never kept."""
+    detail = "an earlier delete ended delete_failed; deleting again"
+    return _about(Kind.DELETE, key, Reason.DELETE_FAILED, credential, detail)
 
 
 def _kind_changed(
@@ -153,17 +163,7 @@ def _kind_changed(
     for credential in other_kind:
         if not settled or kept is None:
             detail = f"its key is now a {wanted.kind}; deleted once that one is delivered"
-            actions.append(
-                Action(
-                    Kind.NOOP,
-                    wanted.key,
-                    Reason.DRIFT_KIND,
-                    None,
-                    credential.client_id,
-                    detail=detail,
-                    credential_kind=credential.kind,
-                )
-            )
+            actions.append(_about(Kind.NOOP, wanted.key, Reason.DRIFT_KIND, credential, detail))
             continue
         retired = _other(wanted, credential, kept, now, held)
         if retired.kind is Kind.DELETE:
@@ -535,16 +535,7 @@ def _leftover(
 def _orphan(key: str, credential: RemoteCredential, prune: bool) -> Action:
     kind = Kind.DELETE if prune else Kind.NOOP
     detail = "in no manifest" if prune else "in no manifest; --prune deletes it"
-    return Action(
-        kind,
-        key,
-        Reason.ORPHAN,
-        None,
-        credential.client_id,
-        detail=detail,
-        created_at=credential.created_at,
-        credential_kind=credential.kind,
-    )
+    return _about(kind, key, Reason.ORPHAN, credential, detail)
 
 
 def _forced(forced: bool) -> tuple[Reason, str] | None:

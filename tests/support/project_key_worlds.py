@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -34,6 +34,22 @@ class Key:
     kafka_password: str | None
     acls: frozenset[tuple[str, str, str, str]]
     tool_profile: str | None
+
+    @classmethod
+    def of(cls, record: Any) -> Key:
+        """A server's own record of a key (the simulator's and the fake's spell these alike)."""
+        return cls(
+            id=record.id,
+            name=record.name,
+            status=record.status,
+            description=record.description,
+            api_client_id=record.api_client_id,
+            api_secret=record.api_secret,
+            kafka_username=record.kafka_username,
+            kafka_password=record.kafka_password,
+            acls=_acls(record.kafka_acls),
+            tool_profile=record.tool_profile,
+        )
 
 
 @dataclass(frozen=True)
@@ -80,21 +96,7 @@ class SimulatorWorld:
         return self.served.env(**extra)
 
     def project_keys(self) -> list[Key]:
-        return [
-            Key(
-                id=record.id,
-                name=record.name,
-                status=record.status,
-                description=record.description,
-                api_client_id=record.api_client_id,
-                api_secret=record.api_secret,
-                kafka_username=record.kafka_username,
-                kafka_password=record.kafka_password,
-                acls=_acls(record.kafka_acls),
-                tool_profile=record.tool_profile,
-            )
-            for record in self.served.state.project_keys.live()
-        ]
+        return [Key.of(record) for record in self.served.state.project_keys.live()]
 
     def credentials(self) -> list[Credential]:
         return [
@@ -125,21 +127,7 @@ class FakeWorld:
 
     def project_keys(self) -> list[Key]:
         with self.served.fake.lock:
-            return [
-                Key(
-                    id=key.id,
-                    name=key.name,
-                    status=key.status,
-                    description=key.description,
-                    api_client_id=key.api_client_id,
-                    api_secret=key.api_secret,
-                    kafka_username=key.kafka_username,
-                    kafka_password=key.kafka_password,
-                    acls=_acls(key.kafka_acls),
-                    tool_profile=key.tool_profile,
-                )
-                for key in self.served.fake.keys.values()
-            ]
+            return [Key.of(key) for key in self.served.fake.keys.values()]
 
     def credentials(self) -> list[Credential]:
         with self.served.fake.lock:
