@@ -6,6 +6,7 @@ Pure, like the planner that uses it: each drift is a (reason, detail) pair, most
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from provisioner.kafka_usernames import same_user
@@ -95,9 +96,9 @@ def _key_drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tu
     if current.description != wanted.remote_description:
         found.append((Reason.DRIFT_DESCRIPTION, "description"))
     live_mcp, wanted_mcp = current.mcp or McpScope(), wanted.mcp or McpScope()
-    if live_mcp.profile is not None and wanted_mcp.profile is None:  # no PATCH clears it
-        found.insert(0, (Reason.DRIFT_ACCESS, _mcp_change(current.mcp, wanted.mcp)))
-    elif live_mcp != wanted_mcp:
+    if wanted_mcp.profile is None:  # none asked: the key's own (one the API filled in) stays
+        live_mcp = dataclasses.replace(live_mcp, profile=None)
+    if live_mcp != wanted_mcp:
         found.append((Reason.DRIFT_MCP, _mcp_change(current.mcp, wanted.mcp)))
     return found
 

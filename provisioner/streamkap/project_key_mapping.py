@@ -234,9 +234,9 @@ def _kafka(
 def _tools(desired: DesiredCredential, key: ProjectKeyDetail) -> dict[str, Any]:
     wanted, live = desired.mcp or McpScope(), _mcp_of(key) or McpScope()
     changes: dict[str, Any] = {}
-    if wanted.profile != live.profile:
-        if wanted.profile is None:  # a PATCH leaves out what it does not set
-            raise Unpatchable("a key's MCP tool profile cannot be cleared")
+    # No profile asked: whatever the key has (one the API filled in, say) is accepted, as a
+    # service_id the manifest does not name is; a PATCH could not clear it anyway.
+    if wanted.profile is not None and wanted.profile != live.profile:
         changes["tool_profile"] = wanted.profile
     if wanted.allow != live.allow:
         changes["allowed_tools"] = tuple(sorted(wanted.allow))

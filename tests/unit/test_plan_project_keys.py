@@ -363,11 +363,16 @@ def test_a_held_key_still_being_set_up_is_not_counted_converged() -> None:
 # --- what the plan says is what the engine does: drifts no PATCH can carry replace ------------
 
 
-def test_clearing_the_mcp_profile_replaces_the_key() -> None:
-    """A PATCH leaves out what it does not set: a profile cannot be cleared in place."""
-    listed = live(mcp=McpScope("read-only"))
-    action = only(plan([key()], [listed], HELD, now=NOW))
-    assert (action.kind, action.reason) == (Kind.REPLACE, Reason.DRIFT_ACCESS)
+def test_a_profile_the_manifest_does_not_name_is_the_keys_own() -> None:
+    """No profile asked: one the API filled in (or an earlier manifest asked) stays, as a
+    service_id the manifest does not name does; no PATCH could clear it, and a replace would
+    come back every run."""
+    listed = live(mcp=McpScope("full", block=frozenset({"delete_pipeline"})))
+    wanted = dataclasses.replace(key(), mcp=McpScope(block=frozenset({"delete_pipeline"})))
+    assert kinds(plan([wanted], [listed], HELD, now=NOW)) == [(Kind.NOOP, Reason.UP_TO_DATE)]
+    other = dataclasses.replace(key(), mcp=McpScope(block=frozenset({"drop_topic"})))
+    action = only(plan([other], [listed], HELD, now=NOW))
+    assert (action.kind, action.reason) == (Kind.UPDATE, Reason.DRIFT_MCP)
 
 
 def test_roles_becoming_permissions_replace_the_key() -> None:

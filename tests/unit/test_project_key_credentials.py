@@ -373,7 +373,6 @@ async def test_adding_api_access_returns_the_new_secret_that_logs_in(
             project_key(kafka=dataclasses.replace(KAFKA, schema_registry=False)),
             "Schema Registry",
         ),
-        (project_key(mcp=McpScope("full")), project_key(), "profile cannot be cleared"),
     ],
 )
 async def test_what_only_a_replace_can_do_is_refused_without_a_call(
@@ -387,6 +386,16 @@ async def test_what_only_a_replace_can_do_is_refused_without_a_call(
     state.reset_calls()
     with pytest.raises(PatchUnsupported, match=why):
         await keys.update(made.remote.client_id, after)
+    assert writes(state) == []
+
+
+async def test_a_profile_the_manifest_leaves_out_is_left_as_it_is(
+    keys: ProjectKeyCredentials, state: SimulatorState
+) -> None:
+    """No PATCH clears a profile, and none is asked for: the key keeps its own."""
+    made = await keys.create(project_key(mcp=McpScope("full")))
+    state.reset_calls()
+    assert await keys.update(made.remote.client_id, project_key()) is None
     assert writes(state) == []
 
 
