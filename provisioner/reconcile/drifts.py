@@ -78,9 +78,8 @@ def _key_drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tu
     elif has["API"] and permissions is not None and permissions != frozenset(wanted.permission_ids):
         change = shown_change("permissions", permissions, wanted.permission_ids)
         found.append((Reason.DRIFT_PERMISSIONS, change))
-    if wanted.service_id is not None and current.service_id != wanted.service_id:
-        change = shown_change("service_id", [current.service_id or ""], [wanted.service_id])
-        found.append((Reason.DRIFT_SERVICE_ID, change))
+    # No service_id: a create of a key cannot send one (the API's body has none), so the one the
+    # API fills in is the key's, whatever the service names.
     added = [name for name in has if wants[name] and not has[name]]
     if added:
         found.append((Reason.ACCESS_ADDED, f"adds {' and '.join(added)} access"))

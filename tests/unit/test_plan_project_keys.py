@@ -410,3 +410,12 @@ def test_ids_are_unique_only_on_their_own_api() -> None:
     result = plan([key()], [live(), other], HELD, now=NOW, prune=True)
     assert kinds(result) == [(Kind.NOOP, Reason.UP_TO_DATE), (Kind.DELETE, Reason.ORPHAN)]
     assert result.actions[1].credential_kind is CredentialKind.CLIENT_CREDENTIAL
+
+
+def test_a_services_service_id_is_no_drift_of_a_key() -> None:
+    """A key's create takes no service_id: the one the API filled in stays (no replace loop)."""
+    wanted = key(service_id="svc-orders")
+    listed = dataclasses.replace(live(), service_id="svc-other")
+    assert kinds(plan([wanted], [listed], HELD, now=NOW)) == [
+        (Kind.NOOP, Reason.UP_TO_DATE)
+    ]
