@@ -349,6 +349,20 @@ class _Loader:
                     "stays live for grace at least; make grace_max as long as grace or longer",
                 )
             )
+        if grace_max and not (grace and parse_duration(grace)):
+            where = (
+                at.child("grace_max")
+                if spec.grace_max is not None
+                else inherited.access_at.child("grace_max")
+            )
+            problems.append(
+                (
+                    where,
+                    "grace_max keeps a replaced credential past its grace while it is still "
+                    "used, but without a grace it goes as soon as the new one is delivered: "
+                    "give `grace` too",
+                )
+            )
         project_key = kind is CredentialKind.PROJECT_KEY
         return _Draft(
             service=service.name,

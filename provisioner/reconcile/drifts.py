@@ -96,9 +96,9 @@ def _key_drifts(wanted: DesiredCredential, current: RemoteCredential) -> list[tu
         found.append((Reason.DRIFT_DESCRIPTION, "description"))
     live_mcp, wanted_mcp = current.mcp or McpScope(), wanted.mcp or McpScope()
     if wanted_mcp.profile is None:  # none asked: the key's own (one the API filled in) stays
-        live_mcp = dataclasses.replace(live_mcp, profile=None)
+        wanted_mcp = dataclasses.replace(wanted_mcp, profile=live_mcp.profile)
     if live_mcp != wanted_mcp:
-        found.append((Reason.DRIFT_MCP, _mcp_change(current.mcp, wanted.mcp)))
+        found.append((Reason.DRIFT_MCP, _mcp_change(live_mcp, wanted_mcp)))
     return found
 
 

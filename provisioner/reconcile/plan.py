@@ -92,8 +92,11 @@ def plan(
         planned = _reconcile(wanted, found, held, now, forced=forced, heal=heal)
         if planned[0].kind is Kind.CREATE and wanted.key in taken:
             planned[0] = dataclasses.replace(planned[0], taken_by=taken[wanted.key])
-        actions.extend(_dated(action, now) for action in planned)
         other_kind = [c for c in marked if c.kind is not wanted.kind]
+        if other_kind:  # a lost create's recovery must not take a key's API client for its own
+            clients = tuple(c.api_client_id for c in other_kind if c.api_client_id)
+            planned[0] = dataclasses.replace(planned[0], known=planned[0].known + clients)
+        actions.extend(_dated(action, now) for action in planned)
         actions.extend(_kind_changed(wanted, other_kind, found, planned[0], now, held))
     actions.extend(failed_deletes)
     others: Counter[str] = Counter()

@@ -247,3 +247,32 @@ def test_kafka_added_but_still_creating_is_delivered_and_the_run_fails(tmp_path:
     assert record["kafka_password"] == key.kafka_password
     assert_nothing_unheld(hostile, tmp_path)
     assert_no_secret(hostile, output)
+
+
+# --- /project-keys down, for a run that asks for no key -------------------------------------
+
+CLIENT_ONLY = """\
+version: 1
+sinks:
+  local: {type: file, path: ./secrets}
+services:
+  - name: billing
+    credentials:
+      - {name: invoicer, roles: [Read Only], sinks: [local]}
+"""
+
+
+def test_an_outage_of_project_keys_does_not_stop_a_run_that_asks_for_none(tmp_path: Path) -> None:
+    """They are listed only to retire a key whose kind changed back: that waits a run. A prune
+    must not take an outage for "none", and fails."""
+    (tmp_path / "m.yaml").write_text(CLIENT_ONLY)
+    hostile = HostileFake(hooks={("GET", "/project-keys"): refuse(503, echo=False)})
+    with hostile_server(hostile) as server:
+        env = hostile.env(server.url, **ENV)
+        applied = run_cli("apply", "m.yaml", cwd=tmp_path, env=env)
+        pruned = run_cli("apply", "m.yaml", "--prune", cwd=tmp_path, env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert "project_keys.unlisted" in applied.stderr
+    assert "1 created" in human_text(applied.stderr)
+    assert pruned.returncode != 0
+    assert "GET /project-keys" in human_text(pruned.stderr)

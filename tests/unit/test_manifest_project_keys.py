@@ -31,6 +31,7 @@ version: 1
 defaults:
   kind: project-key
   sinks: [local]
+  grace: 30m
   grace_max: 7d
 sinks:
   local: {type: file, path: ./secrets}
@@ -377,13 +378,21 @@ def test_grace_max_may_not_be_shorter_than_grace(write_manifest: WriteManifest) 
     assert problem.startswith(f"{path}:10: {AT}.grace: grace_max 1h is shorter than grace 3h")
 
 
-def test_grace_max_as_long_as_grace_or_alone_is_kept(write_manifest: WriteManifest) -> None:
+def test_grace_max_as_long_as_grace_is_kept(write_manifest: WriteManifest) -> None:
     path = write_manifest("a.yaml", one_key("roles: [A]\ngrace: 1d\ngrace_max: 24h"))
     stream = by_name(path)["stream"]
     assert (stream.grace, stream.grace_max) == (timedelta(days=1), timedelta(hours=24))
+
+
+def test_grace_max_without_a_grace_is_refused(write_manifest: WriteManifest) -> None:
+    """Without a grace the old key goes as soon as the new one is delivered: grace_max would
+    silently do nothing."""
     path = write_manifest("b.yaml", one_key("kind: project-key\nroles: [A]\ngrace_max: 2w"))
-    stream = by_name(path)["stream"]
-    assert (stream.grace, stream.grace_max) == (timedelta(0), timedelta(weeks=2))
+    assert problems_of(path) == [
+        f"{path}:11: {AT}.grace_max: grace_max keeps a replaced credential past its grace while "
+        "it is still used, but without a grace it goes as soon as the new one is delivered: "
+        "give `grace` too"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -416,6 +416,13 @@ def test_a_services_service_id_is_no_drift_of_a_key() -> None:
     """A key's create takes no service_id: the one the API filled in stays (no replace loop)."""
     wanted = key(service_id="svc-orders")
     listed = dataclasses.replace(live(), service_id="svc-other")
-    assert kinds(plan([wanted], [listed], HELD, now=NOW)) == [
-        (Kind.NOOP, Reason.UP_TO_DATE)
-    ]
+    assert kinds(plan([wanted], [listed], HELD, now=NOW)) == [(Kind.NOOP, Reason.UP_TO_DATE)]
+
+
+def test_a_lost_creates_recovery_knows_the_old_keys_api_client() -> None:
+    """Kind changed back: should the API list the old key's API client among client
+    credentials, a lost create's recovery must not delete it as its leftover."""
+    wanted = dataclasses.replace(key(), kind=CredentialKind.CLIENT_CREDENTIAL, kafka=None)
+    create = plan([wanted], [live()], {KEY: {"local": "pk1"}}, now=NOW).actions[0]
+    assert create.kind is Kind.CREATE
+    assert "pk1-api" in create.known
