@@ -23,13 +23,14 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/provisioner apply manifests/ --simulate
 	@$(BIN)/python -c "$$SHOW_PROJECT_KEY"
 
-# What the demo's project key got, secrets left out: they stay in the 0600 file.
+# What the demo's project key got, its login left out (the Kafka username is half of it): the
+# secrets stay in the 0600 file.
 define SHOW_PROJECT_KEY
 import json
 record = json.load(open("secrets/orders-reader/stream.json"))
 print(f"orders-reader/stream: project key {record['project_key_id']}, API client {record['client_id']},"
-      f" Kafka user {record['kafka_username']} at {record['kafka_bootstrap_servers']};"
-      " secret, password and kafka_properties in secrets/orders-reader/stream.json (0600)")
+      f" Kafka at {record['kafka_bootstrap_servers']}; its secret, Kafka login and kafka_properties"
+      " are in secrets/orders-reader/stream.json (0600)")
 endef
 export SHOW_PROJECT_KEY
 
