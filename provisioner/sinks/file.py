@@ -72,7 +72,7 @@ class FileSink:
         self._writes: GroupCommit[_FileWrite, Previous]
         self._writes = GroupCommit(self._commit, interrupted="the write was interrupted")
         self._unsettled = Unsettled()
-        self._reads: GroupCommit[_FileRead, str]
+        self._reads: GroupCommit[_FileRead, dict[str, object]]
         self._reads = GroupCommit(self._read_all, interrupted="the read was interrupted")
 
     def lock_path(self) -> Path:
@@ -107,20 +107,21 @@ class FileSink:
         """The stored record's identity (project key id, else client id), or None when the file
         is missing, unreadable or corrupt."""
         self._check_names(service, credential)
-        done = await self._reads.submit(_FileRead(service, credential))
-        if done.failure is not None:
-            raise SinkError(self.name, done.failure)
-        return done.result
+        return self._fields.identity(await self._document(service, credential))
 
     async def read_record(self, service: str, credential: str) -> SinkRecord | None:
         """The stored record, secret included; None when missing, unreadable or corrupt."""
         self._check_names(service, credential)
-        try:
-            document = await to_thread.run_sync(self._read_document, service, credential)
-        except OSError as exc:
-            raise self._error("read", service, credential, exc) from exc
+        document = await self._document(service, credential)
         self._fields.remember(document)
         return self._fields.from_document(document, service, credential)
+
+    async def _document(self, service: str, credential: str) -> dict[str, object] | None:
+        """The stored JSON object, read with others in one thread hop (see `_read_batch`)."""
+        done = await self._reads.submit(_FileRead(service, credential))
+        if done.failure is not None:
+            raise SinkError(self.name, done.failure)
+        return done.result
 
     async def write(self, record: SinkRecord) -> Previous:
         """Replace the record's file atomically and durably; return the bytes it replaced."""
@@ -157,11 +158,12 @@ class FileSink:
     async def aclose(self) -> None:
         """Nothing is buffered: every write is on disk when it returns."""
 
-    async def _read_all(self, batch: list[Pending[_FileRead, str]]) -> None:
+    async def _read_all(self, batch: list[Pending[_FileRead, dict[str, object]]]) -> None:
         await to_thread.run_sync(self._read_batch, batch)
 
-    def _read_batch(self, batch: list[Pending[_FileRead, str]]) -> None:
-        """Each record's identity (None when missing); a directory is opened once."""
+    def _read_batch(self, batch: list[Pending[_FileRead, dict[str, object]]]) -> None:
+        """Each stored JSON object (None when missing, unreadable or not an object); a
+        directory is opened once."""
         with ExitStack() as stack:
             dirs: dict[str, int | None] = {}  # None: the service has no directory yet
             for pending in batch:
@@ -171,9 +173,7 @@ class FileSink:
                         dirs[service] = _open_if_present(stack, self._root / service)
                     dir_fd = dirs[service]
                     if dir_fd is not None:
-                        pending.result = _stored_identity(
-                            dir_fd, f"{credential}.json", self._fields
-                        )
+                        pending.result = _document(_stored_bytes(dir_fd, f"{credential}.json"))
                 except OSError as exc:
                     pending.failure = self._failure("read", service, credential, exc)
 
@@ -211,13 +211,6 @@ class FileSink:
                         pending.failure = self._failure(
                             "write", service, pending.work.credential, exc
                         )
-
-    def _read_document(self, service: str, credential: str) -> object:
-        try:
-            with atomic.open_dir(self._root / service, follow=False) as dir_fd:
-                return _document(_stored_bytes(dir_fd, f"{credential}.json"))
-        except FileNotFoundError:
-            return None
 
     def _restore(self, service: str, credential: str, client_id: str, previous: Previous) -> None:
         name = f"{credential}.json"
