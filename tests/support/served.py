@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -18,8 +17,9 @@ from provisioner.simulator import (
     create_app,
     serve_in_thread,
 )
+from tests.support.cli_env import REPO, cli_env
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["REPO", "Served", "human_text", "run_cli", "served"]
 
 
 @dataclass
@@ -30,22 +30,9 @@ class Served:
     state: SimulatorState
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("STREAMKAP_", "PROVISIONER_", "VAULT_"))
-        }
-        env.update(
-            STREAMKAP_HOST=self.url,
-            STREAMKAP_CLIENT_ID=ADMIN_CLIENT_ID,
-            STREAMKAP_SECRET=ADMIN_SECRET,
-            PROVISIONER_LOG_FORMAT="json",
-            PROVISIONER_MAX_ATTEMPTS="6",
+        return cli_env(
+            self.url, ADMIN_CLIENT_ID, ADMIN_SECRET, **{"PROVISIONER_MAX_ATTEMPTS": "6", **extra}
         )
-        # The subprocess imports the provisioner of this checkout, wherever it was installed from.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        env.update(extra)
-        return env
 
 
 @contextmanager

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import uvicorn
 
+from tests.support.cli_env import cli_env
 from tests.support.fake_api.app import create_fake_app
 from tests.support.fake_api.state import ADMIN_CLIENT_ID, ADMIN_SECRET, FakeApi
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -27,20 +24,7 @@ class ServedFake:
     fake: FakeApi
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("STREAMKAP_", "PROVISIONER_", "VAULT_"))
-        }
-        env.update(
-            STREAMKAP_HOST=self.url,
-            STREAMKAP_CLIENT_ID=ADMIN_CLIENT_ID,
-            STREAMKAP_SECRET=ADMIN_SECRET,
-            PROVISIONER_LOG_FORMAT="json",
-        )
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        env.update(extra)
-        return env
+        return cli_env(self.url, ADMIN_CLIENT_ID, ADMIN_SECRET, **extra)
 
 
 @contextmanager
